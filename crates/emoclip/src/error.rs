@@ -1,0 +1,66 @@
+//! Library error type: every variant that concerns a file names it, and says how to fix the problem.
+use std::path::PathBuf;
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error(transparent)]
+    Candle(#[from] candle_core::Error),
+
+    #[error("{path}: {source}")]
+    Io {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+
+    /// A configuration file (model config JSON, TOML) is malformed or inconsistent.
+    #[error("{path}: invalid config: {msg}")]
+    Config { path: PathBuf, msg: String },
+
+    /// A checkpoint has missing, unexpected or mis-shaped keys, or cannot be parsed.
+    #[error("{path}: {msg}")]
+    Checkpoint { path: PathBuf, msg: String },
+
+    /// A video or image cannot be opened or decoded.
+    #[error("{path}: {msg}")]
+    Media { path: PathBuf, msg: String },
+
+    /// The clip has fewer frames than the model needs.
+    #[error("{path}: only {got} decodable frame(s), at least {need} are needed; use a longer clip")]
+    TooFewFrames { path: PathBuf, got: usize, need: usize },
+
+    /// A person-box file is malformed or does not match the media.
+    #[error("{path}: invalid boxes: {msg}")]
+    Boxes { path: PathBuf, msg: String },
+
+    #[error("tokenizer: {0}")]
+    Tokenizer(String),
+
+    /// Tensor shapes that do not fit the model (wrong input size, wrong number of frames...).
+    #[error("shape mismatch: {0}")]
+    Shape(String),
+
+    /// NaN or infinite values where finite ones are required.
+    #[error("non-finite values: {0}")]
+    NonFinite(String),
+
+    #[error("{0}")]
+    Msg(String),
+}
+
+pub type Result<T> = std::result::Result<T, Error>;
+
+impl Error {
+    pub fn io(path: impl Into<PathBuf>, source: std::io::Error) -> Self {
+        Error::Io { path: path.into(), source }
+    }
+    pub fn media(path: impl Into<PathBuf>, msg: impl Into<String>) -> Self {
+        Error::Media { path: path.into(), msg: msg.into() }
+    }
+    pub fn checkpoint(path: impl Into<PathBuf>, msg: impl Into<String>) -> Self {
+        Error::Checkpoint { path: path.into(), msg: msg.into() }
+    }
+    pub fn config(path: impl Into<PathBuf>, msg: impl Into<String>) -> Self {
+        Error::Config { path: path.into(), msg: msg.into() }
+    }
+}

@@ -1,0 +1,12 @@
+//! emoclip: EmotionCLIP (Zhang et al., CVPR 2023) and MER-CLIP in Rust on candle.
+//!
+//! Data flows one way: media → [`media`] preprocessing → [`emotionclip`] / [`clip`] encoders → embeddings.
+pub mod error;
+pub mod nn;
+pub mod clip;
+pub mod emotionclip;
+pub mod weights;
+pub mod tokenizer;
+pub mod media;
+
+pub use error::{Error, Result};

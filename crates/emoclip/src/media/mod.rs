@@ -1,0 +1,1 @@
+//! Media input: video decoding (ffmpeg-next), frame sampling, image preprocessing, person boxes → subject masks.

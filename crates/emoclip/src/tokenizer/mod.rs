@@ -1,0 +1,1 @@
+//! CLIP byte-pair-encoding tokenizer (open_clip `SimpleTokenizer` semantics). Owned by the tokenizer work.
