@@ -1,0 +1,35 @@
+//! CLIP = image tower + text tower + `logit_scale` (open_clip `CLIP`, state-dict keys as in open_clip).
+use super::config::OpenClipConfig;
+use super::text::TextTransformer;
+use super::vision::VisionTransformer;
+use candle_core::{Result, Tensor};
+use candle_nn::VarBuilder;
+
+#[derive(Clone, Debug)]
+pub struct Clip {
+    pub visual: VisionTransformer,
+    pub text: TextTransformer,
+    /// Scalar (shape `[]`), `ln(1/0.07)` at init; similarity scale is `exp(logit_scale)`.
+    pub logit_scale: Tensor,
+    pub config: OpenClipConfig,
+}
+
+impl Clip {
+    /// Keys: `visual.*`, text-tower keys at the root, and `logit_scale` (looked up in `scale_vb`, which is
+    /// the same builder for plain CLIP and the EmotionCLIP root for the tied EmotionCLIP scale).
+    pub fn load(vb: VarBuilder, scale_vb: VarBuilder, cfg: &OpenClipConfig) -> Result<Self> {
+        let visual = VisionTransformer::load(vb.pp("visual"), cfg)?;
+        let text = TextTransformer::load(vb.clone(), cfg)?;
+        let init = candle_nn::Init::Const((1.0f64 / 0.07).ln());
+        let logit_scale = scale_vb.get_with_hints((), "logit_scale", init)?;
+        Ok(Self { visual, text, logit_scale, config: cfg.clone() })
+    }
+
+    pub fn encode_image(&self, images: &Tensor) -> Result<Tensor> {
+        self.visual.forward(images)
+    }
+
+    pub fn encode_text(&self, ids: &Tensor) -> Result<Tensor> {
+        self.text.forward(ids)
+    }
+}

@@ -1,0 +1,62 @@
+//! Pre-norm residual attention block and stack (open_clip `ResidualAttentionBlock` / `Transformer`).
+use crate::nn::{Activation, LayerNorm, Linear, MultiheadAttention};
+use candle_core::{Result, Tensor};
+use candle_nn::VarBuilder;
+
+#[derive(Clone, Debug)]
+pub struct ResidualAttentionBlock {
+    pub ln_1: LayerNorm,
+    pub attn: MultiheadAttention,
+    pub ln_2: LayerNorm,
+    pub c_fc: Linear,
+    pub c_proj: Linear,
+    pub act: Activation,
+}
+
+impl ResidualAttentionBlock {
+    /// Keys: `ln_1.*`, `attn.in_proj_weight`, `attn.in_proj_bias`, `attn.out_proj.*`, `ln_2.*`,
+    /// `mlp.c_fc.*`, `mlp.c_proj.*`.
+    pub fn load(vb: VarBuilder, width: usize, heads: usize, mlp_width: usize, act: Activation, eps: f64) -> Result<Self> {
+        Ok(Self {
+            ln_1: LayerNorm::load(vb.pp("ln_1"), width, eps)?,
+            attn: MultiheadAttention::load(vb.pp("attn"), width, heads)?,
+            ln_2: LayerNorm::load(vb.pp("ln_2"), width, eps)?,
+            c_fc: Linear::load(vb.pp("mlp").pp("c_fc"), width, mlp_width, true)?,
+            c_proj: Linear::load(vb.pp("mlp").pp("c_proj"), mlp_width, width, true)?,
+            act,
+        })
+    }
+
+    /// `x + attn(ln_1(x)); x + mlp(ln_2(x))`, batch-first `[B, L, D]`.
+    pub fn forward(&self, xs: &Tensor, mask: Option<&Tensor>) -> Result<Tensor> {
+        let xs = (xs + self.attn.forward(&self.ln_1.forward(xs)?, mask)?)?;
+        let h = self.c_fc.forward(&self.ln_2.forward(&xs)?)?;
+        let h = self.c_proj.forward(&self.act.forward(&h)?)?;
+        xs + h
+    }
+}
+
+#[derive(Clone, Debug)]
+pub struct Transformer {
+    pub resblocks: Vec<ResidualAttentionBlock>,
+}
+
+impl Transformer {
+    /// Keys: `resblocks.{i}.*`.
+    pub fn load(vb: VarBuilder, width: usize, layers: usize, heads: usize, mlp_ratio: f64, act: Activation, eps: f64) -> Result<Self> {
+        let mlp_width = (width as f64 * mlp_ratio) as usize;
+        let vb = vb.pp("resblocks");
+        let resblocks = (0..layers)
+            .map(|i| ResidualAttentionBlock::load(vb.pp(i), width, heads, mlp_width, act, eps))
+            .collect::<Result<Vec<_>>>()?;
+        Ok(Self { resblocks })
+    }
+
+    pub fn forward(&self, xs: &Tensor, mask: Option<&Tensor>) -> Result<Tensor> {
+        let mut xs = xs.clone();
+        for b in &self.resblocks {
+            xs = b.forward(&xs, mask)?;
+        }
+        Ok(xs)
+    }
+}

@@ -1,0 +1,118 @@
+//! CLIP ViT image tower (open_clip `VisionTransformer`; official EmotionCLIP `VisualTransformer`), with an
+//! optional extra token appended after the patches and an optional attention mask (subject-aware encoding).
+use super::config::OpenClipConfig;
+use super::transformer::Transformer;
+use crate::nn::LayerNorm;
+use candle_core::{Result, Tensor, D};
+use candle_nn::VarBuilder;
+
+#[derive(Clone, Debug)]
+pub struct VisionTransformer {
+    /// `conv1.weight [width, 3, patch, patch]` (no bias).
+    pub conv1_weight: Tensor,
+    pub class_embedding: Tensor,
+    /// `[grid² + 1, width]`: row 0 for CLS, row 1 + p for patch p (row-major over the grid).
+    pub positional_embedding: Tensor,
+    pub ln_pre: LayerNorm,
+    pub transformer: Transformer,
+    pub ln_post: LayerNorm,
+    /// `proj [width, embed_dim]`.
+    pub proj: Tensor,
+    pub image_size: usize,
+    pub patch_size: usize,
+    pub width: usize,
+}
+
+impl VisionTransformer {
+    /// Keys under `visual.`: `conv1.weight`, `class_embedding`, `positional_embedding`, `ln_pre.*`,
+    /// `transformer.resblocks.*`, `ln_post.*`, `proj`.
+    pub fn load(vb: VarBuilder, cfg: &OpenClipConfig) -> Result<Self> {
+        let v = &cfg.vision_cfg;
+        let (w, p, g) = (v.width, v.patch_size, cfg.grid_size());
+        let scale = (w as f64).powf(-0.5);
+        let conv1_weight = vb.get_with_hints((w, 3, p, p), "conv1.weight", candle_nn::init::DEFAULT_KAIMING_NORMAL)?;
+        let randn = candle_nn::Init::Randn { mean: 0.0, stdev: scale };
+        let class_embedding = vb.get_with_hints(w, "class_embedding", randn)?;
+        let positional_embedding = vb.get_with_hints((g * g + 1, w), "positional_embedding", randn)?;
+        let eps = cfg.layer_norm_eps;
+        Ok(Self {
+            conv1_weight,
+            class_embedding,
+            positional_embedding,
+            ln_pre: LayerNorm::load(vb.pp("ln_pre"), w, eps)?,
+            transformer: Transformer::load(vb.pp("transformer"), w, v.layers, cfg.vision_heads(), v.mlp_ratio, cfg.activation(), eps)?,
+            ln_post: LayerNorm::load(vb.pp("ln_post"), w, eps)?,
+            proj: vb.get_with_hints((w, cfg.embed_dim), "proj", randn)?,
+            image_size: v.image_size,
+            patch_size: p,
+            width: w,
+        })
+    }
+
+    pub fn grid(&self) -> usize {
+        self.image_size / self.patch_size
+    }
+
+    pub fn num_patches(&self) -> usize {
+        self.grid() * self.grid()
+    }
+
+    /// Patchify as a single GEMM: the stride-`p`, kernel-`p` convolution without bias is exactly a matrix
+    /// product over non-overlapping `3·p·p` patches. `[B, 3, H, W] → [B, grid², width]`.
+    pub fn patch_embed(&self, images: &Tensor) -> Result<Tensor> {
+        let (b, c, h, w) = images.dims4()?;
+        if c != 3 || h != self.image_size || w != self.image_size {
+            candle_core::bail!(
+                "images must be [B, 3, {s}, {s}], got {:?}; preprocess to the model's image size",
+                images.dims(),
+                s = self.image_size
+            );
+        }
+        let (p, g) = (self.patch_size, self.grid());
+        let x = images
+            .reshape((b, 3, g, p, g, p))?
+            .permute((0, 2, 4, 1, 3, 5))?
+            .contiguous()?
+            .reshape((b * g * g, 3 * p * p))?;
+        let wt = self.conv1_weight.reshape((self.width, 3 * p * p))?;
+        x.matmul(&wt.t()?)?.reshape((b, g * g, self.width))
+    }
+
+    /// `[CLS, patches] + positional_embedding`: `[B, 1 + grid², width]`.
+    pub fn embed_tokens(&self, images: &Tensor) -> Result<Tensor> {
+        let patches = self.patch_embed(images)?;
+        let b = patches.dim(0)?;
+        let cls = self.class_embedding.reshape((1, 1, self.width))?.broadcast_as((b, 1, self.width))?;
+        Tensor::cat(&[&cls.to_dtype(patches.dtype())?, &patches], 1)?.broadcast_add(&self.positional_embedding.unsqueeze(0)?)
+    }
+
+    /// Full tower. `extra`: tokens `[B, k, width]` appended after the patches with no positional embedding
+    /// (SAP's HMN token); `mask`: additive attention mask broadcastable to `[B, heads, L, L]`.
+    /// Returns the projected CLS output `[B, embed_dim]`.
+    pub fn forward_with(&self, images: &Tensor, extra: Option<&Tensor>, mask: Option<&Tensor>) -> Result<Tensor> {
+        let mut x = self.embed_tokens(images)?;
+        if let Some(e) = extra {
+            x = Tensor::cat(&[&x, &e.to_dtype(x.dtype())?], 1)?;
+        }
+        let x = self.ln_pre.forward(&x)?;
+        let x = self.transformer.forward(&x, mask)?;
+        let cls = x.narrow(1, 0, 1)?.squeeze(1)?;
+        self.ln_post.forward(&cls)?.matmul(&self.proj)
+    }
+
+    /// Plain CLIP image features (unnormalised), `[B, embed_dim]`.
+    pub fn forward(&self, images: &Tensor) -> Result<Tensor> {
+        self.forward_with(images, None, None)
+    }
+
+    /// Patch positional embeddings `[grid², width]` (rows 1.. of the table).
+    pub fn patch_positional_embedding(&self) -> Result<Tensor> {
+        self.positional_embedding.narrow(0, 1, self.num_patches())
+    }
+}
+
+/// L2 normalisation over the last dimension (`F.normalize`, eps 1e-12).
+pub fn l2_normalize(xs: &Tensor) -> Result<Tensor> {
+    let n = xs.sqr()?.sum_keepdim(D::Minus1)?.sqrt()?.clamp(1e-12, f64::INFINITY)?;
+    xs.broadcast_div(&n)
+}

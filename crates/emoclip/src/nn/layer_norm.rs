@@ -1,0 +1,33 @@
+//! LayerNorm over the last dimension (PyTorch `nn.LayerNorm`, biased variance), differentiable.
+use candle_core::{DType, Result, Tensor, D};
+use candle_nn::VarBuilder;
+
+#[derive(Clone, Debug)]
+pub struct LayerNorm {
+    pub weight: Tensor,
+    pub bias: Tensor,
+    pub eps: f64,
+}
+
+impl LayerNorm {
+    /// Loads `{prefix}.weight` and `{prefix}.bias` of shape `[dim]` (initialised to 1 and 0 when created).
+    pub fn load(vb: VarBuilder, dim: usize, eps: f64) -> Result<Self> {
+        let weight = vb.get_with_hints(dim, "weight", candle_nn::Init::Const(1.0))?;
+        let bias = vb.get_with_hints(dim, "bias", candle_nn::Init::Const(0.0))?;
+        Ok(Self { weight, bias, eps })
+    }
+
+    pub fn forward(&self, xs: &Tensor) -> Result<Tensor> {
+        if !super::tracked(&[xs, &self.weight, &self.bias]) && xs.dtype() != DType::F64 {
+            return candle_nn::ops::layer_norm(xs, &self.weight, &self.bias, self.eps as f32);
+        }
+        let dtype = xs.dtype();
+        // Statistics in f32 at least, as PyTorch does for half precision.
+        let x = if dtype == DType::F64 { xs.clone() } else { xs.to_dtype(DType::F32)? };
+        let mean = x.mean_keepdim(D::Minus1)?;
+        let xc = x.broadcast_sub(&mean)?;
+        let var = xc.sqr()?.mean_keepdim(D::Minus1)?;
+        let xn = xc.broadcast_div(&(var + self.eps)?.sqrt()?)?.to_dtype(dtype)?;
+        xn.broadcast_mul(&self.weight)?.broadcast_add(&self.bias)
+    }
+}

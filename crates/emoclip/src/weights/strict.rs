@@ -1,0 +1,167 @@
+//! A `VarBuilder` backend that checks a checkpoint against the model while the model is built: it records
+//! every missing and mis-shaped key instead of stopping at the first, and afterwards lists the keys the
+//! model never asked for, so one error names everything that is wrong.
+use candle_core::{DType, Device, Result, Shape, Tensor, Var};
+use candle_nn::var_builder::SimpleBackend;
+use candle_nn::{Init, VarBuilder, VarMap};
+use std::collections::{BTreeSet, HashMap};
+use std::sync::{Arc, Mutex};
+
+/// What to do with keys the checkpoint lacks.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Missing {
+    /// Report them (loading fails).
+    Error,
+    /// Initialise them as the model's own initialiser does (e.g. a fresh temporal head on an open_clip
+    /// backbone), and report them as initialised.
+    Init,
+}
+
+#[derive(Default)]
+struct Log {
+    requested: BTreeSet<String>,
+    missing: Vec<String>,
+    initialised: Vec<String>,
+    misshaped: Vec<String>,
+}
+
+struct Inner {
+    tensors: HashMap<String, Tensor>,
+    missing: Missing,
+    /// When set, every tensor handed out becomes a trainable `Var` registered here.
+    varmap: Option<VarMap>,
+    log: Mutex<Log>,
+}
+
+/// Cheap to clone; the clone handed to the `VarBuilder` shares the log.
+#[derive(Clone)]
+pub struct CheckedTensors(Arc<Inner>);
+
+/// Everything that did not fit, after building a model.
+#[derive(Debug, Default, Clone)]
+pub struct LoadReport {
+    pub missing: Vec<String>,
+    pub misshaped: Vec<String>,
+    pub unexpected: Vec<String>,
+    pub initialised: Vec<String>,
+}
+
+impl LoadReport {
+    pub fn is_clean(&self) -> bool {
+        self.missing.is_empty() && self.misshaped.is_empty() && self.unexpected.is_empty()
+    }
+
+    /// A multi-line description of the problems, sorted, with counts.
+    pub fn describe(&self) -> String {
+        let mut s = String::new();
+        for (title, list) in [
+            ("missing", &self.missing),
+            ("wrong shape", &self.misshaped),
+            ("unexpected", &self.unexpected),
+        ] {
+            if !list.is_empty() {
+                let mut l = list.clone();
+                l.sort();
+                s.push_str(&format!("\n  {} {title} key(s):", l.len()));
+                for k in l {
+                    s.push_str(&format!("\n    {k}"));
+                }
+            }
+        }
+        s
+    }
+}
+
+impl CheckedTensors {
+    pub fn new(tensors: HashMap<String, Tensor>, missing: Missing, varmap: Option<VarMap>) -> Self {
+        Self(Arc::new(Inner { tensors, missing, varmap, log: Mutex::new(Log::default()) }))
+    }
+
+    pub fn var_builder(&self, dtype: DType, device: &Device) -> VarBuilder<'static> {
+        VarBuilder::from_backend(Box::new(self.clone()), dtype, device.clone())
+    }
+
+    /// Call after the model is built. `ignore`: checkpoint keys that are known not to be parameters
+    /// (buffers such as `visual_head.position_ids`, tied duplicates such as `backbone.logit_scale`).
+    pub fn report(&self, ignore: &[&str]) -> LoadReport {
+        let log = self.0.log.lock().unwrap_or_else(|e| e.into_inner());
+        let unexpected = self
+            .0
+            .tensors
+            .keys()
+            .filter(|k| !log.requested.contains(*k) && !ignore.contains(&k.as_str()))
+            .cloned()
+            .collect();
+        LoadReport {
+            missing: log.missing.clone(),
+            misshaped: log.misshaped.clone(),
+            unexpected,
+            initialised: log.initialised.clone(),
+        }
+    }
+
+    pub fn tensor(&self, name: &str) -> Option<&Tensor> {
+        self.0.tensors.get(name)
+    }
+
+    fn finish(&self, name: &str, t: Tensor, dtype: DType, dev: &Device) -> Result<Tensor> {
+        let t = t.to_dtype(dtype)?.to_device(dev)?;
+        match &self.0.varmap {
+            None => Ok(t),
+            Some(vm) => {
+                let var = Var::from_tensor(&t)?;
+                let out = var.as_tensor().clone();
+                vm.data().lock().unwrap_or_else(|e| e.into_inner()).insert(name.to_string(), var);
+                Ok(out)
+            }
+        }
+    }
+}
+
+impl SimpleBackend for CheckedTensors {
+    fn get(&self, s: Shape, name: &str, h: Init, dtype: DType, dev: &Device) -> Result<Tensor> {
+        let inner = &self.0;
+        let mut log = inner.log.lock().unwrap_or_else(|e| e.into_inner());
+        log.requested.insert(name.to_string());
+        match inner.tensors.get(name) {
+            Some(t) if t.shape() == &s => {
+                drop(log);
+                self.finish(name, t.clone(), dtype, dev)
+            }
+            Some(t) => {
+                log.misshaped.push(format!("{name}: checkpoint {:?}, model expects {:?}", t.dims(), s.dims()));
+                drop(log);
+                // A placeholder of the right shape lets the build go on and collect every problem.
+                Tensor::zeros(s, dtype, dev)
+            }
+            None => {
+                let t = match inner.missing {
+                    Missing::Error => {
+                        log.missing.push(format!("{name} {:?}", s.dims()));
+                        drop(log);
+                        return Tensor::zeros(s, dtype, dev);
+                    }
+                    Missing::Init => {
+                        log.initialised.push(name.to_string());
+                        drop(log);
+                        h.var(s, dtype, dev)?.as_tensor().clone()
+                    }
+                };
+                self.finish(name, t, dtype, dev)
+            }
+        }
+    }
+
+    fn get_unchecked(&self, name: &str, dtype: DType, dev: &Device) -> Result<Tensor> {
+        let inner = &self.0;
+        inner.log.lock().unwrap_or_else(|e| e.into_inner()).requested.insert(name.to_string());
+        match inner.tensors.get(name) {
+            Some(t) => self.finish(name, t.clone(), dtype, dev),
+            None => candle_core::bail!("cannot find tensor {name}"),
+        }
+    }
+
+    fn contains_tensor(&self, name: &str) -> bool {
+        self.0.tensors.contains_key(name)
+    }
+}
