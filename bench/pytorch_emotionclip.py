@@ -1,0 +1,100 @@
+#!/usr/bin/env python3
+"""Time the full-size EmotionCLIP (official architecture, SAP frame encoder)
+in PyTorch on CPU, fp32, random weights.
+
+Model: open_clip ViT-B-32 backbone (embed 512; vision 224/32, width 768,
+12 layers, head width 64; text width 512, 8 heads, 12 layers; GELU) +
+transformer temporal head (d 512, 8 heads, ff 2048, 6 layers), 8-frame clips.
+The model code is shared with the fixture generator
+(scripts/fixtures/emoclip_ref.py).
+
+Prints one JSON line:
+  {"impl":"pytorch","threads":N,"s_per_clip":..,"clips_per_s_batch":..,"batch":..,"torch":".."}
+(+ "text_s_per_batch8" with --text).
+
+Example: python bench/pytorch_emotionclip.py --threads 2 --batch 4 --iters 5
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import sys
+import time
+from pathlib import Path
+
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "scripts" / "fixtures"))
+import emoclip_ref as ref  # noqa: E402
+
+
+def make_clip_batch(b: int, gen: torch.Generator):
+    video = torch.randn(b, ref.VIDEO_LEN, 3, 224, 224, generator=gen)
+    mask = torch.zeros(b, ref.VIDEO_LEN, 224, 224)
+    for i in range(b):
+        for t in range(ref.VIDEO_LEN):
+            r0, c0 = 20 + 6 * t, 30 + 4 * t + 3 * i
+            mask[i, t, r0:r0 + 120, c0:c0 + 80] = 1.0
+    return video, mask
+
+
+def make_text(n: int, gen: torch.Generator):
+    text = torch.zeros(n, 77, dtype=torch.long)
+    for i in range(n):
+        k = 5 + 2 * i
+        text[i, 0] = 49406
+        text[i, 1:1 + k] = torch.randint(1, 49406, (k,), generator=gen)
+        text[i, 1 + k] = 49407
+    return text
+
+
+def timeit(fn, warmup: int, iters: int) -> float:
+    for _ in range(warmup):
+        fn()
+    ts = []
+    for _ in range(iters):
+        t0 = time.perf_counter()
+        fn()
+        ts.append(time.perf_counter() - t0)
+    return statistics.median(ts)
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--batch", type=int, default=4)
+    ap.add_argument("--iters", type=int, default=5)
+    ap.add_argument("--warmup", type=int, default=2)
+    ap.add_argument("--text", action="store_true", help="also time encode_text of 8 prompts")
+    args = ap.parse_args()
+
+    torch.set_num_threads(args.threads)
+    torch.manual_seed(0)
+    gen = torch.Generator().manual_seed(0)
+
+    model = ref.EmotionCLIP(ref.VIT_B_32_CFG, variant="sap", temporal_fusion="transformer",
+                            head=ref.FULL_HEAD).float().eval()
+
+    v1, m1 = make_clip_batch(1, gen)
+    vb, mb = make_clip_batch(args.batch, gen)
+    result = {"impl": "pytorch", "threads": args.threads}
+    with torch.inference_mode():
+        s1 = timeit(lambda: model.encode_video(v1, m1), args.warmup, args.iters)
+        sb = timeit(lambda: model.encode_video(vb, mb), args.warmup, args.iters)
+        result.update({
+            "s_per_clip": round(s1, 4),
+            "clips_per_s_batch": round(args.batch / sb, 3),
+            "batch": args.batch,
+        })
+        if args.text:
+            text = make_text(8, gen)
+            st = timeit(lambda: model.encode_text(text), args.warmup, args.iters)
+            result["text_s_per_batch8"] = round(st, 4)
+    result["torch"] = torch.__version__
+    print(json.dumps(result))
+
+
+if __name__ == "__main__":
+    main()
