@@ -19,7 +19,7 @@ impl LayerNorm {
 
     pub fn forward(&self, xs: &Tensor) -> Result<Tensor> {
         if !super::tracked(&[xs, &self.weight, &self.bias]) && xs.dtype() != DType::F64 {
-            return candle_nn::ops::layer_norm(xs, &self.weight, &self.bias, self.eps as f32);
+            return candle_nn::ops::layer_norm(&xs.contiguous()?, &self.weight, &self.bias, self.eps as f32);
         }
         let dtype = xs.dtype();
         // Statistics in f32 at least, as PyTorch does for half precision.

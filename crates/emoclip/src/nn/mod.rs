@@ -21,7 +21,7 @@ pub(crate) fn tracked(ts: &[&Tensor]) -> bool {
 /// Softmax over the last dimension: fused kernel for inference, composed ops when gradients are needed.
 pub fn softmax_last_dim(xs: &Tensor) -> Result<Tensor> {
     if !tracked(&[xs]) && xs.dtype() != DType::F64 {
-        return candle_nn::ops::softmax_last_dim(xs);
+        return candle_nn::ops::softmax_last_dim(&xs.contiguous()?);
     }
     // The max is detached: softmax is invariant to the shift, so the gradient is unchanged.
     let max = xs.max_keepdim(D::Minus1)?.detach();
