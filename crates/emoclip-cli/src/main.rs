@@ -1,1 +1,59 @@
-fn main() {}
+//! `emoclip`: the command-line front end. Thin: parsing, progress and reporting; the library does the work.
+mod bench;
+mod commands;
+
+use anyhow::Result;
+use clap::{Parser, Subcommand};
+
+#[derive(Parser)]
+#[command(name = "emoclip", version, about = "EmotionCLIP in Rust: embed videos, images and text into an emotion space")]
+struct Cli {
+    /// Worker threads for CPU compute (default: all cores).
+    #[arg(long, global = true)]
+    threads: Option<usize>,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Embed videos and images (files or directories) into L2-normalised vectors.
+    Embed(commands::EmbedArgs),
+    /// Embed texts with the CLIP text encoder.
+    EmbedText(commands::EmbedTextArgs),
+    /// Zero-shot: score media against text prompts (a table of scaled cosine similarities).
+    Similarity(commands::SimilarityArgs),
+    /// Convert a checkpoint (EmotionCLIP .pt, open_clip, Hugging Face) to model.safetensors + config.json.
+    Convert(commands::ConvertArgs),
+    /// Benchmark full-size EmotionCLIP inference on this machine, optionally beside PyTorch.
+    Bench(bench::BenchArgs),
+}
+
+fn main() {
+    let cli = Cli::parse();
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .with_writer(std::io::stderr)
+        .with_target(false)
+        .init();
+    if let Some(n) = cli.threads {
+        std::env::set_var("RAYON_NUM_THREADS", n.to_string());
+        let _ = rayon::ThreadPoolBuilder::new().num_threads(n).build_global();
+    }
+    let result: Result<i32> = match cli.command {
+        Command::Embed(a) => commands::embed(a),
+        Command::EmbedText(a) => commands::embed_text(a),
+        Command::Similarity(a) => commands::similarity(a),
+        Command::Convert(a) => commands::convert(a),
+        Command::Bench(a) => bench::run(a, cli.threads),
+    };
+    match result {
+        Ok(code) => std::process::exit(code),
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            std::process::exit(2);
+        }
+    }
+}

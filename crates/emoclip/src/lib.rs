@@ -8,5 +8,7 @@ pub mod emotionclip;
 pub mod weights;
 pub mod tokenizer;
 pub mod media;
+pub mod embed;
+pub mod output;
 
 pub use error::{Error, Result};

@@ -1,5 +1,6 @@
 //! Checkpoint reading (safetensors, PyTorch zip pickles read as data), key maps, strict loading.
 pub mod hf_config;
+pub mod hub;
 pub mod infer;
 pub mod keymap;
 pub mod load;

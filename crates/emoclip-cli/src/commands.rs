@@ -1,0 +1,408 @@
+//! The embedding, similarity and conversion subcommands.
+use anyhow::{bail, Context, Result};
+use candle_core::{DType, Device};
+use clap::{Args, ValueEnum};
+use emoclip::embed::{boxes_beside, load_encoder, Embedder, MediaInput, ModelKind, Prepared};
+use emoclip::emotionclip::EmotionClipConfig;
+use emoclip::media::{self, Normalization};
+use emoclip::tokenizer::{ClipTokenizer, Truncation};
+use indicatif::{ProgressBar, ProgressStyle};
+use rayon::prelude::*;
+use std::path::{Path, PathBuf};
+
+#[derive(Clone, Copy, ValueEnum)]
+pub enum Model {
+    /// EmotionCLIP: subject-aware frame encoder + temporal head.
+    Emotionclip,
+    /// Plain CLIP image tower, frame features averaged (the paper's baseline).
+    Clip,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+pub enum Norm {
+    /// ImageNet mean/std (the official EmotionCLIP default).
+    Imagenet,
+    /// OpenAI CLIP mean/std.
+    Clip,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+pub enum Precision {
+    F32,
+    F16,
+    Bf16,
+}
+
+#[derive(Args, Clone)]
+pub struct ModelArgs {
+    /// Weights: a .pt/.pth/.bin/.safetensors file or a directory (EmotionCLIP, open_clip or Hugging Face
+    /// CLIP), `hf:<org>/<name>` from the local Hugging Face cache, or `random[:ViT-B-32]` for a smoke test.
+    #[arg(long, env = "EMOCLIP_WEIGHTS")]
+    pub weights: String,
+    /// Model config JSON (emoclip config, open_clip model config or HF config.json). Default: the one
+    /// beside the weights, else inferred from tensor shapes.
+    #[arg(long)]
+    pub config: Option<PathBuf>,
+    #[arg(long, value_enum, default_value = "emotionclip")]
+    pub model: Model,
+    /// cpu, cuda or cuda:N.
+    #[arg(long, default_value = "cpu")]
+    pub device: String,
+    #[arg(long, value_enum, default_value = "f32")]
+    pub dtype: Precision,
+}
+
+impl ModelArgs {
+    fn load(&self) -> Result<(emoclip::embed::Encoder, Device, DType)> {
+        let device = parse_device(&self.device)?;
+        let dtype = match self.dtype {
+            Precision::F32 => DType::F32,
+            Precision::F16 => DType::F16,
+            Precision::Bf16 => DType::BF16,
+        };
+        let config = match &self.config {
+            Some(p) => Some(emoclip::weights::load::read_config(p)?),
+            None => None::<EmotionClipConfig>,
+        };
+        let kind = match self.model {
+            Model::Emotionclip => ModelKind::EmotionClip,
+            Model::Clip => ModelKind::Clip,
+        };
+        let enc = load_encoder(&self.weights, config.as_ref(), kind, dtype, &device)?;
+        Ok((enc, device, dtype))
+    }
+}
+
+pub fn parse_device(s: &str) -> Result<Device> {
+    if s == "cpu" {
+        return Ok(Device::Cpu);
+    }
+    let ordinal = match s.strip_prefix("cuda") {
+        Some("") => 0,
+        Some(r) => r.strip_prefix(':').and_then(|n| n.parse().ok()).with_context(|| format!("bad device {s:?}: use cpu, cuda or cuda:N"))?,
+        None => bail!("bad device {s:?}: use cpu, cuda or cuda:N"),
+    };
+    if !candle_core::utils::cuda_is_available() {
+        bail!("--device {s}: this binary was built without CUDA; rebuild with `cargo build --release --features cuda`");
+    }
+    // cudarc panics (instead of returning an error) when no GPU/driver is present.
+    match std::panic::catch_unwind(|| Device::new_cuda(ordinal)) {
+        Ok(Ok(d)) => Ok(d),
+        Ok(Err(e)) => bail!("--device {s}: {e}"),
+        Err(_) => bail!("--device {s}: no usable CUDA GPU/driver found on this machine"),
+    }
+}
+
+#[derive(Args)]
+pub struct MediaArgs {
+    /// Video and image files, or directories (searched for media files, not recursively).
+    #[arg(required = true)]
+    pub inputs: Vec<PathBuf>,
+    /// Person boxes JSON for a single input (see the README for the format).
+    #[arg(long, conflicts_with = "boxes_dir")]
+    pub boxes: Option<PathBuf>,
+    /// Directory with `<stem>.boxes.json` per input; inputs without one get an empty subject mask.
+    #[arg(long)]
+    pub boxes_dir: Option<PathBuf>,
+    #[arg(long, value_enum, default_value = "imagenet")]
+    pub norm: Norm,
+    /// Frames sampled uniformly per video (the temporal head takes 8).
+    #[arg(long, default_value_t = 8)]
+    pub frames: usize,
+    /// Clips per forward pass.
+    #[arg(long, default_value_t = 4)]
+    pub batch: usize,
+}
+
+#[derive(Args)]
+pub struct EmbedArgs {
+    #[command(flatten)]
+    pub media: MediaArgs,
+    #[command(flatten)]
+    pub model: ModelArgs,
+    /// Output file: .npy (+ .files.txt), .safetensors or .jsonl.
+    #[arg(long, short, default_value = "embeddings.npy")]
+    pub out: PathBuf,
+}
+
+#[derive(Args)]
+pub struct EmbedTextArgs {
+    /// Texts to embed.
+    pub texts: Vec<String>,
+    /// A file with one text per line (added after the positional texts).
+    #[arg(long)]
+    pub file: Option<PathBuf>,
+    #[command(flatten)]
+    pub model: ModelArgs,
+    /// Truncate over-long texts as the official EmotionCLIP tokenizer does (no forced EOT).
+    #[arg(long)]
+    pub plain_truncation: bool,
+    #[arg(long, short, default_value = "text_embeddings.npy")]
+    pub out: PathBuf,
+}
+
+#[derive(Args)]
+pub struct SimilarityArgs {
+    #[command(flatten)]
+    pub media: MediaArgs,
+    #[command(flatten)]
+    pub model: ModelArgs,
+    /// A text prompt (repeat for several), e.g. --prompt "a person who is happy".
+    #[arg(long = "prompt", required_unless_present = "prompts_file")]
+    pub prompts: Vec<String>,
+    /// A file with one prompt per line.
+    #[arg(long)]
+    pub prompts_file: Option<PathBuf>,
+    /// Also write the scores as JSON here.
+    #[arg(long)]
+    pub out: Option<PathBuf>,
+}
+
+#[derive(Args)]
+pub struct ConvertArgs {
+    /// The checkpoint to convert (.pt/.pth/.bin/.safetensors file or directory).
+    pub input: PathBuf,
+    /// Output directory: model.safetensors + config.json.
+    #[arg(long, short)]
+    pub out: PathBuf,
+    #[arg(long)]
+    pub config: Option<PathBuf>,
+}
+
+/// Expands directories into their media files (sorted); keeps files as given.
+fn expand_inputs(inputs: &[PathBuf]) -> Result<Vec<PathBuf>> {
+    let mut out = Vec::new();
+    for p in inputs {
+        if p.is_dir() {
+            let mut v: Vec<PathBuf> = std::fs::read_dir(p)
+                .with_context(|| format!("{}: cannot list directory", p.display()))?
+                .filter_map(|e| e.ok().map(|e| e.path()))
+                .filter(|f| f.is_file() && media::media_kind(f).is_ok())
+                .collect();
+            v.sort();
+            if v.is_empty() {
+                tracing::warn!("{}: no media files in this directory", p.display());
+            }
+            out.extend(v);
+        } else {
+            out.push(p.clone());
+        }
+    }
+    Ok(out)
+}
+
+fn progress(n: usize, what: &str) -> ProgressBar {
+    let pb = ProgressBar::new(n as u64);
+    pb.set_style(
+        ProgressStyle::with_template("{spinner} {msg} [{bar:30}] {pos}/{len} ({per_sec}, eta {eta})")
+            .unwrap_or_else(|_| ProgressStyle::default_bar())
+            .progress_chars("=> "),
+    );
+    pb.set_message(what.to_string());
+    pb
+}
+
+/// Embeds all media; returns (names, rows, failures). Bad files are skipped and reported.
+fn embed_all(m: &MediaArgs, model: &ModelArgs) -> Result<(Vec<String>, Vec<Vec<f32>>, Vec<(PathBuf, String)>, Embedder)> {
+    let files = expand_inputs(&m.inputs)?;
+    if files.is_empty() {
+        bail!("no input files");
+    }
+    if m.boxes.is_some() && files.len() != 1 {
+        bail!("--boxes applies to a single input; use --boxes-dir with <stem>.boxes.json files for several");
+    }
+    let boxes_one = match &m.boxes {
+        Some(p) => Some(media::load_boxes(p)?),
+        None => None,
+    };
+    let (encoder, device, dtype) = model.load()?;
+    let norm = match m.norm {
+        Norm::Imagenet => Normalization::IMAGENET,
+        Norm::Clip => Normalization::CLIP,
+    };
+    let pre = emoclip::embed::preprocessor_for(encoder.image_size(), norm);
+    let emb = Embedder::new(encoder, pre, device, dtype, m.frames)?;
+    let mut names = Vec::new();
+    let mut rows = Vec::new();
+    let mut failed: Vec<(PathBuf, String)> = Vec::new();
+    let mut no_subject = 0usize;
+    let pb = progress(files.len(), "embedding");
+    for chunk in files.chunks(m.batch.max(1)) {
+        let prepared: Vec<std::result::Result<Prepared, (PathBuf, String)>> = chunk
+            .par_iter()
+            .map(|f| {
+                let boxes = match (&boxes_one, &m.boxes_dir) {
+                    (Some(b), _) => Some(b.clone()),
+                    (None, Some(dir)) => match boxes_beside(dir, f) {
+                        Some(p) => Some(media::load_boxes(&p).map_err(|e| (f.clone(), e.to_string()))?),
+                        None => None,
+                    },
+                    _ => None,
+                };
+                emb.prepare(&MediaInput { path: f.clone(), boxes }).map_err(|e| (f.clone(), e.to_string()))
+            })
+            .collect();
+        let mut ok = Vec::new();
+        for p in prepared {
+            match p {
+                Ok(p) => ok.push(p),
+                Err((f, e)) => {
+                    pb.suspend(|| tracing::error!("skipped: {e}"));
+                    failed.push((f, e));
+                }
+            }
+        }
+        if !ok.is_empty() {
+            match emb.encode(&ok) {
+                Ok(vs) => {
+                    for (p, v) in ok.iter().zip(vs) {
+                        no_subject += usize::from(!p.has_subject);
+                        names.push(p.path.display().to_string());
+                        rows.push(v);
+                    }
+                }
+                Err(e) => {
+                    for p in &ok {
+                        failed.push((p.path.clone(), e.to_string()));
+                    }
+                }
+            }
+        }
+        pb.inc(chunk.len() as u64);
+    }
+    pb.finish_and_clear();
+    if no_subject > 0 && matches!(model.model, Model::Emotionclip) {
+        tracing::info!("{no_subject} input(s) had no person boxes: their subject masks are empty (pass --boxes/--boxes-dir)");
+    }
+    Ok((names, rows, failed, emb))
+}
+
+fn report_failures(failed: &[(PathBuf, String)]) -> i32 {
+    if failed.is_empty() {
+        return 0;
+    }
+    eprintln!("\n{} input(s) failed:", failed.len());
+    for (f, e) in failed {
+        eprintln!("  {}: {e}", f.display());
+    }
+    1
+}
+
+pub fn embed(a: EmbedArgs) -> Result<i32> {
+    let t0 = std::time::Instant::now();
+    let (names, rows, failed, _) = embed_all(&a.media, &a.model)?;
+    if !rows.is_empty() {
+        emoclip::output::write_embeddings(&a.out, &names, &rows)?;
+        eprintln!(
+            "wrote {} embedding(s) of dimension {} to {} in {:.1}s",
+            rows.len(),
+            rows[0].len(),
+            a.out.display(),
+            t0.elapsed().as_secs_f64()
+        );
+    } else {
+        eprintln!("no embeddings written");
+    }
+    Ok(report_failures(&failed))
+}
+
+fn read_lines(p: &Path) -> Result<Vec<String>> {
+    let s = std::fs::read_to_string(p).with_context(|| format!("{}: cannot read", p.display()))?;
+    Ok(s.lines().map(str::trim).filter(|l| !l.is_empty()).map(String::from).collect())
+}
+
+pub fn embed_text(a: EmbedTextArgs) -> Result<i32> {
+    let mut texts = a.texts.clone();
+    if let Some(f) = &a.file {
+        texts.extend(read_lines(f)?);
+    }
+    if texts.is_empty() {
+        bail!("no texts given: pass them as arguments or with --file");
+    }
+    let (encoder, device, dtype) = a.model.load()?;
+    let pre = emoclip::embed::preprocessor_for(encoder.image_size(), Normalization::IMAGENET);
+    let emb = Embedder::new(encoder, pre, device, dtype, 8)?;
+    let tok = ClipTokenizer::new()?;
+    let trunc = if a.plain_truncation { Truncation::Plain } else { Truncation::ForceEot };
+    let refs: Vec<&str> = texts.iter().map(String::as_str).collect();
+    let mut rows = Vec::new();
+    for chunk in refs.chunks(256) {
+        let t = emb.embed_texts(&tok, chunk, trunc)?;
+        rows.extend(t.to_dtype(DType::F32)?.to_vec2::<f32>()?);
+    }
+    emoclip::output::write_embeddings(&a.out, &texts, &rows)?;
+    eprintln!("wrote {} text embedding(s) to {}", rows.len(), a.out.display());
+    Ok(0)
+}
+
+pub fn similarity(a: SimilarityArgs) -> Result<i32> {
+    let mut prompts = a.prompts.clone();
+    if let Some(f) = &a.prompts_file {
+        prompts.extend(read_lines(f)?);
+    }
+    let (names, rows, failed, emb) = embed_all(&a.media, &a.model)?;
+    let tok = ClipTokenizer::new()?;
+    let refs: Vec<&str> = prompts.iter().map(String::as_str).collect();
+    let text = emb.embed_texts(&tok, &refs, Truncation::ForceEot)?.to_dtype(DType::F32)?.to_vec2::<f32>()?;
+    let scale = emb.encoder.logit_scale()?;
+    let mut table = Vec::new();
+    for r in &rows {
+        let logits: Vec<f32> = text.iter().map(|t| scale * t.iter().zip(r).map(|(a, b)| a * b).sum::<f32>()).collect();
+        let max = logits.iter().cloned().fold(f32::NEG_INFINITY, f32::max);
+        let z: f32 = logits.iter().map(|l| (l - max).exp()).sum();
+        let probs: Vec<f32> = logits.iter().map(|l| (l - max).exp() / z).collect();
+        table.push((logits, probs));
+    }
+    // Markdown table: one row per media file, one column per prompt: "scaled cosine (softmax %)".
+    println!("| file | {} |", prompts.join(" | "));
+    println!("|---|{}", "---|".repeat(prompts.len()));
+    for (n, (l, p)) in names.iter().zip(&table) {
+        let cells: Vec<String> = l.iter().zip(p).map(|(l, p)| format!("{l:.2} ({:.1}%)", p * 100.0)).collect();
+        let short = Path::new(n).file_name().map(|s| s.to_string_lossy().to_string()).unwrap_or_else(|| n.clone());
+        println!("| {short} | {} |", cells.join(" | "));
+    }
+    println!("\nscores are exp(logit_scale) · cos(media, prompt) with exp(logit_scale) = {scale:.2}; % = softmax over the prompts");
+    if let Some(out) = &a.out {
+        let json = serde_json::json!({
+            "prompts": prompts, "logit_scale": scale,
+            "results": names.iter().zip(&table).map(|(n, (l, p))| serde_json::json!({"file": n, "scores": l, "probs": p})).collect::<Vec<_>>(),
+        });
+        emoclip::output::write_atomic(out, |f| std::io::Write::write_all(f, json.to_string().as_bytes()))?;
+    }
+    Ok(report_failures(&failed))
+}
+
+pub fn convert(a: ConvertArgs) -> Result<i32> {
+    use emoclip::weights::{Checkpoint, Layout, LoadOptions};
+    let ck = Checkpoint::open(&a.input)?;
+    let config = match &a.config {
+        Some(p) => Some(emoclip::weights::load::read_config(p)?),
+        None => None,
+    };
+    let cfg = ck.resolve_config(config.as_ref())?;
+    let opts = LoadOptions { config: Some(cfg.clone()), ..LoadOptions::default() };
+    // Build strictly first so a partial or mismatched checkpoint is never converted.
+    if ck.layout == Layout::EmotionClip {
+        ck.load_emotionclip(&opts)?;
+    } else {
+        ck.load_clip(&opts)?;
+    }
+    std::fs::create_dir_all(&a.out).with_context(|| format!("{}: cannot create directory", a.out.display()))?;
+    let weights = a.out.join("model.safetensors");
+    let tensors: std::collections::HashMap<String, candle_core::Tensor> =
+        ck.tensors.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
+    let tmp = a.out.join(".model.safetensors.tmp");
+    candle_core::safetensors::save(&tensors, &tmp).with_context(|| format!("{}: cannot write", tmp.display()))?;
+    std::fs::rename(&tmp, &weights).with_context(|| format!("{}: cannot write", weights.display()))?;
+    let cfg_path = a.out.join("config.json");
+    emoclip::output::write_atomic(&cfg_path, |f| std::io::Write::write_all(f, cfg.to_json().as_bytes()))?;
+    eprintln!(
+        "converted {} ({} layout, {} tensors) to {} and {}",
+        ck.path.display(),
+        ck.layout,
+        tensors.len(),
+        weights.display(),
+        cfg_path.display()
+    );
+    Ok(0)
+}

@@ -1,0 +1,225 @@
+//! The embedding pipeline (official inference recipe, reference.md §7): media → 8 uniformly sampled
+//! frames (videos) → resize/crop/normalise + subject masks from person boxes → encoder → L2-normalised
+//! vectors. Plain CLIP (the paper's baseline) mean-pools its per-frame image features.
+use crate::clip::vision::l2_normalize;
+use crate::clip::Clip;
+use crate::emotionclip::EmotionClip;
+use crate::media::{self, BoxFile, MediaKind, PersonBox, Preprocessor};
+use crate::tokenizer::{ClipTokenizer, Truncation};
+use crate::{Error, Result};
+use candle_core::{DType, Device, Tensor};
+use std::path::{Path, PathBuf};
+
+/// Which network turns pixels into vectors.
+pub enum Encoder {
+    /// EmotionCLIP: videos through the temporal head, images through the frame encoder alone.
+    Emotion(EmotionClip),
+    /// Plain CLIP image tower; a video's frame features are averaged.
+    Clip(Clip),
+}
+
+impl Encoder {
+    fn clip(&self) -> &Clip {
+        match self {
+            Encoder::Emotion(m) => &m.backbone,
+            Encoder::Clip(c) => c,
+        }
+    }
+
+    pub fn image_size(&self) -> usize {
+        self.clip().visual.image_size
+    }
+
+    pub fn context_length(&self) -> usize {
+        self.clip().text.context_length
+    }
+
+    /// `exp(logit_scale)`, the similarity scale.
+    pub fn logit_scale(&self) -> Result<f32> {
+        Ok(self.clip().logit_scale.to_dtype(DType::F32)?.exp()?.to_scalar::<f32>()?)
+    }
+}
+
+/// One file to embed, with optional person boxes.
+#[derive(Debug, Clone)]
+pub struct MediaInput {
+    pub path: PathBuf,
+    pub boxes: Option<BoxFile>,
+}
+
+/// A decoded, preprocessed item, ready for the encoder.
+pub struct Prepared {
+    pub path: PathBuf,
+    pub kind: MediaKind,
+    /// `[T, 3, S, S]` (T = 1 for images).
+    pub frames: Tensor,
+    /// `[T, S, S]`, 1 inside a subject box.
+    pub masks: Tensor,
+    /// Whether any frame has a non-empty subject mask.
+    pub has_subject: bool,
+}
+
+pub struct Embedder {
+    pub encoder: Encoder,
+    pub pre: Preprocessor,
+    pub device: Device,
+    pub dtype: DType,
+    pub num_frames: usize,
+}
+
+impl Embedder {
+    pub fn new(encoder: Encoder, pre: Preprocessor, device: Device, dtype: DType, num_frames: usize) -> Result<Self> {
+        if pre.crop as usize != encoder.image_size() {
+            return Err(Error::Shape(format!(
+                "preprocessing crops to {} px but the model takes {} px images; use --crop {}",
+                pre.crop,
+                encoder.image_size(),
+                encoder.image_size()
+            )));
+        }
+        Ok(Self { encoder, pre, device, dtype, num_frames })
+    }
+
+    /// Decodes and preprocesses one file (CPU work, safe to run in parallel).
+    pub fn prepare(&self, input: &MediaInput) -> Result<Prepared> {
+        let path = &input.path;
+        let kind = media::media_kind(path)?;
+        let (frames, indices, w, h) = match kind {
+            MediaKind::Image => {
+                let img = media::load_image(path)?;
+                let (w, h) = (img.width(), img.height());
+                (vec![img], vec![0usize], w, h)
+            }
+            MediaKind::Video => {
+                let clip = media::decode_uniform(path, self.num_frames)?;
+                (clip.frames, clip.indices, clip.width, clip.height)
+            }
+        };
+        let empty: Vec<PersonBox> = Vec::new();
+        let boxes: Vec<&[PersonBox]> = match &input.boxes {
+            Some(b) => {
+                b.check_frame_size(w, h)?;
+                indices.iter().map(|&i| b.boxes_for_frame(i)).collect()
+            }
+            None => indices.iter().map(|_| empty.as_slice()).collect(),
+        };
+        let has_subject = boxes.iter().any(|b| b.iter().any(|x| x.counts()));
+        let frames_t = self.pre.frames_tensor(&frames, &Device::Cpu)?;
+        let masks_t = self.pre.masks_tensor(w, h, &boxes, &Device::Cpu)?;
+        Ok(Prepared { path: path.clone(), kind, frames: frames_t, masks: masks_t, has_subject })
+    }
+
+    /// Encodes prepared items (all videos or all images, any mix is split internally). Returns one
+    /// L2-normalised vector per item, in order.
+    pub fn encode(&self, items: &[Prepared]) -> Result<Vec<Vec<f32>>> {
+        let mut out: Vec<Option<Vec<f32>>> = vec![None; items.len()];
+        for kind in [MediaKind::Video, MediaKind::Image] {
+            let idx: Vec<usize> = (0..items.len()).filter(|&i| items[i].kind == kind).collect();
+            if idx.is_empty() {
+                continue;
+            }
+            let frames: Vec<&Tensor> = idx.iter().map(|&i| &items[i].frames).collect();
+            let masks: Vec<&Tensor> = idx.iter().map(|&i| &items[i].masks).collect();
+            let frames = Tensor::stack(&frames, 0)?.to_device(&self.device)?.to_dtype(self.dtype)?; // [B,T,3,S,S]
+            let masks = Tensor::stack(&masks, 0)?.to_device(&self.device)?.to_dtype(self.dtype)?; // [B,T,S,S]
+            let feats = self.encode_tensors(kind, &frames, &masks)?;
+            let rows: Vec<Vec<f32>> = feats.to_dtype(DType::F32)?.to_vec2()?;
+            for (&i, r) in idx.iter().zip(rows) {
+                if r.iter().any(|x| !x.is_finite()) {
+                    return Err(Error::NonFinite(format!("{}: the embedding has NaN/inf values; check the weights", items[i].path.display())));
+                }
+                out[i] = Some(r);
+            }
+        }
+        Ok(out.into_iter().map(|r| r.unwrap_or_default()).collect())
+    }
+
+    /// `frames: [B, T, 3, S, S]`, `masks: [B, T, S, S]` → normalised `[B, E]`.
+    pub fn encode_tensors(&self, kind: MediaKind, frames: &Tensor, masks: &Tensor) -> Result<Tensor> {
+        let (b, t, c, s, _) = frames.dims5()?;
+        let feats = match (&self.encoder, kind) {
+            (Encoder::Emotion(m), MediaKind::Video) => m.encode_video(frames, Some(masks))?,
+            (Encoder::Emotion(m), MediaKind::Image) => {
+                m.encode_image(&frames.reshape((b * t, c, s, s))?, Some(&masks.reshape((b * t, s, s))?))?
+            }
+            (Encoder::Clip(clip), _) => clip.encode_image(&frames.reshape((b * t, c, s, s))?)?.reshape((b, t, ()))?.mean(1)?,
+        };
+        Ok(l2_normalize(&feats)?)
+    }
+
+    /// Normalised text features `[N, E]`.
+    pub fn embed_texts(&self, tok: &ClipTokenizer, texts: &[&str], truncation: Truncation) -> Result<Tensor> {
+        let ids = tok.tokenize_tensor(texts, self.encoder.context_length(), truncation, &self.device)?;
+        let feats = self.encoder.clip().encode_text(&ids)?;
+        Ok(l2_normalize(&feats)?)
+    }
+}
+
+/// Looks for `<stem>.boxes.json` for `media` in `dir`.
+pub fn boxes_beside(dir: &Path, media: &Path) -> Option<PathBuf> {
+    let stem = media.file_stem()?.to_string_lossy().to_string();
+    let p = dir.join(format!("{stem}.boxes.json"));
+    p.is_file().then_some(p)
+}
+
+/// Which model to build from the weights.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ModelKind {
+    EmotionClip,
+    Clip,
+}
+
+/// Builds an encoder from a weights spec: a file or directory path, `random[:CONFIG]` (random
+/// initialisation, for smoke tests and benchmarks; CONFIG is a built-in name such as `ViT-B-32`), or
+/// `hf:<org>/<name>` (resolved through the local Hugging Face cache, see [`crate::weights::hub`]).
+pub fn load_encoder(
+    spec: &str,
+    config: Option<&crate::emotionclip::EmotionClipConfig>,
+    kind: ModelKind,
+    dtype: DType,
+    device: &Device,
+) -> Result<Encoder> {
+    use crate::weights::{CheckedTensors, Checkpoint, LoadOptions, Missing};
+    if let Some(rest) = spec.strip_prefix("random") {
+        let name = rest.strip_prefix(':').unwrap_or("ViT-B-32");
+        let cfg = match config {
+            Some(c) => c.clone(),
+            None => crate::emotionclip::EmotionClipConfig::with_backbone(
+                crate::clip::OpenClipConfig::builtin(name)
+                    .ok_or_else(|| Error::Msg(format!("unknown built-in config {name:?}; use ViT-B-32, ViT-B-16 or ViT-L-14")))?,
+            ),
+        };
+        tracing::warn!("using RANDOM weights ({name}): the embeddings carry no meaning; pass --weights with a checkpoint");
+        let checked = CheckedTensors::new(Default::default(), Missing::Init, None);
+        let vb = checked.var_builder(dtype, device);
+        return Ok(match kind {
+            ModelKind::EmotionClip => Encoder::Emotion(EmotionClip::load(vb, &cfg)?),
+            ModelKind::Clip => Encoder::Clip(Clip::load(vb.pp("backbone"), vb.clone(), &cfg.backbone)?),
+        });
+    }
+    let path = match spec.strip_prefix("hf:") {
+        Some(repo) => crate::weights::hub::resolve(repo)?,
+        None => PathBuf::from(spec),
+    };
+    let ck = Checkpoint::open(&path)?;
+    let opts = LoadOptions { config: config.cloned(), dtype, device: device.clone(), ..LoadOptions::default() };
+    Ok(match kind {
+        ModelKind::EmotionClip => {
+            if ck.layout != crate::weights::Layout::EmotionClip {
+                return Err(Error::checkpoint(
+                    &ck.path,
+                    format!("this is a {} checkpoint without EmotionCLIP's temporal head; use --model clip, or train/convert an EmotionCLIP checkpoint", ck.layout),
+                ));
+            }
+            Encoder::Emotion(ck.load_emotionclip(&opts)?.0)
+        }
+        ModelKind::Clip => Encoder::Clip(ck.load_clip(&opts)?.0),
+    })
+}
+
+/// The official preprocessing for a model input size: resize the short side to `size·256/224` (256 for
+/// 224-px models), centre-crop `size`.
+pub fn preprocessor_for(image_size: usize, norm: media::Normalization) -> Preprocessor {
+    let crop = image_size as u32;
+    Preprocessor { resize_short: ((crop as f64) * 256.0 / 224.0).round() as u32, crop, norm }
+}
