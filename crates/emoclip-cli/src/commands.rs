@@ -263,7 +263,7 @@ fn embed_all(m: &MediaArgs, model: &ModelArgs) -> Result<(Vec<String>, Vec<Vec<f
                 }
                 Err(e) => {
                     for p in &ok {
-                        failed.push((p.path.clone(), e.to_string()));
+                        failed.push((p.path.clone(), format!("{}: {e}", p.path.display())));
                     }
                 }
             }
@@ -282,8 +282,9 @@ fn report_failures(failed: &[(PathBuf, String)]) -> i32 {
         return 0;
     }
     eprintln!("\n{} input(s) failed:", failed.len());
-    for (f, e) in failed {
-        eprintln!("  {}: {e}", f.display());
+    // Every message already names its file.
+    for (_, e) in failed {
+        eprintln!("  {e}");
     }
     1
 }
