@@ -1,5 +1,9 @@
 //! `emoclip`: the command-line front end. Thin: parsing, progress and reporting; the library does the work.
 mod bench;
+
+// mimalloc reuses large buffers instead of returning them to the kernel after every tensor op.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 mod commands;
 
 use anyhow::Result;

@@ -30,8 +30,8 @@ impl ResidualAttentionBlock {
     /// `x + attn(ln_1(x)); x + mlp(ln_2(x))`, batch-first `[B, L, D]`.
     pub fn forward(&self, xs: &Tensor, mask: Option<&Tensor>) -> Result<Tensor> {
         let xs = (xs + self.attn.forward(&self.ln_1.forward(xs)?, mask)?)?;
-        let h = self.c_fc.forward(&self.ln_2.forward(&xs)?)?;
-        let h = self.c_proj.forward(&self.act.forward(&h)?)?;
+        let h = self.c_fc.forward_act(&self.ln_2.forward(&xs)?, Some(self.act))?;
+        let h = self.c_proj.forward(&h)?;
         xs + h
     }
 }

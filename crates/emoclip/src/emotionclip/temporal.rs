@@ -35,7 +35,7 @@ impl EncoderLayer {
     pub fn forward_t(&self, x: &Tensor, train: bool) -> Result<Tensor> {
         let sa = self.self_attn.forward_t(x, None, train)?;
         let x = self.norm1.forward(&(x + dropout(&sa, self.dropout, train)?)?)?;
-        let h = Activation::Gelu.forward(&self.linear1.forward(&x)?)?;
+        let h = self.linear1.forward_act(&x, Some(Activation::Gelu))?;
         let h = self.linear2.forward(&dropout(&h, self.dropout, train)?)?;
         self.norm2.forward(&(x + dropout(&h, self.dropout, train)?)?)
     }

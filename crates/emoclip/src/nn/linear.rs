@@ -27,13 +27,28 @@ impl Linear {
     }
 
     pub fn forward(&self, xs: &Tensor) -> Result<Tensor> {
+        self.forward_act(xs, None)
+    }
+
+    /// `act(x Wᵀ + b)`; in inference on CPU the bias and activation run as one fused parallel pass.
+    pub fn forward_act(&self, xs: &Tensor, act: Option<super::Activation>) -> Result<Tensor> {
         let dims = xs.dims();
         let in_dim = dims[dims.len() - 1];
         let rows: usize = dims[..dims.len() - 1].iter().product();
         let x2 = xs.reshape((rows, in_dim))?;
         let mut y = x2.matmul(&self.weight.t()?)?;
-        if let Some(b) = &self.bias {
-            y = y.broadcast_add(b)?;
+        match &self.bias {
+            Some(b) if super::fused::usable(&y, b) && super::fused::usable(&self.weight, b) => {
+                y = super::fused::bias_act(&y, b, act)?;
+            }
+            other => {
+                if let Some(b) = other {
+                    y = y.broadcast_add(b)?;
+                }
+                if let Some(a) = act {
+                    y = a.forward(&y)?;
+                }
+            }
         }
         let mut out_dims = dims.to_vec();
         *out_dims.last_mut().unwrap() = self.weight.dim(0)?;

@@ -144,7 +144,8 @@ impl SimpleBackend for CheckedTensors {
                     Missing::Init => {
                         log.initialised.push(name.to_string());
                         drop(log);
-                        h.var(s, dtype, dev)?.as_tensor().clone()
+                        // Detached: a plain tensor, so inference takes the fused kernels; `finish` makes it a Var when training.
+                        h.var(s, dtype, dev)?.as_detached_tensor()
                     }
                 };
                 self.finish(name, t, dtype, dev)
