@@ -183,3 +183,27 @@ fn embed_text_and_similarity_with_the_real_tokenizer() {
     let table = String::from_utf8_lossy(&o.stdout);
     assert!(table.contains("| file | happy | sad |") && table.contains("person_small.jpg") && table.contains("clip_vtest40.mp4"), "{table}");
 }
+
+#[test]
+fn hf_weights_resolve_from_the_local_cache() {
+    let cache = tempfile::tempdir().unwrap();
+    let snap = cache.path().join("models--someone--tiny-clip/snapshots/0123abcd");
+    std::fs::create_dir_all(&snap).unwrap();
+    for f in ["config.json", "model.safetensors"] {
+        std::fs::copy(root().join("fixtures/models/hf_clip").join(f), snap.join(f)).unwrap();
+    }
+    std::fs::create_dir_all(cache.path().join("models--someone--tiny-clip/refs")).unwrap();
+    std::fs::write(cache.path().join("models--someone--tiny-clip/refs/main"), "0123abcd").unwrap();
+    let out = cache.path().join("e.npy");
+    let o = Command::new(env!("CARGO_BIN_EXE_emoclip"))
+        .args(["embed", &fx("media/person_small.jpg"), "--model", "clip", "--weights", "hf:someone/tiny-clip", "--out", &out.display().to_string()])
+        .env("HF_HUB_CACHE", cache.path())
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert_eq!(read_npy(&out).1, 32);
+    // A malformed repo id is refused before any lookup.
+    let o = emoclip(&["embed-text", "x", "--weights", "hf:not-a-repo"]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(stderr(&o).contains("expected hf:<org>/<name>"), "{}", stderr(&o));
+}

@@ -1,6 +1,7 @@
 //! `hf:<org>/<name>` weights: looked up in the local Hugging Face hub cache (`$HF_HUB_CACHE`,
 //! `$HF_HOME/hub` or `~/.cache/huggingface/hub`, layout `models--org--name/snapshots/<rev>/`), the same
-//! cache `huggingface-cli download` and the Python libraries fill.
+//! cache `huggingface-cli download` and the Python libraries fill; when absent and the `hub` feature is on,
+//! fetched into that cache with the hf-hub crate.
 use crate::{Error, Result};
 use std::path::PathBuf;
 
@@ -15,11 +16,51 @@ pub fn cache_dir() -> PathBuf {
     PathBuf::from(home).join(".cache/huggingface/hub")
 }
 
-/// The snapshot directory of `repo` (the revision `refs/main` points to, else the newest snapshot).
+/// Files fetched for a repository: the first weights file that exists, plus its config.
+const WEIGHT_FILES: &[&str] = &["model.safetensors", "open_clip_model.safetensors", "open_clip_pytorch_model.bin", "pytorch_model.bin"];
+const CONFIG_FILES: &[&str] = &["config.json", "open_clip_config.json"];
+
+/// The snapshot directory of `repo`: from the cache, else downloaded (with the `hub` feature).
 pub fn resolve(repo: &str) -> Result<PathBuf> {
-    if repo.split('/').count() != 2 || repo.contains("..") {
+    if repo.split('/').count() != 2 || repo.contains("..") || repo.starts_with('/') {
         return Err(Error::Msg(format!("hf:{repo}: expected hf:<org>/<name>, e.g. hf:openai/clip-vit-base-patch32")));
     }
+    match cached(repo) {
+        Ok(p) => Ok(p),
+        Err(offline) => download(repo).map_err(|net| Error::Msg(format!("{offline}\n  download attempt: {net}"))),
+    }
+}
+
+#[cfg(feature = "hub")]
+fn download(repo: &str) -> std::result::Result<PathBuf, String> {
+    let api = hf_hub::api::sync::ApiBuilder::new()
+        .with_cache_dir(cache_dir())
+        .with_progress(true)
+        .build()
+        .map_err(|e| e.to_string())?;
+    let model = api.model(repo.to_string());
+    let mut last = String::from("no weights file found in the repository");
+    for f in WEIGHT_FILES {
+        match model.get(f) {
+            Ok(path) => {
+                for c in CONFIG_FILES {
+                    let _ = model.get(c);
+                }
+                return path.parent().map(|p| p.to_path_buf()).ok_or_else(|| "bad cache path".to_string());
+            }
+            Err(e) => last = format!("{f}: {e}"),
+        }
+    }
+    Err(last)
+}
+
+#[cfg(not(feature = "hub"))]
+fn download(_repo: &str) -> std::result::Result<PathBuf, String> {
+    Err(format!("this build has no `hub` feature (tried {WEIGHT_FILES:?}, {CONFIG_FILES:?})"))
+}
+
+/// The cached snapshot directory (the revision `refs/main` points to, else the newest snapshot).
+pub fn cached(repo: &str) -> Result<PathBuf> {
     let base = cache_dir().join(format!("models--{}", repo.replace('/', "--")));
     let snaps = base.join("snapshots");
     let by_ref = std::fs::read_to_string(base.join("refs/main")).ok().map(|r| snaps.join(r.trim())).filter(|p| p.is_dir());
@@ -33,8 +74,8 @@ pub fn resolve(repo: &str) -> Result<PathBuf> {
     };
     by_ref.or_else(newest).ok_or_else(|| {
         Error::Msg(format!(
-            "hf:{repo} is not in the local Hugging Face cache ({}). This build does not download: on a \
-             connected machine run `huggingface-cli download {repo}` (or `hf download {repo}`) and copy the cache \
+            "hf:{repo} is not in the local Hugging Face cache ({}) and could not be downloaded. On a connected \
+             machine run `huggingface-cli download {repo}` (or `emoclip` with network access) and copy the cache \
              here (or set HF_HUB_CACHE), or pass --weights with the path of a local .safetensors/.pt file or directory",
             snaps.display()
         ))
