@@ -10,5 +10,8 @@ pub mod tokenizer;
 pub mod media;
 pub mod embed;
 pub mod output;
+pub mod prep;
+pub mod probe;
+pub mod train;
 
 pub use error::{Error, Result};

@@ -1,0 +1,1 @@
+//! Pre-training data preparation (appendix A): captions, sentences, filters, shards. (In progress.)
