@@ -204,3 +204,16 @@ fn training_path_with_composed_ops_matches_too() {
     assert_close("sap video (training path)", &m.encode_video(&io["video"], Some(&io["video_mask"])).unwrap(), &io["sap.video_features"]);
     assert_close("sap text (training path)", &m.encode_text(&io["text"]).unwrap(), &io["sap.text_features"]);
 }
+
+#[test]
+fn text_rows_encoded_alone_match_the_batch_reference() {
+    // Each row alone runs on its own shortest causal prefix (e.g. 7 tokens for row 0).
+    let io = io();
+    let ck = Checkpoint::open(&fixture("models/openclip_state.safetensors")).unwrap();
+    let (clip, _) = ck.load_clip(&opts(tiny_config(SubjectMode::None))).unwrap();
+    for r in 0..3 {
+        let ids = io["text"].narrow(0, r, 1).unwrap();
+        let want = io["openclip.text_features"].narrow(0, r, 1).unwrap();
+        assert_close(&format!("text row {r} alone"), &clip.encode_text(&ids).unwrap(), &want);
+    }
+}

@@ -81,13 +81,18 @@ impl TextTransformer {
             candle_core::bail!("token id {bad} is outside the vocabulary of {} entries", self.vocab_size);
         }
         let dev = ids.device();
+        let pos = self.pool_positions(&rows);
+        // With a causal mask, no position attends to later ones: tokens after the last pooled position
+        // (padding) cannot change the result, so the batch runs on the shortest prefix that holds them.
+        // Exact, and several times faster for short prompts.
+        let l = pos.iter().map(|&p| p as usize + 1).max().unwrap_or(l).min(l);
+        let ids = ids.narrow(1, 0, l)?;
         let flat = ids.to_dtype(DType::U32)?.flatten_all()?;
         let x = self.token_embedding.index_select(&flat, 0)?.reshape((b, l, ()))?;
         let x = x.broadcast_add(&self.positional_embedding.narrow(0, 0, l)?.unsqueeze(0)?)?;
         let mask = Self::causal_mask(l, dev)?.to_dtype(x.dtype())?;
         let x = self.transformer.forward(&x, Some(&mask))?;
         let x = self.ln_final.forward(&x)?;
-        let pos = self.pool_positions(&rows);
         let idx: Vec<u32> = pos.iter().enumerate().map(|(i, &p)| (i * l) as u32 + p).collect();
         let idx = Tensor::from_vec(idx, b, dev)?;
         let pooled = x.reshape((b * l, ()))?.index_select(&idx, 0)?;
