@@ -33,7 +33,9 @@ impl Linear {
     /// `act(x Wᵀ + b)`; in inference on CPU the bias and activation run as one fused parallel pass.
     pub fn forward_act(&self, xs: &Tensor, act: Option<super::Activation>) -> Result<Tensor> {
         let dims = xs.dims();
-        let in_dim = dims[dims.len() - 1];
+        let Some(&in_dim) = dims.last() else {
+            candle_core::bail!("linear layer applied to a scalar");
+        };
         let rows: usize = dims[..dims.len() - 1].iter().product();
         let x2 = xs.reshape((rows, in_dim))?;
         let mut y = x2.matmul(&self.weight.t()?)?;
@@ -50,8 +52,8 @@ impl Linear {
                 }
             }
         }
-        let mut out_dims = dims.to_vec();
-        *out_dims.last_mut().unwrap() = self.weight.dim(0)?;
+        let mut out_dims = dims[..dims.len() - 1].to_vec();
+        out_dims.push(self.weight.dim(0)?);
         y.reshape(out_dims)
     }
 }
