@@ -13,5 +13,6 @@ pub mod output;
 pub mod prep;
 pub mod probe;
 pub mod train;
+pub mod text_emotion;
 
 pub use error::{Error, Result};
