@@ -46,6 +46,10 @@ pub enum Error {
 
     #[error("{0}")]
     Msg(String),
+
+    /// A caption/transcript file is unreadable as captions (bad encoding, unknown format, no usable cue).
+    #[error("{path}: {msg}")]
+    Captions { path: PathBuf, msg: String },
 }
 
 pub type Result<T> = std::result::Result<T, Error>;

@@ -1,1 +1,15 @@
-//! Pre-training data preparation (appendix A): captions, sentences, filters, shards. (In progress.)
+//! Pre-training data preparation (appendix A): captions → timed sentences (first stage of `emoclip prepare`); filters and shards to come.
+pub mod captions;
+pub mod sentences;
+pub mod srt;
+pub mod vtt;
+pub mod youtube_json;
+
+pub use captions::{
+    decode_caption_bytes, detect_format, parse_captions, read_captions, sniff_format, CaptionChunk, CaptionFormat,
+    Captions, ParseReport, TimedWord,
+};
+pub use sentences::{
+    sentences, sentences_with_model, split_words_evenly, timed_words, BoundarySource, PunctuationModel, Sentence,
+    SentenceConfig,
+};
