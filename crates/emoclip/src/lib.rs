@@ -14,5 +14,6 @@ pub mod prep;
 pub mod probe;
 pub mod train;
 pub mod text_emotion;
+pub mod detect;
 
 pub use error::{Error, Result};
