@@ -234,6 +234,20 @@ fn unpunctuated_captions_split_on_pauses_and_length() {
     assert_eq!(s.iter().map(|s| s.n_words).collect::<Vec<_>>(), [4, 4, 3, 4, 1]);
 }
 
+#[test]
+fn music_notes_and_multi_word_tags_are_removed() {
+    let chunks = vec![
+        CaptionChunk { text: "♪la la♪ Okay. [door slams] Who's there? ♪♪".into(), start: 0.0, end: 8.0, words: None },
+        CaptionChunk { text: "la♪ ♪ singing along ♪ >> Nobody. (sighs heavily)".into(), start: 8.0, end: 16.0, words: None },
+    ];
+    let s = sentences(&chunks, &SentenceConfig::default());
+    let t: Vec<&str> = s.iter().map(|s| s.text.as_str()).collect();
+    assert_eq!(t, ["Okay.", "Who's there?", "Nobody."]);
+    // 8 words over [0, 8]: "Okay." is word 2, "Who's there?" words 5-6.
+    assert!(close(s[0].start, 2.0) && close(s[0].end, 3.0));
+    assert!(close(s[1].start, 5.0) && close(s[1].end, 7.0));
+}
+
 struct EveryThird;
 impl PunctuationModel for EveryThird {
     fn predict(&self, words: &[&str]) -> Vec<Option<char>> {

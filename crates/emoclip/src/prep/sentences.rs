@@ -101,12 +101,11 @@ fn sound_tag_mask(words: &[TimedWord]) -> Vec<bool> {
         let open = if t.starts_with('[') { Some(']') } else if t.starts_with('(') { Some(')') } else if t.starts_with('♪') || t.ends_with('♪') { Some('♪') } else { None };
         if let Some(c) = open {
             mask[i] = true;
-            let rest: &str = &t[c.len_utf8().min(t.len())..];
             let closed = if c == '♪' {
                 // "♪" alone or "♪la" opens; "la♪" or "♪la♪" closes at once.
                 t.chars().filter(|&x| x == '♪').count() >= 2 || (t.ends_with('♪') && !t.starts_with('♪'))
             } else {
-                rest.contains(c)
+                t[1..].contains(c) // '[' and '(' are one byte
             };
             if !closed {
                 closer = Some(c);
