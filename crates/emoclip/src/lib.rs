@@ -15,5 +15,6 @@ pub mod probe;
 pub mod train;
 pub mod text_emotion;
 pub mod detect;
+pub mod shards;
 
 pub use error::{Error, Result};
