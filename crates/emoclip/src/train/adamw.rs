@@ -403,6 +403,33 @@ mod tests {
     }
 
     #[test]
+    fn parallel_chunks_match_generic() {
+        // > CHUNK elements: exercises the rayon path of the fused kernel.
+        let dev = Device::Cpu;
+        let n = 3 * CHUNK + 123;
+        let init = Tensor::randn(0f32, 1.0, n, &dev).unwrap();
+        let grad = Tensor::randn(0f32, 1.0, n, &dev).unwrap();
+        let (a, b) = (Var::from_tensor(&init).unwrap(), Var::from_tensor(&init.copy().unwrap()).unwrap());
+        let group = |name: &str| vec![ParamGroup { name: "g".into(), lr: 1e-2, betas: (0.98, 0.9), eps: 1e-6, weight_decay: 0.1, params: vec![name.into()] }];
+        let mut fa = AdamW::from_named_vars(&HashMap::from([("a".to_string(), a.clone())]), group("a")).unwrap();
+        let mut fb = AdamW::from_named_vars(&HashMap::from([("b".to_string(), b.clone())]), group("b")).unwrap();
+        fb.set_fused(false).unwrap();
+        let (mut ga, mut gb) = (GradStore::default(), GradStore::default());
+        ga.insert(a.as_tensor(), grad.clone());
+        gb.insert(b.as_tensor(), grad);
+        for _ in 0..3 {
+            fa.step(&ga).unwrap();
+            fb.step(&gb).unwrap();
+        }
+        let (x, y) = (a.to_vec1::<f32>().unwrap(), b.to_vec1::<f32>().unwrap());
+        let i0 = init.to_vec1::<f32>().unwrap();
+        for i in 0..n {
+            assert!((x[i] - y[i]).abs() <= 1e-6 * y[i].abs().max(1.0), "{i}: {} vs {}", x[i], y[i]);
+            assert!(x[i] != i0[i], "{i}: not updated");
+        }
+    }
+
+    #[test]
     fn rejects_bad_groups() {
         let (vars, mut groups, _) = setup();
         groups[1].params.push("a".into());
