@@ -186,6 +186,11 @@ fn every_tiny_model_parameter_is_in_exactly_one_group() {
             for g in &groups {
                 assert!(!g.params.is_empty(), "{subject:?}: group {} is empty", g.name);
             }
+            if subject == SubjectMode::Sap && preset == &train::OFFICIAL {
+                for g in &groups {
+                    eprintln!("{}: lr {:e} wd {} — {}", g.name, g.lr, g.weight_decay, g.params.join(" "));
+                }
+            }
             let ls = groups.iter().find(|g| g.name == "logit_scale").unwrap();
             assert_eq!(ls.params, vec!["logit_scale".to_string()]);
         }
