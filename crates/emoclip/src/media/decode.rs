@@ -95,6 +95,26 @@ pub fn decode_uniform_min(path: &Path, k: usize, min_frames: usize) -> Result<De
     }
 }
 
+/// Streams the video's frames at `fps` frames per second (8 for EmotionCLIP pre-training data) to
+/// `sink(k, time_s, frame)` in order, one frame in memory at a time. Returns (frames emitted, source fps,
+/// decoded source frames). Frames already handed to `sink` stay handed over if decoding later fails.
+pub fn stream_at_fps(
+    path: &Path,
+    fps: f64,
+    sink: &mut dyn FnMut(usize, f64, RgbImage) -> Result<()>,
+) -> Result<(usize, f64, usize)> {
+    check_file(path)?;
+    #[cfg(feature = "video")]
+    {
+        video::stream_at_fps(path, fps, sink)
+    }
+    #[cfg(not(feature = "video"))]
+    {
+        let _ = (fps, sink);
+        Err(no_video(path))
+    }
+}
+
 /// Decode the given original frame indices (0-based, decoding order; any order, repeats
 /// allowed), e.g. for a sampling strategy other than uniform. Fails with
 /// [`Error::TooFewFrames`] when the video has no frame at the largest index.
@@ -351,6 +371,15 @@ mod video {
 
     /// Pass 2/3: decode everything, keep RGB copies of frames at `indices`.
     fn decode_pass(path: &Path, indices: &[usize]) -> Result<DecodePass> {
+        decode_pass_with(path, indices, None)
+    }
+
+    /// One decoding pass; selected frames go to `sink` (index, RGB) when given, else into `frames`.
+    fn decode_pass_with(
+        path: &Path,
+        indices: &[usize],
+        mut sink: Option<&mut dyn FnMut(usize, RgbImage) -> Result<()>>,
+    ) -> Result<DecodePass> {
         let mut ictx = open(path)?;
         let info = pick_stream(path, &ictx)?;
         let mut cctx = ff::codec::context::Context::from_parameters(info.parameters.clone())
@@ -364,7 +393,7 @@ mod video {
             Error::media(path, format!("no decoder for this video codec in the linked FFmpeg ({e}); re-encode with `ffmpeg -i FILE -c:v libx264 out.mp4`"))
         })?;
         let mut pass = DecodePass {
-            frames: vec![None; indices.len()],
+            frames: if sink.is_some() { Vec::new() } else { vec![None; indices.len()] },
             decoded: 0,
             covered_until: None,
             first_size: None,
@@ -387,6 +416,10 @@ mod video {
                 }
                 if indices.binary_search(&i).is_ok() {
                     let rgb = conv.convert(path, &frame)?;
+                    if let Some(sink) = sink.as_mut() {
+                        sink(i, rgb)?;
+                        continue;
+                    }
                     for (slot, _) in pass.frames.iter_mut().zip(indices).filter(|(_, &j)| j == i) {
                         *slot = Some(rgb.clone());
                     }
@@ -417,6 +450,62 @@ mod video {
     }
 
     /// Decode the frames `pick(n)` chooses (sorted, repeats allowed) for a clip of `n` frames.
+    /// Streams the frames at `fps` (the frame shown at each time k/fps, as ffmpeg's `fps` filter picks
+    /// them) to `sink(k, t, frame)`, holding one frame at a time. Returns (frames emitted, source fps,
+    /// decoded frame count).
+    pub(super) fn stream_at_fps(
+        path: &Path,
+        fps: f64,
+        sink: &mut dyn FnMut(usize, f64, RgbImage) -> Result<()>,
+    ) -> Result<(usize, f64, usize)> {
+        init();
+        let (info, packets) = count_packets(path)?;
+        if info.fps <= 0.0 {
+            return Err(Error::media(path, "the video stream has no frame rate; re-encode it with `ffmpeg -i FILE -r 25 out.mp4`"));
+        }
+        // Output frame k shows source frame round(k / fps * src_fps) (nearest in time).
+        let mut map: Vec<(usize, usize)> = Vec::new();
+        let mut k = 0usize;
+        loop {
+            let src = ((k as f64 / fps) * info.fps).round() as usize;
+            if src >= packets {
+                break;
+            }
+            map.push((src, k));
+            k += 1;
+        }
+        let mut indices: Vec<usize> = map.iter().map(|m| m.0).collect();
+        indices.dedup();
+        let mut emitted = 0usize;
+        let mut cursor = 0usize;
+        let mut on_frame = |i: usize, rgb: RgbImage| -> Result<()> {
+            while cursor < map.len() && map[cursor].0 < i {
+                cursor += 1;
+            }
+            while cursor < map.len() && map[cursor].0 == i {
+                let k = map[cursor].1;
+                sink(k, k as f64 / fps, rgb.clone())?;
+                emitted += 1;
+                cursor += 1;
+            }
+            Ok(())
+        };
+        let pass = decode_pass_with(path, &indices, Some(&mut on_frame))?;
+        if pass.decoded == 0 {
+            return Err(Error::media(path, "no video frame could be decoded; the file is corrupt or truncated — re-download it"));
+        }
+        if info.header_frames > 0 && (pass.decoded as f64) < TRUNCATION_RATIO * info.header_frames as f64 {
+            let covered = pass.covered_until.map(|t| t - info.start);
+            if matches!((info.duration, covered), (Some(d), Some(c)) if c < TRUNCATION_RATIO * d) {
+                return Err(Error::media(
+                    path,
+                    format!("truncated or corrupt video: {} of {} promised frames decoded; re-download it", pass.decoded, info.header_frames),
+                ));
+            }
+        }
+        Ok((emitted, info.fps, pass.decoded))
+    }
+
     pub(super) fn decode_with(
         path: &Path,
         min_frames: usize,

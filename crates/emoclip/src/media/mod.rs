@@ -22,7 +22,7 @@ pub mod preprocess;
 pub mod sample;
 
 pub use boxes::{load_boxes, parse_boxes, BoxFile, PersonBox, BOX_CONF_THRESHOLD};
-pub use decode::{decode_frames, decode_uniform, decode_uniform_min, load_image, DecodedClip};
+pub use decode::{decode_frames, decode_uniform, decode_uniform_min, load_image, stream_at_fps, DecodedClip};
 pub use preprocess::{Normalization, Preprocessor, CLIP, IMAGENET};
 pub use sample::uniform_indices;
 
