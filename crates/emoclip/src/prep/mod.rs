@@ -1,5 +1,7 @@
-//! Pre-training data preparation (appendix A): captions → timed sentences (first stage of `emoclip prepare`); filters and shards to come.
+//! Pre-training data preparation (appendix A): captions → timed sentences → filters → WebDataset shards (`emoclip prepare`).
 pub mod captions;
+pub mod filters;
+pub mod pipeline;
 pub mod sentences;
 pub mod srt;
 pub mod vtt;
