@@ -5,6 +5,7 @@ mod bench;
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 mod commands;
+mod prepare;
 
 use anyhow::Result;
 use clap::{Parser, Subcommand};
@@ -31,6 +32,8 @@ enum Command {
     Convert(commands::ConvertArgs),
     /// Benchmark full-size EmotionCLIP inference on this machine, optionally beside PyTorch.
     Bench(bench::BenchArgs),
+    /// Turn videos + closed captions into filtered, emotion-scored WebDataset shards.
+    Prepare(prepare::PrepareArgs),
 }
 
 fn main() {
@@ -52,6 +55,7 @@ fn main() {
         Command::Similarity(a) => commands::similarity(a),
         Command::Convert(a) => commands::convert(a),
         Command::Bench(a) => bench::run(a, cli.threads),
+        Command::Prepare(a) => prepare::run(a),
     };
     match result {
         Ok(code) => std::process::exit(code),

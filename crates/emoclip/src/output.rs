@@ -39,6 +39,12 @@ pub fn write_atomic(path: &Path, write: impl FnOnce(&mut std::fs::File) -> std::
         .map_err(|e| Error::io(dir, e))?;
     write(tmp.as_file_mut()).map_err(|e| Error::io(path, e))?;
     tmp.as_file_mut().sync_all().map_err(|e| Error::io(path, e))?;
+    // tempfile creates 0600 files; outputs are ordinary files.
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let _ = tmp.as_file().set_permissions(std::fs::Permissions::from_mode(0o644));
+    }
     tmp.persist(path).map_err(|e| Error::io(path, e.error))?;
     Ok(())
 }

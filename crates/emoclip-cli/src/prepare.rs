@@ -1,0 +1,163 @@
+//! `emoclip prepare`: videos + captions → filtered, emotion-scored WebDataset shards (one per video) and an
+//! index of every candidate; partitioned for job arrays, resumable, bad videos reported and skipped.
+use anyhow::{bail, Context, Result};
+use candle_core::Device;
+use clap::Args;
+use emoclip::prep::filters::FilterConfig;
+use emoclip::prep::pipeline::{find_captions, partition, Boxes, PrepareConfig, Preparer};
+use emoclip::text_emotion::EmotionClassifier;
+use indicatif::{ProgressBar, ProgressStyle};
+use std::path::PathBuf;
+
+#[derive(Args)]
+pub struct PrepareArgs {
+    /// Video files or directories of videos (mp4, webm, mkv, avi, mov).
+    #[arg(required = true)]
+    pub inputs: Vec<PathBuf>,
+    /// Directory of caption files `<stem>.srt|.vtt|.json` (default: beside each video).
+    #[arg(long)]
+    pub captions_dir: Option<PathBuf>,
+    /// Text-emotion model directory (an HF snapshot of j-hartmann/emotion-english-distilroberta-base:
+    /// config.json, model.safetensors or pytorch_model.bin, tokenizer.json), or hf:<org>/<name>.
+    #[arg(long)]
+    pub emotion_model: String,
+    /// Output directory: shards/<video>.tar and index/<video>.jsonl.
+    #[arg(long, short)]
+    pub out: PathBuf,
+    /// YOLOv5/v7/v8 ONNX person detector (needs libonnxruntime, see scripts/install_deps.sh).
+    #[arg(long, conflicts_with = "boxes_dir")]
+    pub yolo: Option<PathBuf>,
+    /// Directory of `<stem>.boxes.json` person boxes instead of a detector.
+    #[arg(long)]
+    pub boxes_dir: Option<PathBuf>,
+    #[arg(long, default_value_t = 0)]
+    pub shard_index: usize,
+    #[arg(long, default_value_t = 1)]
+    pub num_shards: usize,
+    /// Keep captions whose neutral probability is at most this (paper: 0.05).
+    #[arg(long, default_value_t = 0.05)]
+    pub neutral_max: f32,
+    #[arg(long, default_value_t = 2.0)]
+    pub min_duration: f64,
+    #[arg(long, default_value_t = 10.0)]
+    pub max_duration: f64,
+    #[arg(long, default_value_t = 3)]
+    pub min_chars: usize,
+    #[arg(long, default_value_t = 8)]
+    pub min_frames: usize,
+    /// Skip videos shorter than this many seconds (the paper keeps ≥ 2400).
+    #[arg(long, default_value_t = 0.0)]
+    pub min_video_seconds: f64,
+    /// Video ids (file stems) to exclude, one per line (e.g. overlaps with evaluation sets).
+    #[arg(long)]
+    pub exclude: Option<PathBuf>,
+}
+
+pub fn run(a: PrepareArgs) -> Result<i32> {
+    let mut videos = Vec::new();
+    for p in &a.inputs {
+        if p.is_dir() {
+            for e in std::fs::read_dir(p).with_context(|| format!("{}: cannot list", p.display()))? {
+                let f = e?.path();
+                if matches!(emoclip::media::media_kind(&f), Ok(emoclip::media::MediaKind::Video)) {
+                    videos.push(f);
+                }
+            }
+        } else {
+            videos.push(p.clone());
+        }
+    }
+    let excluded: std::collections::HashSet<String> = match &a.exclude {
+        Some(f) => std::fs::read_to_string(f)
+            .with_context(|| format!("{}: cannot read", f.display()))?
+            .lines()
+            .map(|l| l.trim().to_string())
+            .filter(|l| !l.is_empty())
+            .collect(),
+        None => Default::default(),
+    };
+    videos.retain(|v| !excluded.contains(&emoclip::prep::pipeline::video_id(v)));
+    let videos = partition(videos, a.shard_index, a.num_shards)?;
+    if videos.is_empty() {
+        bail!("no videos to process in this partition");
+    }
+    let model_dir = match a.emotion_model.strip_prefix("hf:") {
+        Some(repo) => emoclip::weights::hub::resolve(repo)?,
+        None => PathBuf::from(&a.emotion_model),
+    };
+    let clf = EmotionClassifier::from_dir(&model_dir, &Device::Cpu)?;
+    #[cfg(feature = "onnx")]
+    let detector = match &a.yolo {
+        Some(p) => Some(emoclip::detect::onnx::PersonDetector::new(p)?),
+        None => None,
+    };
+    #[cfg(not(feature = "onnx"))]
+    if a.yolo.is_some() {
+        bail!("--yolo needs a build with the `onnx` feature");
+    }
+    // --yolo and --boxes-dir exclude each other (clap).
+    let mut boxes = Boxes::None;
+    if let Some(d) = &a.boxes_dir {
+        boxes = Boxes::Dir(d);
+    }
+    #[cfg(feature = "onnx")]
+    if let Some(det) = &detector {
+        boxes = Boxes::Detector(det);
+    }
+    let cfg = PrepareConfig {
+        filters: FilterConfig {
+            neutral_max: a.neutral_max,
+            min_duration: a.min_duration,
+            max_duration: a.max_duration,
+            min_chars: a.min_chars,
+            min_frames: a.min_frames,
+        },
+        min_video_seconds: a.min_video_seconds,
+        ..PrepareConfig::default()
+    };
+    let prep = Preparer { cfg, classifier: &clf, boxes, out: a.out.clone() };
+    let pb = ProgressBar::new(videos.len() as u64);
+    pb.set_style(ProgressStyle::with_template("{spinner} prepare [{bar:30}] {pos}/{len} {msg} (eta {eta})").unwrap_or_else(|_| ProgressStyle::default_bar()));
+    let (mut done, mut skipped, mut kept, mut cands) = (0usize, 0usize, 0usize, 0usize);
+    let mut failed: Vec<String> = Vec::new();
+    for v in &videos {
+        pb.set_message(emoclip::prep::pipeline::video_id(v));
+        if prep.is_done(v) {
+            skipped += 1;
+            pb.inc(1);
+            continue;
+        }
+        let res = match find_captions(v, a.captions_dir.as_deref()) {
+            None => Err(anyhow::anyhow!("{}: no caption file (<stem>.srt, .vtt or .json) found", v.display())),
+            Some(c) => prep.process(v, &c).map_err(anyhow::Error::from),
+        };
+        match res {
+            Ok(r) => {
+                done += 1;
+                kept += r.kept;
+                cands += r.candidates;
+                if r.skipped_cues > 0 {
+                    pb.suspend(|| tracing::warn!("{}: {} caption cue(s) skipped (see the parse report)", v.display(), r.skipped_cues));
+                }
+            }
+            Err(e) => {
+                pb.suspend(|| tracing::error!("{e:#}"));
+                failed.push(format!("{e:#}"));
+            }
+        }
+        pb.inc(1);
+    }
+    pb.finish_and_clear();
+    eprintln!(
+        "processed {done} video(s) ({skipped} already done): {kept} of {cands} caption spans kept; shards in {}",
+        a.out.join("shards").display()
+    );
+    if failed.is_empty() {
+        return Ok(0);
+    }
+    eprintln!("\n{} video(s) failed:", failed.len());
+    for f in &failed {
+        eprintln!("  {f}");
+    }
+    Ok(1)
+}
