@@ -207,3 +207,32 @@ fn hf_weights_resolve_from_the_local_cache() {
     assert_eq!(o.status.code(), Some(2));
     assert!(stderr(&o).contains("expected hf:<org>/<name>"), "{}", stderr(&o));
 }
+
+#[test]
+fn prepare_is_resumable_and_reports_bad_videos() {
+    let dir = tempfile::tempdir().unwrap();
+    let vids = dir.path().join("videos");
+    std::fs::create_dir_all(&vids).unwrap();
+    for name in ["a", "b"] {
+        std::fs::copy(fx("media/clip_vtest40.mp4"), vids.join(format!("{name}.mp4"))).unwrap();
+        std::fs::write(vids.join(format!("{name}.srt")), "1\n00:00:00,500 --> 00:00:03,500\nWhat on earth are you doing here?\n").unwrap();
+    }
+    let clip = std::fs::read(fx("media/clip_vtest40.mp4")).unwrap();
+    std::fs::write(vids.join("bad.mp4"), &clip[..clip.len() / 5]).unwrap();
+    std::fs::write(vids.join("bad.srt"), "1\n00:00:00,500 --> 00:00:03,500\nThis one is broken!\n").unwrap();
+    let out = dir.path().join("out");
+    let args = ["prepare", &vids.display().to_string(), "--emotion-model", &fx("text_emotion"), "--out", &out.display().to_string(), "--neutral-max", "1"];
+    let o = emoclip(&args);
+    let err = stderr(&o);
+    assert_eq!(o.status.code(), Some(1), "{err}");
+    assert!(err.contains("bad.mp4") && err.contains("1 video(s) failed"), "{err}");
+    let shard_bytes = |n: &str| std::fs::read(out.join("shards").join(n)).unwrap();
+    let (a1, b1) = (shard_bytes("a.tar"), shard_bytes("b.tar"));
+    // Simulate a kill before b finished: its index (the completion marker) is missing.
+    std::fs::remove_file(out.join("index/b.jsonl")).unwrap();
+    let o = emoclip(&args);
+    assert!(stderr(&o).contains("(1 already done)"), "{}", stderr(&o));
+    assert_eq!(shard_bytes("a.tar"), a1);
+    assert_eq!(shard_bytes("b.tar"), b1, "redone shard must be identical (deterministic)");
+    assert!(!out.join("shards/bad.tar").exists() && !out.join("index/bad.jsonl").exists());
+}
