@@ -34,6 +34,8 @@ enum Command {
     Bench(bench::BenchArgs),
     /// Turn videos + closed captions into filtered, emotion-scored WebDataset shards.
     Prepare(prepare::PrepareArgs),
+    /// Exploration report of prepared data: plots (SVG) and a Markdown page.
+    Report(prepare::ReportArgs),
 }
 
 fn main() {
@@ -56,6 +58,7 @@ fn main() {
         Command::Convert(a) => commands::convert(a),
         Command::Bench(a) => bench::run(a, cli.threads),
         Command::Prepare(a) => prepare::run(a),
+        Command::Report(a) => prepare::report(a),
     };
     match result {
         Ok(code) => std::process::exit(code),

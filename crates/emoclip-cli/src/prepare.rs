@@ -161,3 +161,28 @@ pub fn run(a: PrepareArgs) -> Result<i32> {
     }
     Ok(1)
 }
+
+#[derive(Args)]
+pub struct ReportArgs {
+    /// The output directory of `emoclip prepare`.
+    pub prepared: PathBuf,
+    /// Where to write report.md and the SVG figures (default: <prepared>/report).
+    #[arg(long, short)]
+    pub out: Option<PathBuf>,
+    /// The neutral threshold to mark on the kept-vs-threshold plot.
+    #[arg(long, default_value_t = 0.05)]
+    pub neutral_max: f32,
+}
+
+pub fn report(a: ReportArgs) -> Result<i32> {
+    let cands = emoclip::prep::report::load_index(&a.prepared)?;
+    let lp = a.prepared.join("labels.json");
+    let labels: Vec<String> = match std::fs::read_to_string(&lp) {
+        Ok(s) => serde_json::from_str(&s).with_context(|| format!("{}: not a JSON list of labels", lp.display()))?,
+        Err(_) => (0..cands.first().map_or(0, |c| c.emotion_logits.len())).map(|i| format!("LABEL_{i}")).collect(),
+    };
+    let dest = a.out.clone().unwrap_or_else(|| a.prepared.join("report"));
+    let page = emoclip::prep::report::write_report(&cands, &labels, a.neutral_max, &dest)?;
+    eprintln!("wrote {}", page.display());
+    Ok(0)
+}

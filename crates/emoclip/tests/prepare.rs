@@ -46,6 +46,17 @@ fn prepare_writes_a_shard_and_an_index_and_resumes() {
     assert_eq!(meta.frame_size, [384, 288]);
     let index = std::fs::read_to_string(p.index_path("clip")).unwrap();
     assert_eq!(index.lines().count(), 2);
+    // The exploration report renders every figure and counts what the index holds.
+    let cands = emoclip::prep::report::load_index(&out).unwrap();
+    let labels: Vec<String> = serde_json::from_str(&std::fs::read_to_string(out.join("labels.json")).unwrap()).unwrap();
+    assert_eq!(labels.len(), 7);
+    let page = emoclip::prep::report::write_report(&cands, &labels, 0.05, &out.join("report")).unwrap();
+    let md = std::fs::read_to_string(page).unwrap();
+    assert!(md.contains("1 videos, 2 caption spans, **1 kept**"), "{md}");
+    for f in ["neutral_histogram.svg", "kept_vs_threshold.svg", "emotion_distribution.svg", "top_words.svg"] {
+        let svg = std::fs::read_to_string(out.join("report").join(f)).unwrap();
+        assert!(svg.starts_with("<svg") && svg.contains("<rect"), "{f}");
+    }
     // No temporary files left behind.
     for d in ["shards", "index"] {
         for e in std::fs::read_dir(out.join(d)).unwrap() {

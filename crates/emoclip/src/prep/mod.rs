@@ -2,6 +2,7 @@
 pub mod captions;
 pub mod filters;
 pub mod pipeline;
+pub mod report;
 pub mod sentences;
 pub mod srt;
 pub mod vtt;

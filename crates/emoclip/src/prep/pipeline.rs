@@ -268,6 +268,11 @@ impl Preparer<'_> {
             index.push_str(&serde_json::to_string(c).map_err(|e| Error::Msg(e.to_string()))?);
             index.push('\n');
         }
+        let lp = self.out.join("labels.json");
+        if !lp.is_file() {
+            let labels = serde_json::to_vec(self.classifier.labels()).map_err(|e| Error::Msg(e.to_string()))?;
+            crate::output::write_atomic(&lp, |f| std::io::Write::write_all(f, &labels))?;
+        }
         let ip = self.index_path(&id);
         crate::output::write_atomic(&ip, |f| std::io::Write::write_all(f, index.as_bytes()))?;
         Ok(VideoReport { video_id: id, candidates: cands.len(), kept, skipped_cues: caps.report.skipped.len() })
