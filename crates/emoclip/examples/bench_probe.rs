@@ -1,6 +1,6 @@
 //! Linear-probe benchmark mirroring EmotionCLIP `linear_eval.py` on BoLD: `OneVsRestClassifier(LogisticRegression(C=3.16))` on 10,000 × 512 L2-normalised features, 26 labels.
 //!
-//! `cargo run --release -p emoclip --example bench_probe [-- DATA_DIR]` writes the data it fits to DATA_DIR
+//! `cargo run --release -p emoclip --example bench_probe [-- DATA_DIR [C]]` writes the data it fits to DATA_DIR
 //! (default `target/bench_probe`: `x.f64` row-major little-endian, `y.u8`, `shape.txt`, and the fitted
 //! train probabilities `p_rust.f64`) so that
 //! `bench/sklearn_probe.py DATA_DIR` times scikit-learn on exactly the same problem.
@@ -12,6 +12,11 @@ use emoclip::probe::{average_precision_macro, roc_auc_macro, LogisticRegression,
 fn main() -> emoclip::Result<()> {
     let (n, d, k) = (10_000usize, 512usize, 26usize);
     let dir = std::env::args().nth(1).unwrap_or_else(|| "target/bench_probe".into());
+    // optional second argument: C (default 3.16, the BoLD setting), e.g. to time the ends of the C search range
+    let c: f64 = match std::env::args().nth(2) {
+        Some(s) => s.parse().map_err(|_| emoclip::Error::Msg(format!("C must be a number, got {s:?}")))?,
+        None => 3.16,
+    };
     let mut rng = SplitMix64::new(2023);
     let mut gauss = || {
         let (u, v) = (rng.next_f64().max(1e-300), rng.next_f64());
@@ -44,7 +49,7 @@ fn main() -> emoclip::Result<()> {
 
     let threads = rayon::current_num_threads();
     let t = Instant::now();
-    let model = OneVsRest::new(LogisticRegression::new(3.16)).fit(&x, &y)?;
+    let model = OneVsRest::new(LogisticRegression::new(c)).fit(&x, &y)?;
     let secs = t.elapsed().as_secs_f64();
     let iters: Vec<usize> = model
         .estimators
@@ -59,7 +64,7 @@ fn main() -> emoclip::Result<()> {
     let pp = format!("{dir}/p_rust.f64");
     std::fs::write(&pp, pb).map_err(|e| emoclip::Error::io(&pp, e))?;
     println!(
-        "rust OvR LogisticRegression(C=3.16) {n}x{d}, {k} labels, {threads} threads: fit {secs:.2} s \
+        "rust OvR LogisticRegression(C={c}) {n}x{d}, {k} labels, {threads} threads: fit {secs:.2} s \
          (L-BFGS iterations min {} max {}); train mAP {:.4} AUC {:.4}; data in {dir}",
         iters.iter().min().unwrap_or(&0),
         iters.iter().max().unwrap_or(&0),
