@@ -119,6 +119,8 @@ pub fn run(a: PrepareArgs) -> Result<i32> {
     let pb = ProgressBar::new(videos.len() as u64);
     pb.set_style(ProgressStyle::with_template("{spinner} prepare [{bar:30}] {pos}/{len} {msg} (eta {eta})").unwrap_or_else(|_| ProgressStyle::default_bar()));
     let (mut done, mut skipped, mut kept, mut cands) = (0usize, 0usize, 0usize, 0usize);
+    let mut timings = emoclip::prep::pipeline::StageTimings::default();
+    let mut video_seconds = 0.0f64;
     let mut failed: Vec<String> = Vec::new();
     for v in &videos {
         pb.set_message(emoclip::prep::pipeline::video_id(v));
@@ -136,6 +138,8 @@ pub fn run(a: PrepareArgs) -> Result<i32> {
                 done += 1;
                 kept += r.kept;
                 cands += r.candidates;
+                timings += r.timings;
+                video_seconds += r.video_seconds;
                 if r.skipped_cues > 0 {
                     pb.suspend(|| tracing::warn!("{}: {} caption cue(s) skipped (see the parse report)", v.display(), r.skipped_cues));
                 }
@@ -152,6 +156,23 @@ pub fn run(a: PrepareArgs) -> Result<i32> {
         "processed {done} video(s) ({skipped} already done): {kept} of {cands} caption spans kept; shards in {}",
         a.out.join("shards").display()
     );
+    if done > 0 {
+        let t = timings;
+        let total = t.captions + t.emotion + t.decode + t.frames + t.detect + t.write;
+        eprintln!("\nthroughput ({video_seconds:.1} s of video):\n| stage | wall s | video s per wall s |\n|---|---|---|");
+        for (name, s) in [
+            ("captions → sentences", t.captions),
+            ("emotion scores", t.emotion),
+            ("decode (8 fps)", t.decode),
+            ("resize + JPEG", t.frames),
+            ("person detection", t.detect),
+            ("write shard + index", t.write),
+            ("total", total),
+        ] {
+            let rate = if s > 0.0 { format!("{:.1}", video_seconds / s) } else { "-".into() };
+            eprintln!("| {name} | {s:.3} | {rate} |");
+        }
+    }
     if failed.is_empty() {
         return Ok(0);
     }

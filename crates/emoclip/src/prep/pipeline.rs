@@ -78,6 +78,31 @@ pub struct VideoReport {
     pub candidates: usize,
     pub kept: usize,
     pub skipped_cues: usize,
+    /// Length of the video in seconds.
+    pub video_seconds: f64,
+    pub timings: StageTimings,
+}
+
+/// Wall time per stage, seconds (for the throughput benchmark printed by `emoclip prepare`).
+#[derive(Clone, Copy, Debug, Default)]
+pub struct StageTimings {
+    pub captions: f64,
+    pub emotion: f64,
+    pub decode: f64,
+    pub frames: f64,
+    pub detect: f64,
+    pub write: f64,
+}
+
+impl std::ops::AddAssign for StageTimings {
+    fn add_assign(&mut self, o: Self) {
+        self.captions += o.captions;
+        self.emotion += o.emotion;
+        self.decode += o.decode;
+        self.frames += o.frames;
+        self.detect += o.detect;
+        self.write += o.write;
+    }
 }
 
 /// Where person boxes come from.
@@ -133,10 +158,15 @@ impl Preparer<'_> {
 
     pub fn process(&self, video: &Path, captions: &Path) -> Result<VideoReport> {
         let id = video_id(video);
+        let mut tm = StageTimings::default();
+        let clock = std::time::Instant::now();
         let caps = read_captions(captions)?;
         let sents = sentences(&caps.chunks, &self.cfg.sentences);
+        tm.captions = clock.elapsed().as_secs_f64();
+        let clock = std::time::Instant::now();
         let texts: Vec<&str> = sents.iter().map(|s| s.text.as_str()).collect();
         let logits = if texts.is_empty() { Vec::new() } else { self.classifier.logits(&texts)? };
+        tm.emotion = clock.elapsed().as_secs_f64();
         let ni = self
             .classifier
             .label_index("neutral")
@@ -186,25 +216,35 @@ impl Preparer<'_> {
         };
         let mut duration = 0.0f64;
         let quality = self.cfg.jpeg_quality;
+        let (mut t_frames, mut t_detect) = (0.0f64, 0.0f64);
+        let clock = std::time::Instant::now();
         let (_, src_fps, decoded) = media::stream_at_fps(video, fps, &mut |k, t, img: RgbImage| {
             duration = duration.max(t);
             if !needed.contains(&k) {
                 return Ok(());
             }
             size = [img.width(), img.height()];
+            let c0 = std::time::Instant::now();
             let small = pre.resize(&img);
             let mut jpeg = Vec::new();
             image::codecs::jpeg::JpegEncoder::new_with_quality(&mut jpeg, quality)
                 .encode_image(&small)
                 .map_err(|e| Error::media(video, format!("JPEG encoding failed: {e}")))?;
+            let c1 = std::time::Instant::now();
             let boxes = match &self.boxes {
                 #[cfg(feature = "onnx")]
                 Boxes::Detector(d) => d.detect(&img)?,
                 _ => Vec::new(),
             };
+            t_frames += (c1 - c0).as_secs_f64();
+            t_detect += c1.elapsed().as_secs_f64();
             frames.insert(k, (jpeg, boxes));
             Ok(())
         })?;
+        tm.frames = t_frames;
+        tm.detect = t_detect;
+        tm.decode = (clock.elapsed().as_secs_f64() - t_frames - t_detect).max(0.0);
+        let clock = std::time::Instant::now();
         if decoded > 0 && src_fps > 0.0 && (decoded as f64 / src_fps) < self.cfg.min_video_seconds {
             return Err(Error::media(
                 video,
@@ -275,6 +315,8 @@ impl Preparer<'_> {
         }
         let ip = self.index_path(&id);
         crate::output::write_atomic(&ip, |f| std::io::Write::write_all(f, index.as_bytes()))?;
-        Ok(VideoReport { video_id: id, candidates: cands.len(), kept, skipped_cues: caps.report.skipped.len() })
+        tm.write = clock.elapsed().as_secs_f64();
+        let video_seconds = if src_fps > 0.0 { decoded as f64 / src_fps } else { 0.0 };
+        Ok(VideoReport { video_id: id, candidates: cands.len(), kept, skipped_cues: caps.report.skipped.len(), video_seconds, timings: tm })
     }
 }
