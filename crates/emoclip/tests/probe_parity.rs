@@ -239,3 +239,14 @@ fn c_search_is_seeded_and_picks_the_best() {
         .unwrap();
     assert!(r.best_score > 0.5 && r.best_score <= 1.0, "{r:?}");
 }
+
+#[test]
+fn unreachable_tolerance_stops_on_rounding_instead_of_looping() {
+    // tol = 0 can never be met; the scipy-style ftol test (64 eps relative decrease) must end the run
+    let d = fixture("binary.json");
+    let (x, y) = (mat(&d["x_train"]), veci(&d["y_train"]));
+    let lr = LogisticRegression { c: f(&d["c"]), tol: 0.0, max_iter: 100_000, fit_intercept: true };
+    let m = lr.fit(&x, &y).unwrap();
+    assert!(m.converged && m.n_iter < 1000, "n_iter {}", m.n_iter);
+    close(&m.coef.data, &vecf(&d["coef"]), 1e-4, "binary coef (tol 0)");
+}

@@ -11,7 +11,7 @@ pub fn cholesky(a: &mut [f64], n: usize) -> Result<()> {
         for k in 0..j {
             d -= a[j * n + k] * a[j * n + k];
         }
-        if !(d > 0.0) || !d.is_finite() {
+        if d.is_nan() || d <= 0.0 || !d.is_finite() {
             return Err(Error::Msg(format!("cholesky: matrix not positive definite (pivot {j} = {d})")));
         }
         let d = d.sqrt();

@@ -50,7 +50,7 @@ impl LogisticRegression {
     }
 
     fn check(&self, x: &Mat, n_labels: usize) -> Result<()> {
-        if !(self.c > 0.0) || !self.c.is_finite() {
+        if self.c.is_nan() || self.c <= 0.0 || !self.c.is_finite() {
             return Err(Error::Msg(format!("logistic regression: C must be positive and finite, got {}", self.c)));
         }
         if x.rows == 0 || x.cols == 0 {
@@ -201,7 +201,7 @@ impl LogisticRegression {
         let p = k * d + if fi { k } else { 0 };
         let (mut theta, it, conv) = lbfgs(vec![0.0; p], f, self.max_iter, self.tol);
         if !fi {
-            theta.extend(std::iter::repeat(0.0).take(k));
+            theta.extend(std::iter::repeat_n(0.0, k));
         }
         (theta, it, conv)
     }
@@ -325,7 +325,7 @@ pub(crate) fn lbfgs<F: Fn(&[f64], &mut [f64]) -> f64>(
             axpy(alpha[i] - beta, &s_hist[i], &mut d);
         }
         let mut gd = dot(&g, &d);
-        if !(gd < 0.0) {
+        if gd.is_nan() || gd >= 0.0 {
             s_hist.clear();
             y_hist.clear();
             rho.clear();

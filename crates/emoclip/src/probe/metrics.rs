@@ -39,8 +39,8 @@ fn check_binary(y: &[f64], s: &[f64], what: &str) -> Result<Vec<bool>> {
     check_finite(s, what)?;
     y.iter()
         .map(|&v| match v {
-            v if v == 1.0 => Ok(true),
-            v if v == 0.0 => Ok(false),
+            1.0 => Ok(true),
+            0.0 => Ok(false),
             v => Err(Error::Msg(format!("{what}: y_true must be 0/1, found {v}"))),
         })
         .collect()

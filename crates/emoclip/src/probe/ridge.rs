@@ -29,7 +29,7 @@ impl Ridge {
 
     /// Fits `y` (`n × m`) on `x` (`n × d`).
     pub fn fit(&self, x: &Mat, y: &Mat) -> Result<RidgeModel> {
-        if !(self.alpha > 0.0) || !self.alpha.is_finite() {
+        if self.alpha.is_nan() || self.alpha <= 0.0 || !self.alpha.is_finite() {
             return Err(Error::Msg(format!("ridge: alpha must be positive and finite, got {}", self.alpha)));
         }
         if x.rows != y.rows || x.rows == 0 {
