@@ -42,9 +42,7 @@ fn main() {
     let bias = Tensor::randn(0f32, 1.0, 3072, &dev).unwrap();
     t("broadcast_add bias [rows,3072]", || h.broadcast_add(&bias));
     // A whole pre-norm block with random weights.
-    let vm = candle_nn::VarMap::new();
     let checked = emoclip::weights::CheckedTensors::new(Default::default(), emoclip::weights::Missing::Init, None);
-    let _ = vm;
     let vb = checked.var_builder(candle_core::DType::F32, &dev);
     let blk = emoclip::clip::ResidualAttentionBlock::load(vb, 768, 12, 3072, emoclip::nn::Activation::Gelu, 1e-5).unwrap();
     t("ResidualAttentionBlock [32,51,768]", || blk.forward(&x3, None));
@@ -85,6 +83,3 @@ fn main() {
         t(&format!("gelu n={n}"), || hh.gelu_erf());
     }
 }
-
-#[allow(dead_code)]
-fn unused() {}

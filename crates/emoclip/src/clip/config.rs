@@ -194,13 +194,13 @@ impl OpenClipConfig {
         if self.embed_dim == 0 {
             problems.push("embed_dim must be > 0".to_string());
         }
-        if v.patch_size == 0 || v.image_size % v.patch_size != 0 {
+        if v.patch_size == 0 || !v.image_size.is_multiple_of(v.patch_size) {
             problems.push(format!("vision_cfg.image_size {} is not a multiple of patch_size {}", v.image_size, v.patch_size));
         }
-        if v.head_width == 0 || v.width % v.head_width != 0 {
+        if v.head_width == 0 || !v.width.is_multiple_of(v.head_width) {
             problems.push(format!("vision_cfg.width {} is not a multiple of head_width {}", v.width, v.head_width));
         }
-        if t.heads == 0 || t.width % t.heads != 0 {
+        if t.heads == 0 || !t.width.is_multiple_of(t.heads) {
             problems.push(format!("text_cfg.width {} is not divisible by heads {}", t.width, t.heads));
         }
         if v.layers == 0 || t.layers == 0 {

@@ -107,7 +107,7 @@ impl EmotionClipConfig {
         if self.video_len == 0 {
             return Err(Error::config(path, "video_len must be > 0"));
         }
-        if t.fusion == TemporalFusion::Transformer && (t.heads == 0 || self.backbone.embed_dim % t.heads != 0) {
+        if t.fusion == TemporalFusion::Transformer && (t.heads == 0 || !self.backbone.embed_dim.is_multiple_of(t.heads)) {
             return Err(Error::config(
                 path,
                 format!("temporal.heads {} must divide embed_dim {}", t.heads, self.backbone.embed_dim),

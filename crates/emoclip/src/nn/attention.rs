@@ -14,7 +14,7 @@ pub struct MultiheadAttention {
 
 impl MultiheadAttention {
     pub fn load(vb: VarBuilder, dim: usize, num_heads: usize) -> Result<Self> {
-        if num_heads == 0 || dim % num_heads != 0 {
+        if num_heads == 0 || !dim.is_multiple_of(num_heads) {
             candle_core::bail!("attention width {dim} is not divisible by {num_heads} heads");
         }
         let init = candle_nn::init::DEFAULT_KAIMING_NORMAL;

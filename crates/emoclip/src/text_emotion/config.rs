@@ -36,7 +36,7 @@ impl RobertaConfig {
         if c.hidden_act != "gelu" {
             return Err(Error::config(path, format!("hidden_act {:?} is not supported (gelu)", c.hidden_act)));
         }
-        if c.num_attention_heads == 0 || c.hidden_size % c.num_attention_heads != 0 {
+        if c.num_attention_heads == 0 || !c.hidden_size.is_multiple_of(c.num_attention_heads) {
             return Err(Error::config(path, "hidden_size must be divisible by num_attention_heads"));
         }
         Ok(c)
