@@ -7,6 +7,7 @@ use emoclip::prep::filters::FilterConfig;
 use emoclip::prep::pipeline::{find_captions, partition, Boxes, PrepareConfig, Preparer};
 use emoclip::text_emotion::EmotionClassifier;
 use indicatif::{ProgressBar, ProgressStyle};
+use rayon::prelude::*;
 use std::path::PathBuf;
 
 #[derive(Args)]
@@ -118,21 +119,29 @@ pub fn run(a: PrepareArgs) -> Result<i32> {
     let prep = Preparer { cfg, classifier: &clf, boxes, out: a.out.clone() };
     let pb = ProgressBar::new(videos.len() as u64);
     pb.set_style(ProgressStyle::with_template("{spinner} prepare [{bar:30}] {pos}/{len} {msg} (eta {eta})").unwrap_or_else(|_| ProgressStyle::default_bar()));
-    let (mut done, mut skipped, mut kept, mut cands) = (0usize, 0usize, 0usize, 0usize);
+    let (mut done, mut kept, mut cands) = (0usize, 0usize, 0usize);
     let mut timings = emoclip::prep::pipeline::StageTimings::default();
     let mut video_seconds = 0.0f64;
     let mut failed: Vec<String> = Vec::new();
-    for v in &videos {
-        pb.set_message(emoclip::prep::pipeline::video_id(v));
-        if prep.is_done(v) {
-            skipped += 1;
+    // Videos in parallel (rayon; `--threads` caps it), each video's stages in order.
+    let todo: Vec<&PathBuf> = videos.iter().filter(|v| !prep.is_done(v)).collect();
+    let skipped = videos.len() - todo.len();
+    pb.inc(skipped as u64);
+    let results: Vec<(PathBuf, Result<emoclip::prep::pipeline::VideoReport>)> = todo
+        .par_iter()
+        .map(|v| {
+            let res = match find_captions(v, a.captions_dir.as_deref()) {
+                None => Err(anyhow::anyhow!("{}: no caption file (<stem>.srt, .vtt or .json) found", v.display())),
+                Some(c) => prep.process(v, &c).map_err(anyhow::Error::from),
+            };
+            if let Err(e) = &res {
+                pb.suspend(|| tracing::error!("{e:#}"));
+            }
             pb.inc(1);
-            continue;
-        }
-        let res = match find_captions(v, a.captions_dir.as_deref()) {
-            None => Err(anyhow::anyhow!("{}: no caption file (<stem>.srt, .vtt or .json) found", v.display())),
-            Some(c) => prep.process(v, &c).map_err(anyhow::Error::from),
-        };
+            ((*v).clone(), res)
+        })
+        .collect();
+    for (v, res) in results {
         match res {
             Ok(r) => {
                 done += 1;
@@ -141,15 +150,11 @@ pub fn run(a: PrepareArgs) -> Result<i32> {
                 timings += r.timings;
                 video_seconds += r.video_seconds;
                 if r.skipped_cues > 0 {
-                    pb.suspend(|| tracing::warn!("{}: {} caption cue(s) skipped (see the parse report)", v.display(), r.skipped_cues));
+                    tracing::warn!("{}: {} caption cue(s) skipped (malformed timestamps or empty cues)", v.display(), r.skipped_cues);
                 }
             }
-            Err(e) => {
-                pb.suspend(|| tracing::error!("{e:#}"));
-                failed.push(format!("{e:#}"));
-            }
+            Err(e) => failed.push(format!("{e:#}")),
         }
-        pb.inc(1);
     }
     pb.finish_and_clear();
     eprintln!(
