@@ -6,6 +6,8 @@ mod bench;
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 mod commands;
 mod prepare;
+mod probe;
+mod train;
 
 use anyhow::Result;
 use clap::{Parser, Subcommand};
@@ -36,6 +38,10 @@ enum Command {
     Prepare(prepare::PrepareArgs),
     /// Exploration report of prepared data: plots (SVG) and a Markdown page.
     Report(prepare::ReportArgs),
+    /// Pre-train EmotionCLIP on prepared shards (or synthetic data).
+    Train(train::TrainArgs),
+    /// Linear-probe evaluation of embeddings on a labelled dataset.
+    Probe(probe::ProbeArgs),
 }
 
 fn main() {
@@ -59,6 +65,8 @@ fn main() {
         Command::Bench(a) => bench::run(a, cli.threads),
         Command::Prepare(a) => prepare::run(a),
         Command::Report(a) => prepare::report(a),
+        Command::Train(a) => train::run(a),
+        Command::Probe(a) => probe::run(a),
     };
     match result {
         Ok(code) => std::process::exit(code),
