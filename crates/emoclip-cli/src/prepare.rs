@@ -28,6 +28,10 @@ pub struct PrepareArgs {
     /// YOLOv5/v7/v8 ONNX person detector (needs libonnxruntime, see scripts/install_deps.sh).
     #[arg(long, conflicts_with = "boxes_dir")]
     pub yolo: Option<PathBuf>,
+    /// Punctuation-restoration model directory (ONNX token classification, FullStop-style: model.onnx,
+    /// tokenizer.json, config.json), used for captions without punctuation.
+    #[arg(long)]
+    pub punctuation: Option<PathBuf>,
     /// Directory of `<stem>.boxes.json` person boxes instead of a detector.
     #[arg(long)]
     pub boxes_dir: Option<PathBuf>,
@@ -116,7 +120,19 @@ pub fn run(a: PrepareArgs) -> Result<i32> {
         min_video_seconds: a.min_video_seconds,
         ..PrepareConfig::default()
     };
-    let prep = Preparer { cfg, classifier: &clf, boxes, out: a.out.clone() };
+    #[cfg(feature = "onnx")]
+    let punct = match &a.punctuation {
+        Some(d) => Some(emoclip::prep::punctuation::OnnxPunctuation::from_dir(d)?),
+        None => None,
+    };
+    #[cfg(feature = "onnx")]
+    let punctuation = punct.as_ref().map(|p| p as &(dyn emoclip::prep::PunctuationModel + Sync));
+    #[cfg(not(feature = "onnx"))]
+    let punctuation = match &a.punctuation {
+        Some(_) => bail!("--punctuation needs a build with the `onnx` feature"),
+        None => None,
+    };
+    let prep = Preparer { cfg, classifier: &clf, boxes, punctuation, out: a.out.clone() };
     let pb = ProgressBar::new(videos.len() as u64);
     pb.set_style(ProgressStyle::with_template("{spinner} prepare [{bar:30}] {pos}/{len} {msg} (eta {eta})").unwrap_or_else(|_| ProgressStyle::default_bar()));
     let (mut done, mut kept, mut cands) = (0usize, 0usize, 0usize);

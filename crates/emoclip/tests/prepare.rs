@@ -24,7 +24,7 @@ fn prepare_writes_a_shard_and_an_index_and_resumes() {
     // The tiny random classifier is never confident: accept any neutral score here.
     let cfg = PrepareConfig { filters: FilterConfig { neutral_max: 1.0, ..FilterConfig::default() }, ..PrepareConfig::default() };
     let out = dir.path().join("out");
-    let p = Preparer { cfg, classifier: &clf, boxes: Boxes::None, out: out.clone() };
+    let p = Preparer { cfg, classifier: &clf, boxes: Boxes::None, punctuation: None, out: out.clone() };
     assert_eq!(emoclip::prep::pipeline::find_captions(&video, None).as_deref(), Some(caps.as_path()));
     let r = p.process(&video, &caps).unwrap();
     // "Hi." is too short (< 2 s, < 3 chars is fine but duration fails), the long line is kept.
@@ -74,7 +74,7 @@ fn a_bad_video_leaves_nothing_behind() {
     let clf = EmotionClassifier::from_dir(&common::fixture("text_emotion"), &Device::Cpu).unwrap();
     let cfg = PrepareConfig { filters: FilterConfig { neutral_max: 1.0, ..FilterConfig::default() }, ..PrepareConfig::default() };
     let out = dir.path().join("out");
-    let p = Preparer { cfg, classifier: &clf, boxes: Boxes::None, out: out.clone() };
+    let p = Preparer { cfg, classifier: &clf, boxes: Boxes::None, punctuation: None, out: out.clone() };
     let err = p.process(&video, &caps).unwrap_err().to_string();
     assert!(err.contains("clip.mp4"), "{err}");
     assert!(!p.is_done(&video));

@@ -27,6 +27,20 @@ pub fn find_runtime() -> Option<PathBuf> {
     dirs.into_iter().map(|d| d.join("libonnxruntime.so")).find(|p| p.is_file())
 }
 
+/// Initialises ONNX Runtime once per process (shared by every ONNX model of the crate).
+pub fn ensure_runtime() -> Result<()> {
+    environment()
+}
+
+/// A session for `model`, with a clear error naming the file.
+pub fn session(model: &Path) -> Result<Session> {
+    environment()?;
+    let env = ENV.get().and_then(|e| e.as_ref().ok()).ok_or_else(|| Error::Msg("ONNX Runtime not initialised".into()))?;
+    Session::builder(env)
+        .and_then(|mut b| b.commit_from_file(model))
+        .map_err(|e| Error::checkpoint(model, format!("cannot load the ONNX model: {e}")))
+}
+
 fn environment() -> Result<()> {
     let r = ENV.get_or_init(|| {
         let lib = find_runtime().ok_or_else(|| {
@@ -54,11 +68,7 @@ impl PersonDetector {
     /// Loads a YOLOv5/v7/v8 ONNX export with a fixed `1×3×640×640` input. Defaults as the official
     /// pipeline: conf 0.25, IoU 0.45, class 0.
     pub fn new(model: &Path) -> Result<Self> {
-        environment()?;
-        let env = ENV.get().and_then(|e| e.as_ref().ok()).ok_or_else(|| Error::Msg("ONNX Runtime not initialised".into()))?;
-        let session = Session::builder(env)
-            .and_then(|mut b| b.commit_from_file(model))
-            .map_err(|e| Error::checkpoint(model, format!("cannot load the ONNX model: {e}")))?;
+        let session = session(model)?;
         let input = session.inputs().first().map(|i| i.name().to_string()).ok_or_else(|| Error::checkpoint(model, "the model has no input"))?;
         Ok(Self { session: Mutex::new(session), input, letterbox: Letterbox::default(), conf: 0.25, iou: 0.45, class: 0, path: model.to_path_buf() })
     }

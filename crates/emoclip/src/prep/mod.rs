@@ -2,6 +2,8 @@
 pub mod captions;
 pub mod filters;
 pub mod pipeline;
+#[cfg(feature = "onnx")]
+pub mod punctuation;
 pub mod report;
 pub mod sentences;
 pub mod srt;

@@ -139,6 +139,8 @@ pub struct Preparer<'a> {
     pub cfg: PrepareConfig,
     pub classifier: &'a EmotionClassifier,
     pub boxes: Boxes<'a>,
+    /// Punctuation-restoration model for unpunctuated captions (else pauses decide boundaries).
+    pub punctuation: Option<&'a (dyn super::PunctuationModel + Sync)>,
     pub out: PathBuf,
 }
 
@@ -161,7 +163,10 @@ impl Preparer<'_> {
         let mut tm = StageTimings::default();
         let clock = std::time::Instant::now();
         let caps = read_captions(captions)?;
-        let sents = sentences(&caps.chunks, &self.cfg.sentences);
+        let sents = match self.punctuation {
+            Some(m) => super::sentences_with_model(&caps.chunks, &self.cfg.sentences, Some(m as &dyn super::PunctuationModel)).0,
+            None => sentences(&caps.chunks, &self.cfg.sentences),
+        };
         tm.captions = clock.elapsed().as_secs_f64();
         let clock = std::time::Instant::now();
         let texts: Vec<&str> = sents.iter().map(|s| s.text.as_str()).collect();

@@ -2,7 +2,7 @@
 use super::captions::{CaptionChunk, TimedWord};
 
 /// Hook for the punctuation-restoration model of the official pipeline
-/// (deepmultilingualpunctuation, to be run through ONNX). Not implemented in this crate yet.
+/// (deepmultilingualpunctuation); the ONNX implementation is [`super::punctuation::OnnxPunctuation`].
 /// `predict` returns, for every word, the punctuation mark that follows it (`None` for none).
 pub trait PunctuationModel {
     fn predict(&self, words: &[&str]) -> Vec<Option<char>>;
