@@ -139,6 +139,10 @@ pub fn run(a: PrepareArgs) -> Result<i32> {
     let mut timings = emoclip::prep::pipeline::StageTimings::default();
     let mut video_seconds = 0.0f64;
     let mut failed: Vec<String> = Vec::new();
+    let stale = prep.clean_stale()?;
+    if stale > 0 {
+        tracing::info!("removed {stale} temporary file(s) left by an interrupted run");
+    }
     // Videos in parallel (rayon; `--threads` caps it), each video's stages in order.
     let todo: Vec<&PathBuf> = videos.iter().filter(|v| !prep.is_done(v)).collect();
     let skipped = videos.len() - todo.len();

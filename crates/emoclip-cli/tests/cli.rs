@@ -236,3 +236,48 @@ fn prepare_is_resumable_and_reports_bad_videos() {
     assert_eq!(shard_bytes("b.tar"), b1, "redone shard must be identical (deterministic)");
     assert!(!out.join("shards/bad.tar").exists() && !out.join("index/bad.jsonl").exists());
 }
+
+#[test]
+fn prepare_killed_midway_then_rerun_gives_every_sample_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let vids = dir.path().join("videos");
+    std::fs::create_dir_all(&vids).unwrap();
+    for i in 0..6 {
+        std::fs::copy(fx("media/clip_vtest40.mp4"), vids.join(format!("v{i}.mp4"))).unwrap();
+        std::fs::write(vids.join(format!("v{i}.srt")), "1\n00:00:00,500 --> 00:00:03,500\nWhat on earth are you doing here?\n").unwrap();
+    }
+    // Captions in a broken encoding, and a video without captions: reported, the others still processed.
+    std::fs::copy(fx("media/clip_vtest40.mp4"), vids.join("enc.mp4")).unwrap();
+    std::fs::write(vids.join("enc.srt"), [0xff, 0xfe, 0x00, 0xd8, 0x31, 0x00, 0x0a, 0xc3, 0x28, 0xa0, 0xa1]).unwrap();
+    std::fs::copy(fx("media/clip_vtest40.mp4"), vids.join("nocaps.mp4")).unwrap();
+    let out = dir.path().join("out");
+    let args: Vec<String> = ["prepare", &vids.display().to_string(), "--emotion-model", &fx("text_emotion"), "--out", &out.display().to_string(), "--neutral-max", "1", "--threads", "1"]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+    // Kill the first run part-way (wherever it is), then run again to completion.
+    let mut child = Command::new(env!("CARGO_BIN_EXE_emoclip")).args(&args).stderr(std::process::Stdio::null()).spawn().unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(400));
+    let _ = child.kill();
+    let _ = child.wait();
+    let o = Command::new(env!("CARGO_BIN_EXE_emoclip")).args(&args).output().unwrap();
+    let err = stderr(&o);
+    assert_eq!(o.status.code(), Some(1), "{err}");
+    assert!(err.contains("enc.srt") && err.contains("nocaps.mp4") && err.contains("2 video(s) failed"), "{err}");
+    let mut keys = Vec::new();
+    for i in 0..6 {
+        let shard = out.join(format!("shards/v{i}.tar"));
+        for s in emoclip::shards::read_shard(&shard).unwrap() {
+            keys.push(s.key);
+        }
+        assert!(out.join(format!("index/v{i}.jsonl")).is_file());
+    }
+    keys.sort();
+    let n = keys.len();
+    keys.dedup();
+    assert_eq!((n, keys.len()), (6, 6), "every video's sample exactly once");
+    for e in std::fs::read_dir(out.join("shards")).unwrap() {
+        let name = e.unwrap().file_name().to_string_lossy().to_string();
+        assert!(!name.starts_with('.'), "leftover temporary file {name}");
+    }
+}

@@ -153,6 +153,25 @@ impl Preparer<'_> {
         self.out.join("index").join(format!("{id}.jsonl"))
     }
 
+    /// Removes what a killed run can leave behind (temporary shard and index files, a finished shard not
+    /// yet renamed). Call before processing, while no other job writes into `out`.
+    pub fn clean_stale(&self) -> Result<usize> {
+        let mut n = 0;
+        for sub in ["shards", "index"] {
+            let d = self.out.join(sub);
+            let Ok(entries) = std::fs::read_dir(&d) else { continue };
+            for e in entries.flatten() {
+                let name = e.file_name().to_string_lossy().to_string();
+                let stale = name.starts_with('.') || (sub == "shards" && name.ends_with("-000000.tar"));
+                if stale {
+                    std::fs::remove_file(e.path()).map_err(|err| Error::io(e.path(), err))?;
+                    n += 1;
+                }
+            }
+        }
+        Ok(n)
+    }
+
     /// True when a previous run finished this video.
     pub fn is_done(&self, video: &Path) -> bool {
         self.index_path(&video_id(video)).is_file()

@@ -18,7 +18,8 @@ pub fn cache_dir() -> PathBuf {
 
 /// Files fetched for a repository: the first weights file that exists, plus its config.
 const WEIGHT_FILES: &[&str] = &["model.safetensors", "open_clip_model.safetensors", "open_clip_pytorch_model.bin", "pytorch_model.bin"];
-const CONFIG_FILES: &[&str] = &["config.json", "open_clip_config.json"];
+/// Side files fetched when present (configs and tokenizers; the emotion classifier needs the latter).
+const CONFIG_FILES: &[&str] = &["config.json", "open_clip_config.json", "tokenizer.json", "vocab.json", "merges.txt"];
 
 /// The snapshot directory of `repo`: from the cache, else downloaded (with the `hub` feature).
 pub fn resolve(repo: &str) -> Result<PathBuf> {
