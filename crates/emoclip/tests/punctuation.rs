@@ -46,3 +46,13 @@ fn a_missing_model_file_is_a_clear_error() {
     let err = OnnxPunctuation::from_dir(dir.path()).err().unwrap().to_string();
     assert!(err.contains("model.onnx"), "{err}");
 }
+
+#[test]
+fn a_given_model_replaces_the_captions_own_punctuation() {
+    let m = model();
+    let chunks = vec![CaptionChunk { text: "hello, how are you. fine thanks!".into(), start: 0.0, end: 6.0, words: None }];
+    let (s, src) = sentences_with_model(&chunks, &SentenceConfig::default(), Some(&m));
+    assert_eq!(src, BoundarySource::Model);
+    let texts: Vec<&str> = s.iter().map(|s| s.text.as_str()).collect();
+    assert_eq!(texts, vec!["hello.", "how are you?", "fine, thanks."]);
+}

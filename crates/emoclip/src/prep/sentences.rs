@@ -140,9 +140,9 @@ pub fn sentences(chunks: &[CaptionChunk], cfg: &SentenceConfig) -> Vec<Sentence>
     sentences_with_model(chunks, cfg, None).0
 }
 
-/// Chunks → sentences. Boundaries: (a) the captions' own terminal punctuation when they are punctuated
-/// (on average at least one terminal mark per `max_words` words); else (c) `model` when given; else
-/// (b) pauses ≥ `max_pause`. `max_words` caps every sentence. A sentence spans its first word's start
+/// Chunks → sentences. Boundaries: `model` when given (its marks replace the captions' own, as in the
+/// official pipeline); else the captions' own terminal punctuation when they are punctuated (on average at
+/// least one terminal mark per `max_words` words); else pauses ≥ `max_pause`. `max_words` caps every sentence. A sentence spans its first word's start
 /// to its last word's end (official min/max). Sound tags are removed before grouping; sentences
 /// containing '[' are then dropped (official `.*\[`).
 pub fn sentences_with_model(
@@ -167,9 +167,14 @@ pub fn sentences_with_model(
     let punctuated = n_term > 0 && n_term * cfg.max_words.max(1) >= words.len();
     let max_words = cfg.max_words.max(1);
 
-    let (source, mut ends): (BoundarySource, Vec<bool>) = if punctuated {
-        (BoundarySource::Captions, words.iter().map(|w| ends_sentence(&w.text)).collect())
-    } else if let Some(m) = model {
+    let (source, mut ends): (BoundarySource, Vec<bool>) = if let Some(m) = model {
+        // The official pipeline always runs the model, on text with its punctuation removed
+        // (deepmultilingualpunctuation strips `.,;:!?` not between digits), then cuts at its marks.
+        for w in words.iter_mut() {
+            while w.text.len() > 1 && w.text.ends_with(['.', ',', ';', ':', '!', '?']) {
+                w.text.pop();
+            }
+        }
         let refs: Vec<&str> = words.iter().map(|w| w.text.as_str()).collect();
         let pred = m.predict(&refs);
         for (w, p) in words.iter_mut().zip(pred.iter()) {
@@ -180,6 +185,8 @@ pub fn sentences_with_model(
             }
         }
         (BoundarySource::Model, words.iter().map(|w| ends_sentence(&w.text)).collect())
+    } else if punctuated {
+        (BoundarySource::Captions, words.iter().map(|w| ends_sentence(&w.text)).collect())
     } else {
         let mut e: Vec<bool> = words.iter().map(|w| ends_sentence(&w.text)).collect();
         for i in 0..words.len().saturating_sub(1) {
