@@ -1,13 +1,295 @@
-//! `emoclip probe`: linear-probe evaluation (in progress).
-use anyhow::{bail, Result};
-use clap::Args;
+//! `emoclip probe`: linear-probe evaluation on a generic manifest (embed with a feature cache, then the official `linear_eval.py` protocol via `emoclip::probe::eval`).
+use crate::commands::{parse_device, Model, ModelArgs, Norm};
+use anyhow::{Context, Result};
+use candle_core::DType;
+use clap::{Args, ValueEnum};
+use emoclip::embed::{load_encoder, Embedder, MediaInput, ModelKind, Prepared};
+use emoclip::media::Normalization;
+use emoclip::probe::cache::{file_fingerprint, FeatureCache};
+use emoclip::probe::eval::{evaluate, EvalOptions};
+use emoclip::probe::manifest::{BoxesSpec, Item, Manifest, ManifestOptions, Task};
+use emoclip::probe::report::{write_report, ReportInfo};
+use emoclip::probe::{CSearch, Mat};
+use indicatif::{ProgressBar, ProgressStyle};
+use rayon::prelude::*;
+use std::path::PathBuf;
+
+#[derive(Clone, Copy, ValueEnum)]
+pub enum TaskArg {
+    Single,
+    Multi,
+    Regression,
+}
 
 #[derive(Args)]
 pub struct ProbeArgs {
-    /// Dataset manifest (CSV or JSONL).
-    pub manifest: std::path::PathBuf,
+    /// Dataset manifest (CSV with a header, or JSONL): path, split (train/val/test), optional boxes, and
+    /// `label` (single-label), `labels` (multi-label, `a;b` in CSV or a list in JSONL) or numeric targets.
+    pub manifest: PathBuf,
+    #[command(flatten)]
+    pub model: ModelArgs,
+    /// Feature cache directory (default: <out>/cache).
+    #[arg(long)]
+    pub cache: Option<PathBuf>,
+    /// Output directory for probe.md, probe.json and per_class.svg.
+    #[arg(long, short, default_value = "probe_out")]
+    pub out: PathBuf,
+    /// Fixed inverse regularisation C (skips the search).
+    #[arg(long)]
+    pub c: Option<f64>,
+    /// Random-search trials for C (log-uniform in [1e-3, 1e3]).
+    #[arg(long, default_value_t = 20)]
+    pub trials: usize,
+    /// Seed of the C search and of the hold-out split.
+    #[arg(long, default_value_t = 0)]
+    pub seed: u64,
+    /// Regression target columns, comma-separated (e.g. valence,arousal).
+    #[arg(long, value_delimiter = ',')]
+    pub targets: Vec<String>,
+    /// Task (default: inferred from the manifest columns).
+    #[arg(long, value_enum)]
+    pub task: Option<TaskArg>,
+    /// Class list file (one name a line, in index order); default `<manifest stem>.classes.txt` if present.
+    #[arg(long)]
+    pub classes: Option<PathBuf>,
+    /// Smooth regression predictions with a Savitzky–Golay filter of this window (LIRIS-ACCEDE protocol: 100).
+    #[arg(long)]
+    pub savgol: Option<usize>,
+    /// Polynomial order of the --savgol filter.
+    #[arg(long, default_value_t = 3)]
+    pub savgol_order: usize,
+    #[arg(long, value_enum, default_value = "imagenet")]
+    pub norm: Norm,
+    /// Frames sampled uniformly per video.
+    #[arg(long, default_value_t = 8)]
+    pub frames: usize,
+    /// Items per forward pass.
+    #[arg(long, default_value_t = 8)]
+    pub batch: usize,
 }
 
-pub fn run(_a: ProbeArgs) -> Result<i32> {
-    bail!("emoclip probe is not implemented yet")
+fn model_name(m: Model) -> &'static str {
+    match m {
+        Model::Emotionclip => "emotionclip",
+        Model::Clip => "clip",
+    }
+}
+
+/// The part of the cache key shared by every item: weights (spec + size/mtime), config, model kind, preprocessing.
+fn model_key(a: &ProbeArgs) -> String {
+    let weights = if a.model.weights.starts_with("random") || a.model.weights.starts_with("hf:") {
+        a.model.weights.clone()
+    } else {
+        format!("{}@{}", a.model.weights, file_fingerprint(std::path::Path::new(&a.model.weights)))
+    };
+    let config = a.model.config.as_ref().map_or("none".into(), |p| file_fingerprint(p));
+    let norm = match a.norm {
+        Norm::Imagenet => "imagenet",
+        Norm::Clip => "clip",
+    };
+    let dtype = match a.model.dtype {
+        crate::commands::Precision::F32 => "f32",
+        crate::commands::Precision::F16 => "f16",
+        crate::commands::Precision::Bf16 => "bf16",
+    };
+    format!(
+        "v1|weights={weights}|config={config}|model={}|dtype={dtype}|norm={norm}|frames={}",
+        model_name(a.model.model),
+        a.frames
+    )
+}
+
+fn item_key(model_key: &str, it: &Item) -> String {
+    let boxes = match &it.boxes {
+        None => "none".to_string(),
+        Some(BoxesSpec::File(p)) => file_fingerprint(p),
+        Some(BoxesSpec::Inline(v)) => format!("{v:?}"),
+    };
+    format!("{model_key}|media={}|boxes={boxes}", file_fingerprint(&it.path))
+}
+
+fn load_embedder(a: &ProbeArgs) -> Result<Embedder> {
+    let device = parse_device(&a.model.device)?;
+    let dtype = match a.model.dtype {
+        crate::commands::Precision::F32 => DType::F32,
+        crate::commands::Precision::F16 => DType::F16,
+        crate::commands::Precision::Bf16 => DType::BF16,
+    };
+    let config = match &a.model.config {
+        Some(p) => Some(emoclip::weights::load::read_config(p)?),
+        None => None,
+    };
+    let kind = match a.model.model {
+        Model::Emotionclip => ModelKind::EmotionClip,
+        Model::Clip => ModelKind::Clip,
+    };
+    let enc = load_encoder(&a.model.weights, config.as_ref(), kind, dtype, &device)?;
+    let norm = match a.norm {
+        Norm::Imagenet => Normalization::IMAGENET,
+        Norm::Clip => Normalization::CLIP,
+    };
+    let pre = emoclip::embed::preprocessor_for(enc.image_size(), norm);
+    Ok(Embedder::new(enc, pre, device, dtype, a.frames)?)
+}
+
+pub fn run(a: ProbeArgs) -> Result<i32> {
+    let t0 = std::time::Instant::now();
+    let mut mopts = ManifestOptions {
+        task: a.task.map(|t| match t {
+            TaskArg::Single => Task::Single,
+            TaskArg::Multi => Task::Multi,
+            TaskArg::Regression => Task::Regression,
+        }),
+        targets: a.targets.iter().map(|s| s.trim().to_string()).filter(|s| !s.is_empty()).collect(),
+        ..Default::default()
+    };
+    if let Some(p) = &a.classes {
+        let t = std::fs::read_to_string(p).with_context(|| format!("{}: cannot read the class list", p.display()))?;
+        mopts.classes = Some(t.lines().map(str::trim).filter(|l| !l.is_empty()).map(String::from).collect());
+    }
+    let mut manifest = match Manifest::load(&a.manifest, &mopts) {
+        Ok(m) => m,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return Ok(2);
+        }
+    };
+    let mut skipped: Vec<String> = manifest
+        .skipped
+        .iter()
+        .map(|s| format!("row {}: {}: {}", s.row, s.path.display(), s.reason))
+        .collect();
+    for s in &skipped {
+        tracing::warn!("skipped {s}");
+    }
+    eprintln!(
+        "manifest: {} item(s), task {}, {} class(es)/target(s)",
+        manifest.items.len(),
+        manifest.task.name(),
+        manifest.classes.len().max(manifest.targets.len())
+    );
+
+    // Features: cache first, then embed the rest in batches.
+    let cache = FeatureCache::new(a.cache.as_ref().unwrap_or(&a.out.join("cache")))?;
+    let mkey = model_key(&a);
+    let keys: Vec<String> = manifest.items.iter().map(|it| item_key(&mkey, it)).collect();
+    let mut feats: Vec<Option<Vec<f32>>> = keys.par_iter().map(|k| cache.get(k)).collect();
+    let todo: Vec<usize> = (0..feats.len()).filter(|&i| feats[i].is_none()).collect();
+    let hits = feats.len() - todo.len();
+    eprintln!("features: {hits} from cache, {} to embed ({})", todo.len(), cache.dir.display());
+    let mut failed: Vec<String> = Vec::new();
+    if !todo.is_empty() {
+        let emb = load_embedder(&a)?;
+        let pb = ProgressBar::new(todo.len() as u64);
+        pb.set_style(
+            ProgressStyle::with_template("{spinner} embedding [{bar:30}] {pos}/{len} ({per_sec}, eta {eta})")
+                .unwrap_or_else(|_| ProgressStyle::default_bar())
+                .progress_chars("=> "),
+        );
+        for chunk in todo.chunks(a.batch.max(1)) {
+            let prepared: Vec<(usize, std::result::Result<Prepared, String>)> = chunk
+                .par_iter()
+                .map(|&i| {
+                    let it = &manifest.items[i];
+                    let r = (|| -> emoclip::Result<Prepared> {
+                        let boxes = it.boxes.as_ref().map(BoxesSpec::load).transpose()?;
+                        emb.prepare(&MediaInput { path: it.path.clone(), boxes })
+                    })();
+                    (i, r.map_err(|e| format!("row {}: {e}", it.row)))
+                })
+                .collect();
+            let mut ok_idx = Vec::new();
+            let mut ok = Vec::new();
+            for (i, p) in prepared {
+                match p {
+                    Ok(p) => {
+                        ok_idx.push(i);
+                        ok.push(p);
+                    }
+                    Err(e) => {
+                        pb.suspend(|| tracing::error!("skipped {e}"));
+                        failed.push(e);
+                    }
+                }
+            }
+            if !ok.is_empty() {
+                match emb.encode(&ok) {
+                    Ok(vs) => {
+                        for (&i, v) in ok_idx.iter().zip(vs) {
+                            if let Err(e) = cache.put(&keys[i], &v) {
+                                pb.suspend(|| tracing::warn!("cache write failed: {e}"));
+                            }
+                            feats[i] = Some(v);
+                        }
+                    }
+                    Err(e) => {
+                        for &i in &ok_idx {
+                            let it = &manifest.items[i];
+                            failed.push(format!("row {}: {}: {e}", it.row, it.path.display()));
+                        }
+                    }
+                }
+            }
+            pb.inc(chunk.len() as u64);
+        }
+        pb.finish_and_clear();
+        eprintln!("embedded {} item(s) in {:.1}s", todo.len() - failed.len(), t0.elapsed().as_secs_f64());
+    } else {
+        eprintln!("all features reused from the cache: no embedding needed");
+    }
+    skipped.extend(failed);
+
+    let keep: Vec<bool> = feats.iter().map(Option::is_some).collect();
+    let rows: Vec<Vec<f64>> = feats.into_iter().flatten().map(|v| v.into_iter().map(f64::from).collect()).collect();
+    let report_skipped = |skipped: &[String]| {
+        if !skipped.is_empty() {
+            eprintln!("\n{} item(s) skipped:", skipped.len());
+            for s in skipped {
+                eprintln!("  {s}");
+            }
+        }
+    };
+    if rows.is_empty() {
+        report_skipped(&skipped);
+        eprintln!("error: no usable item: nothing to evaluate");
+        return Ok(2);
+    }
+    if let Err(e) = manifest.retain_items(&keep) {
+        report_skipped(&skipped);
+        eprintln!("error: {e}");
+        return Ok(2);
+    }
+    let x = Mat::from_rows(&rows)?;
+    let opts = EvalOptions {
+        c: a.c,
+        search: CSearch { n_trials: a.trials, seed: a.seed, ..CSearch::default() },
+        savgol: a.savgol.map(|w| (w, a.savgol_order)),
+        ..EvalOptions::default()
+    };
+    let result = match evaluate(&manifest, &x, &opts) {
+        Ok(r) => r,
+        Err(e) => {
+            report_skipped(&skipped);
+            eprintln!("error: evaluation failed: {e}");
+            return Ok(2);
+        }
+    };
+    let info = ReportInfo {
+        manifest: a.manifest.display().to_string(),
+        model: model_name(a.model.model).to_string(),
+        weights: a.model.weights.clone(),
+        skipped: skipped.clone(),
+    };
+    let files = write_report(&result, &info, &a.out)?;
+    println!("{}", emoclip::probe::report::markdown(&result, &info).lines().skip_while(|l| !l.starts_with("| metric")).take_while(|l| l.starts_with('|')).collect::<Vec<_>>().join("\n"));
+    eprintln!(
+        "wrote {} in {:.1}s",
+        files.iter().map(|f| f.display().to_string()).collect::<Vec<_>>().join(", "),
+        t0.elapsed().as_secs_f64()
+    );
+    if !skipped.is_empty() {
+        report_skipped(&skipped);
+        return Ok(1);
+    }
+    Ok(0)
 }

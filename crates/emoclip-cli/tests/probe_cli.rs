@@ -1,0 +1,144 @@
+//! `emoclip probe` end to end (the official `linear_eval.py` flow) on tiny generated images with a random micro model: report files, feature-cache reuse, skipped rows and exit codes.
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+fn bin() -> &'static str {
+    env!("CARGO_BIN_EXE_emoclip")
+}
+
+fn repo() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
+}
+
+/// Uncompressed 24-bit BMP (bottom-up rows, 4-byte aligned).
+fn write_bmp(path: &Path, w: u32, h: u32, px: impl Fn(u32, u32) -> [u8; 3]) {
+    let row = (w * 3).div_ceil(4) * 4;
+    let size = 54 + row * h;
+    let mut b = Vec::with_capacity(size as usize);
+    b.extend_from_slice(b"BM");
+    b.extend_from_slice(&size.to_le_bytes());
+    b.extend_from_slice(&[0; 4]);
+    b.extend_from_slice(&54u32.to_le_bytes());
+    b.extend_from_slice(&40u32.to_le_bytes());
+    b.extend_from_slice(&(w as i32).to_le_bytes());
+    b.extend_from_slice(&(h as i32).to_le_bytes());
+    b.extend_from_slice(&1u16.to_le_bytes());
+    b.extend_from_slice(&24u16.to_le_bytes());
+    b.extend_from_slice(&[0; 4]);
+    b.extend_from_slice(&(row * h).to_le_bytes());
+    b.extend_from_slice(&[0; 16]);
+    for y in (0..h).rev() {
+        for x in 0..w {
+            let [r, g, bl] = px(x, y);
+            b.extend_from_slice(&[bl, g, r]);
+        }
+        b.resize(b.len() + (row - w * 3) as usize, 0);
+    }
+    std::fs::write(path, b).unwrap();
+}
+
+/// 14 images: bright "happy" and dark "sad", train 6 / val 4 / test 4; returns the manifest lines (no header).
+fn make_dataset(dir: &Path) -> Vec<String> {
+    let mut lines = Vec::new();
+    let splits = ["train", "train", "train", "val", "val", "test", "test"];
+    for (g, (label, base)) in [("happy", 200u8), ("sad", 30u8)].into_iter().enumerate() {
+        for (i, split) in splits.iter().enumerate() {
+            let name = format!("{label}_{i}.bmp");
+            let seed = (g * 7 + i) as u32;
+            write_bmp(&dir.join(&name), 32, 32, |x, y| {
+                let n = ((x * 31 + y * 17 + seed * 13) % 23) as u8;
+                [base.saturating_add(n), base.saturating_add(n / 2), base]
+            });
+            lines.push(format!("{name},{split},{label}"));
+        }
+    }
+    lines
+}
+
+fn probe(manifest: &Path, out: &Path, extra: &[&str]) -> std::process::Output {
+    let config = repo().join("fixtures/cli/micro_random.json");
+    let mut cmd = Command::new(bin());
+    cmd.arg("probe")
+        .arg(manifest)
+        .args(["--weights", "random", "--config"])
+        .arg(&config)
+        .arg("--out")
+        .arg(out)
+        .args(["--trials", "3"])
+        .args(extra)
+        .env("RUST_LOG", "info");
+    cmd.output().unwrap()
+}
+
+fn count_cache(dir: &Path) -> usize {
+    std::fs::read_dir(dir).map(|r| r.filter_map(|e| e.ok()).filter(|e| e.path().extension().is_some_and(|x| x == "safetensors")).count()).unwrap_or(0)
+}
+
+#[test]
+fn probe_end_to_end_with_cache_reuse() {
+    let tmp = tempfile::tempdir().unwrap();
+    let lines = make_dataset(tmp.path());
+    let manifest = tmp.path().join("data.csv");
+    std::fs::write(&manifest, format!("path,split,label\n{}\n", lines.join("\n"))).unwrap();
+    let out = tmp.path().join("out");
+    let cache = tmp.path().join("cache");
+    let o = probe(&manifest, &out, &["--cache", cache.to_str().unwrap()]);
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(0), "stderr:\n{err}");
+    for f in ["probe.md", "probe.json", "per_class.svg"] {
+        assert!(out.join(f).is_file(), "{f} missing; stderr:\n{err}");
+    }
+    let j: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(out.join("probe.json")).unwrap()).unwrap();
+    assert_eq!(j["task"], "single");
+    assert_eq!(j["counts"]["train"], 6);
+    assert!(j["metrics"]["Accuracy"]["test"].as_f64().is_some(), "{j}");
+    assert!(j["metrics"]["F1 (weighted)"]["val"].as_f64().is_some(), "{j}");
+    let md = std::fs::read_to_string(out.join("probe.md")).unwrap();
+    assert!(md.contains("| metric | val | test |"), "{md}");
+    let n_cache = count_cache(&cache);
+    assert_eq!(n_cache, 14);
+    assert!(err.contains("0 from cache, 14 to embed"), "{err}");
+
+    // Second run: every feature comes from the cache, no model is loaded.
+    let o2 = probe(&manifest, &out, &["--cache", cache.to_str().unwrap()]);
+    let err2 = String::from_utf8_lossy(&o2.stderr);
+    assert_eq!(o2.status.code(), Some(0), "stderr:\n{err2}");
+    assert!(err2.contains("14 from cache, 0 to embed"), "{err2}");
+    assert!(err2.contains("no embedding needed"), "{err2}");
+    assert!(!err2.contains("RANDOM weights"), "the model was loaded although everything was cached:\n{err2}");
+    assert_eq!(count_cache(&cache), n_cache);
+    let j2: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(out.join("probe.json")).unwrap()).unwrap();
+    assert_eq!(j["metrics"], j2["metrics"], "cached features gave different metrics");
+}
+
+#[test]
+fn probe_missing_file_is_listed_and_exit_1() {
+    let tmp = tempfile::tempdir().unwrap();
+    let mut lines = make_dataset(tmp.path());
+    lines.push("does_not_exist.bmp,train,happy".into());
+    let manifest = tmp.path().join("data.csv");
+    std::fs::write(&manifest, format!("path,split,label\n{}\n", lines.join("\n"))).unwrap();
+    let out = tmp.path().join("out");
+    let o = probe(&manifest, &out, &["--c", "1"]);
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(1), "stderr:\n{err}");
+    assert!(err.contains("does_not_exist.bmp") && err.contains("row 16"), "{err}");
+    assert!(out.join("probe.json").is_file());
+    let md = std::fs::read_to_string(out.join("probe.md")).unwrap();
+    assert!(md.contains("does_not_exist.bmp"), "{md}");
+}
+
+#[test]
+fn probe_nothing_usable_exit_2() {
+    let tmp = tempfile::tempdir().unwrap();
+    let manifest = tmp.path().join("data.jsonl");
+    std::fs::write(
+        &manifest,
+        "{\"path\": \"a.bmp\", \"split\": \"train\", \"label\": \"happy\"}\n{\"path\": \"b.bmp\", \"split\": \"test\", \"label\": \"sad\"}\n",
+    )
+    .unwrap();
+    let o = probe(&manifest, &tmp.path().join("out"), &[]);
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(2), "stderr:\n{err}");
+    assert!(err.contains("train split is empty"), "{err}");
+}

@@ -1,0 +1,292 @@
+//! Linear-probe evaluation of a feature matrix over a [`Manifest`], as EmotionCLIP `linear_eval.py` with scikit-learn: fit on train, pick C on val, refit, score val and test.
+use super::manifest::{Label, Manifest, Split, Task};
+use super::{
+    accuracy_score, average_precision_macro, f1_weighted, holdout_split, mean_squared_error, pearsonr, r2_score,
+    roc_auc_macro, savgol_filter, CSearch, LogisticRegression, Mat, OneVsRest, Ridge,
+};
+use crate::{Error, Result};
+
+/// Evaluation options.
+#[derive(Debug, Clone)]
+pub struct EvalOptions {
+    /// Fixed C (skips the search).
+    pub c: Option<f64>,
+    pub search: CSearch,
+    /// Hold-out fraction of train used for the search when there is no val split.
+    pub val_fraction: f64,
+    /// Savitzky–Golay smoothing of regression predictions over the concatenated test vector: (window, polyorder).
+    pub savgol: Option<(usize, usize)>,
+    /// Ridge alpha (regression).
+    pub alpha: f64,
+}
+
+impl Default for EvalOptions {
+    fn default() -> Self {
+        Self { c: None, search: CSearch::default(), val_fraction: 0.2, savgol: None, alpha: 1.0 }
+    }
+}
+
+/// Per-class values of one split (None where undefined).
+#[derive(Debug, Clone, PartialEq)]
+pub struct PerClass {
+    pub metric: String,
+    pub split: String,
+    pub values: Vec<Option<f64>>,
+}
+
+/// Outcome of [`evaluate`].
+#[derive(Debug, Clone)]
+pub struct ProbeResult {
+    pub task: Task,
+    /// Class names (classification) or target names (regression): the labels of [`PerClass::values`].
+    pub names: Vec<String>,
+    /// The C used for the final fit (None for regression).
+    pub c: Option<f64>,
+    /// How C was chosen.
+    pub c_source: String,
+    /// (C, validation score) of every search trial.
+    pub trials: Vec<(f64, f64)>,
+    /// Items per split (train, val, test).
+    pub counts: [usize; 3],
+    /// Reported splits, in column order.
+    pub splits: Vec<String>,
+    /// Rows: (metric, one value per reported split).
+    pub metrics: Vec<(String, Vec<f64>)>,
+    pub per_class: Vec<PerClass>,
+    pub notes: Vec<String>,
+}
+
+impl ProbeResult {
+    /// The value of `metric` on `split`.
+    pub fn get(&self, metric: &str, split: &str) -> Option<f64> {
+        let j = self.splits.iter().position(|s| s == split)?;
+        self.metrics.iter().find(|(m, _)| m == metric).map(|(_, v)| v[j])
+    }
+}
+
+fn indices(m: &Manifest, s: Split) -> Vec<usize> {
+    m.items.iter().enumerate().filter(|(_, it)| it.split == s).map(|(i, _)| i).collect()
+}
+
+fn class_labels(m: &Manifest, idx: &[usize]) -> Result<Vec<i64>> {
+    idx.iter()
+        .map(|&i| match &m.items[i].label {
+            Label::Class(c) => Ok(*c as i64),
+            _ => Err(Error::Msg(format!("manifest row {}: not a single-label item", m.items[i].row))),
+        })
+        .collect()
+}
+
+fn multi_labels(m: &Manifest, idx: &[usize]) -> Result<Mat> {
+    let k = m.classes.len();
+    let mut y = Mat::zeros(idx.len(), k);
+    for (r, &i) in idx.iter().enumerate() {
+        match &m.items[i].label {
+            Label::Classes(v) => v.iter().for_each(|&c| y.data[r * k + c] = 1.0),
+            _ => return Err(Error::Msg(format!("manifest row {}: not a multi-label item", m.items[i].row))),
+        }
+    }
+    Ok(y)
+}
+
+fn targets(m: &Manifest, idx: &[usize]) -> Result<Mat> {
+    let rows: Vec<Vec<f64>> = idx
+        .iter()
+        .map(|&i| match &m.items[i].label {
+            Label::Targets(v) => Ok(v.clone()),
+            _ => Err(Error::Msg(format!("manifest row {}: not a regression item", m.items[i].row))),
+        })
+        .collect::<Result<_>>()?;
+    let mut y = Mat::from_rows(&rows)?;
+    y.cols = m.targets.len();
+    Ok(y)
+}
+
+/// Per-class F1 (`f1_score(average=None, labels=0..k)`, zero_division 0).
+pub fn f1_per_class(y_true: &[i64], y_pred: &[i64], k: usize) -> Vec<Option<f64>> {
+    (0..k as i64)
+        .map(|c| {
+            let tp = y_true.iter().zip(y_pred).filter(|(t, p)| **t == c && **p == c).count() as f64;
+            let t = y_true.iter().filter(|t| **t == c).count() as f64;
+            let p = y_pred.iter().filter(|p| **p == c).count() as f64;
+            if t == 0.0 {
+                None
+            } else if t + p == 0.0 {
+                Some(0.0)
+            } else {
+                Some(2.0 * tp / (t + p))
+            }
+        })
+        .collect()
+}
+
+/// Fits on train, chooses C (search on val, or on a hold-out of train without val, or `opts.c`), refits on
+/// train, and reports on val and test. `x` has one row per `m.items` entry.
+pub fn evaluate(m: &Manifest, x: &Mat, opts: &EvalOptions) -> Result<ProbeResult> {
+    if x.rows != m.items.len() {
+        return Err(Error::Shape(format!("{} feature rows for {} manifest items", x.rows, m.items.len())));
+    }
+    x.check_finite("probe features")?;
+    m.check_splits()?;
+    let tr = indices(m, Split::Train);
+    let va = indices(m, Split::Val);
+    let te = indices(m, Split::Test);
+    let mut report: Vec<(String, Vec<usize>)> = Vec::new();
+    if !va.is_empty() {
+        report.push(("val".into(), va.clone()));
+    }
+    if !te.is_empty() {
+        report.push(("test".into(), te.clone()));
+    }
+    // The split C is tuned on: (fit rows, score rows).
+    let (search_fit, search_val, search_src) = if !va.is_empty() {
+        (tr.clone(), va.clone(), "random search on val".to_string())
+    } else {
+        let (a, b) = holdout_split(tr.len(), opts.val_fraction, opts.search.seed)?;
+        (
+            a.iter().map(|&i| tr[i]).collect::<Vec<_>>(),
+            b.iter().map(|&i| tr[i]).collect::<Vec<_>>(),
+            format!("random search on a {:.0}% hold-out of train (no val split)", opts.val_fraction * 100.0),
+        )
+    };
+    let xtr = x.select_rows(&tr)?;
+    let mut out = ProbeResult {
+        task: m.task,
+        names: if m.task == Task::Regression { m.targets.clone() } else { m.classes.clone() },
+        c: None,
+        c_source: String::new(),
+        trials: vec![],
+        counts: [tr.len(), va.len(), te.len()],
+        splits: report.iter().map(|r| r.0.clone()).collect(),
+        metrics: vec![],
+        per_class: vec![],
+        notes: vec![],
+    };
+    let choose_c = |score: &(dyn Fn(f64) -> Result<f64> + Sync)| -> Result<(f64, String, Vec<(f64, f64)>)> {
+        match opts.c {
+            Some(c) => Ok((c, "fixed (--c)".into(), vec![])),
+            None => {
+                let r = opts.search.run(score)?;
+                Ok((r.best_c, format!("{search_src}, {} trials", opts.search.n_trials), r.trials))
+            }
+        }
+    };
+    let push = |out: &mut ProbeResult, name: &str, vals: Vec<f64>| out.metrics.push((name.to_string(), vals));
+    match m.task {
+        Task::Single => {
+            let (xf, xv) = (x.select_rows(&search_fit)?, x.select_rows(&search_val)?);
+            let (yf, yv) = (class_labels(m, &search_fit)?, class_labels(m, &search_val)?);
+            let (c, src, trials) = choose_c(&|c| {
+                let model = LogisticRegression::new(c).fit(&xf, &yf)?;
+                accuracy_score(&yv, &model.predict(&xv)?)
+            })?;
+            let model = LogisticRegression::new(c).fit(&xtr, &class_labels(m, &tr)?)?;
+            if !model.converged {
+                out.notes.push(format!("logistic regression did not converge in {} iterations", model.n_iter));
+            }
+            let (mut acc, mut f1) = (vec![], vec![]);
+            for (name, idx) in &report {
+                let yt = class_labels(m, idx)?;
+                let yp = model.predict(&x.select_rows(idx)?)?;
+                acc.push(accuracy_score(&yt, &yp)? * 100.0);
+                f1.push(f1_weighted(&yt, &yp)? * 100.0);
+                out.per_class.push(PerClass {
+                    metric: "F1".into(),
+                    split: name.clone(),
+                    values: f1_per_class(&yt, &yp, m.classes.len()).into_iter().map(|v| v.map(|f| f * 100.0)).collect(),
+                });
+            }
+            push(&mut out, "Accuracy", acc);
+            push(&mut out, "F1 (weighted)", f1);
+            (out.c, out.c_source, out.trials) = (Some(c), src, trials);
+        }
+        Task::Multi => {
+            let (xf, xv) = (x.select_rows(&search_fit)?, x.select_rows(&search_val)?);
+            let (yf, yv) = (multi_labels(m, &search_fit)?, multi_labels(m, &search_val)?);
+            let (c, src, trials) = choose_c(&|c| {
+                let model = OneVsRest::new(LogisticRegression::new(c)).fit(&xf, &yf)?;
+                Ok(average_precision_macro(&yv, &model.predict_proba(&xv)?)?.sklearn)
+            })?;
+            let model = OneVsRest::new(LogisticRegression::new(c)).fit(&xtr, &multi_labels(m, &tr)?)?;
+            if !model.constant_classes.is_empty() {
+                let names: Vec<&str> = model.constant_classes.iter().map(|&k| m.classes[k].as_str()).collect();
+                out.notes.push(format!(
+                    "class(es) with a single label value in train (constant predictor, as scikit-learn): {}",
+                    names.join(", ")
+                ));
+            }
+            let (mut map, mut map_def, mut auc, mut und_ap, mut und_auc) = (vec![], vec![], vec![], vec![], vec![]);
+            for (name, idx) in &report {
+                let yt = multi_labels(m, idx)?;
+                let p = model.predict_proba(&x.select_rows(idx)?)?;
+                let ap = average_precision_macro(&yt, &p)?;
+                let au = roc_auc_macro(&yt, &p)?;
+                map.push(ap.sklearn * 100.0);
+                map_def.push(ap.defined_mean * 100.0);
+                auc.push(au.defined_mean * 100.0);
+                und_ap.push(ap.undefined.len() as f64);
+                und_auc.push(au.undefined.len() as f64);
+                for (metric, s) in [("AP", &ap), ("ROC-AUC", &au)] {
+                    out.per_class.push(PerClass {
+                        metric: metric.into(),
+                        split: name.clone(),
+                        values: s.per_class.iter().map(|v| v.map(|f| f * 100.0)).collect(),
+                    });
+                    if !s.undefined.is_empty() {
+                        let names: Vec<&str> = s.undefined.iter().map(|&k| m.classes[k].as_str()).collect();
+                        out.notes.push(format!("{name}: {metric} undefined for {}", names.join(", ")));
+                    }
+                }
+            }
+            push(&mut out, "mAP (macro)", map);
+            push(&mut out, "mAP (defined classes)", map_def);
+            push(&mut out, "ROC-AUC (defined classes)", auc);
+            push(&mut out, "classes without AP", und_ap);
+            push(&mut out, "classes without ROC-AUC", und_auc);
+            (out.c, out.c_source, out.trials) = (Some(c), src, trials);
+        }
+        Task::Regression => {
+            if opts.c.is_some() {
+                out.notes.push("--c is ignored for regression (Ridge with a fixed alpha)".into());
+            }
+            let model = Ridge::new(opts.alpha).fit(&xtr, &targets(m, &tr)?)?;
+            out.c_source = format!("Ridge(alpha={}), no search", opts.alpha);
+            let t = m.targets.len();
+            let mut r2 = vec![];
+            let mut mse = vec![vec![]; t];
+            let mut pr = vec![vec![]; t];
+            for (name, idx) in &report {
+                let yt = targets(m, idx)?;
+                let mut yp = model.predict(&x.select_rows(idx)?)?;
+                if let Some((w, p)) = opts.savgol {
+                    for j in 0..t {
+                        let s = savgol_filter(&yp.col(j), w, p)?;
+                        for (i, v) in s.into_iter().enumerate() {
+                            yp.data[i * t + j] = v;
+                        }
+                    }
+                }
+                r2.push(r2_score(&yt, &yp)?);
+                let mut rs = vec![];
+                for j in 0..t {
+                    mse[j].push(mean_squared_error(&yt.col(j), &yp.col(j))?);
+                    let r = pearsonr(&yt.col(j), &yp.col(j)).unwrap_or(f64::NAN);
+                    pr[j].push(r);
+                    rs.push(r.is_finite().then_some(r));
+                }
+                out.per_class.push(PerClass { metric: "Pearson r".into(), split: name.clone(), values: rs });
+            }
+            if let Some((w, p)) = opts.savgol {
+                out.notes.push(format!("predictions smoothed with savgol_filter(window={w}, polyorder={p}) per split"));
+            }
+            push(&mut out, "R2 (uniform average)", r2);
+            for (j, n) in m.targets.iter().enumerate() {
+                push(&mut out, &format!("MSE {n}"), std::mem::take(&mut mse[j]));
+            }
+            for (j, n) in m.targets.iter().enumerate() {
+                push(&mut out, &format!("Pearson r {n}"), std::mem::take(&mut pr[j]));
+            }
+        }
+    }
+    Ok(out)
+}
