@@ -31,11 +31,29 @@ pub fn softmax_last_dim(xs: &Tensor) -> Result<Tensor> {
     e.broadcast_div(&s)
 }
 
-/// Dropout with inverted scaling, differentiable (a multiplication by a random mask). `p == 0` is identity.
+thread_local! {
+    /// Source of dropout masks; reseeded by [`seed_dropout`] so training runs (and resumed runs) are reproducible.
+    static DROPOUT_RNG: std::cell::RefCell<rand::rngs::StdRng> =
+        std::cell::RefCell::new(<rand::rngs::StdRng as rand::SeedableRng>::seed_from_u64(0));
+}
+
+/// Reseeds this thread's dropout mask generator (the trainer calls it once per step with a hash of (seed, step)).
+pub fn seed_dropout(seed: u64) {
+    DROPOUT_RNG.with(|r| *r.borrow_mut() = <rand::rngs::StdRng as rand::SeedableRng>::seed_from_u64(seed));
+}
+
+/// Dropout with inverted scaling, differentiable (a multiplication by a constant random 0/1 mask drawn from a
+/// seeded per-thread generator, see [`seed_dropout`]). `p == 0` is identity.
 pub fn dropout(xs: &Tensor, p: f32, train: bool) -> Result<Tensor> {
     if !train || p <= 0.0 {
         return Ok(xs.clone());
     }
-    let keep = xs.rand_like(0.0, 1.0)?.ge(p as f64)?.to_dtype(xs.dtype())?;
+    let n = xs.elem_count();
+    let mask: Vec<f32> = DROPOUT_RNG.with(|r| {
+        use rand::Rng;
+        let mut r = r.borrow_mut();
+        (0..n).map(|_| if r.random::<f32>() >= p { 1.0 } else { 0.0 }).collect()
+    });
+    let keep = Tensor::from_vec(mask, xs.shape(), xs.device())?.to_dtype(xs.dtype())?;
     (xs * keep)? * (1.0 / (1.0 - p as f64))
 }

@@ -1,4 +1,4 @@
-//! EmotionCLIP pre-training building blocks (paper §3.4, appendix B.2): SNCE loss, fused AdamW, schedules, parameter groups.
+//! EmotionCLIP pre-training (paper §3.4, appendix B.2): SNCE loss, fused AdamW, schedules, parameter groups, data, loop, checkpoints.
 pub mod adamw;
 pub mod param_groups;
 pub mod schedule;
@@ -8,3 +8,7 @@ pub use adamw::{AdamW, ParamGroup};
 pub use param_groups::{param_groups, GroupPreset, OFFICIAL, PAPER};
 pub use schedule::LrSchedule;
 pub use snce::{clip_loss, emotion_weights, snce_loss, EmotionWeights, SnceConfig};
+pub mod checkpoint;
+pub mod data;
+pub mod trainer;
+pub use trainer::{StepMetrics, TrainConfig, Trainer};

@@ -1,0 +1,294 @@
+//! Training data (official `src/data/*` with `sampling_strategy='random'`, paper §3.4): a seeded synthetic paired set and WebDataset shards.
+//!
+//! Every random choice (epoch shuffle, frame sampling, crop, synthetic noise) comes from a `StdRng` seeded from
+//! `(seed, epoch, index)`, so a batch is a pure function of its position: resuming mid-epoch is exact.
+use crate::media::boxes::{resized_mask, PersonBox};
+use crate::media::Normalization;
+use crate::prep::pipeline::SampleMeta;
+use crate::tokenizer::{ClipTokenizer, Truncation};
+use crate::{Error, Result};
+use candle_core::{Device, Tensor};
+use rand::rngs::StdRng;
+use rand::seq::SliceRandom;
+use rand::{Rng, SeedableRng};
+use rayon::prelude::*;
+use std::path::{Path, PathBuf};
+
+/// Mixes numbers into one 64-bit seed (splitmix64 steps).
+pub fn mix_seed(parts: &[u64]) -> u64 {
+    let mut h = 0x9E37_79B9_7F4A_7C15u64;
+    for &p in parts {
+        h ^= p.wrapping_add(0x9E37_79B9_7F4A_7C15).wrapping_add(h << 6).wrapping_add(h >> 2);
+        let mut z = h;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        h = z ^ (z >> 31);
+    }
+    h
+}
+
+/// One training example, already preprocessed.
+#[derive(Clone, Debug)]
+pub struct Item {
+    /// `[T, 3, S, S]`, normalised.
+    pub frames: Vec<f32>,
+    /// `[T, S, S]`, 0/1.
+    pub mask: Vec<f32>,
+    /// `[L]` token ids.
+    pub ids: Vec<u32>,
+    /// Emotion logits of the caption (teacher).
+    pub emotion: Vec<f32>,
+}
+
+/// A dataset of clips; `get` must be a pure function of `(index, rng)`.
+pub trait Dataset: Send + Sync {
+    fn len(&self) -> usize;
+    fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+    fn get(&self, index: usize, rng: &mut StdRng) -> Result<Item>;
+}
+
+/// A batch as tensors: video `[B,T,3,S,S]`, masks `[B,T,S,S]`, ids `[B,L]` u32, emotion `[B,E]`.
+pub struct Batch {
+    pub video: Tensor,
+    pub masks: Tensor,
+    pub ids: Tensor,
+    pub emotion: Tensor,
+}
+
+/// The sample order of an epoch (seeded shuffle of `0..n`).
+pub fn epoch_order(n: usize, seed: u64, epoch: usize) -> Vec<usize> {
+    let mut order: Vec<usize> = (0..n).collect();
+    order.shuffle(&mut StdRng::seed_from_u64(mix_seed(&[seed, 0xE9, epoch as u64])));
+    order
+}
+
+/// Loads and stacks the items `indices` (in parallel); per-item randomness seeded from `(seed, epoch, index)`.
+pub fn load_batch(data: &dyn Dataset, indices: &[usize], seed: u64, epoch: usize, frames: usize, size: usize, dev: &Device) -> Result<Batch> {
+    let items: Vec<Item> = indices
+        .par_iter()
+        .map(|&i| data.get(i, &mut StdRng::seed_from_u64(mix_seed(&[seed, epoch as u64, i as u64]))))
+        .collect::<Result<_>>()?;
+    let b = items.len();
+    if b == 0 {
+        return Err(Error::Shape("empty batch".into()));
+    }
+    let (l, e) = (items[0].ids.len(), items[0].emotion.len());
+    for it in &items {
+        if it.frames.len() != frames * 3 * size * size || it.mask.len() != frames * size * size || it.ids.len() != l || it.emotion.len() != e {
+            return Err(Error::Shape(format!(
+                "dataset item does not fit the model ({frames} frames of {size}px, {l} ids, {e} emotion logits)"
+            )));
+        }
+    }
+    let cat = |f: &dyn Fn(&Item) -> &[f32]| items.iter().flat_map(|it| f(it).iter().copied()).collect::<Vec<f32>>();
+    Ok(Batch {
+        video: Tensor::from_vec(cat(&|it| &it.frames), (b, frames, 3, size, size), dev)?,
+        masks: Tensor::from_vec(cat(&|it| &it.mask), (b, frames, size, size), dev)?,
+        ids: Tensor::from_vec(items.iter().flat_map(|it| it.ids.iter().copied()).collect::<Vec<u32>>(), (b, l), dev)?,
+        emotion: Tensor::from_vec(cat(&|it| &it.emotion), (b, e), dev)?,
+    })
+}
+
+/// Synthetic paired data: `classes` classes, each with a fixed random video pattern, subject box, caption and
+/// emotion logits; item `i` is class `i % classes` plus fresh Gaussian noise, so retrieval above chance is learnable.
+pub struct SyntheticDataset {
+    n: usize,
+    frames: usize,
+    size: usize,
+    noise: f32,
+    patterns: Vec<Vec<f32>>,
+    boxes: Vec<(usize, usize, usize, usize)>,
+    captions: Vec<Vec<u32>>,
+    emotions: Vec<Vec<f32>>,
+}
+
+impl SyntheticDataset {
+    /// `vocab`/`context` of the text tower: captions are `[vocab-2, w.., vocab-1, 0..]` (SOT, words, EOT, padding).
+    #[allow(clippy::too_many_arguments)]
+    pub fn new(n: usize, classes: usize, seed: u64, frames: usize, size: usize, vocab: usize, context: usize, noise: f32) -> Result<Self> {
+        if n == 0 || classes == 0 || vocab < 4 || context < 3 || size < 2 {
+            return Err(Error::Msg(format!(
+                "synthetic data: need n, classes > 0, vocab >= 4, context >= 3 (got n {n}, classes {classes}, vocab {vocab}, context {context})"
+            )));
+        }
+        let mut rng = StdRng::seed_from_u64(mix_seed(&[seed, 0x5E]));
+        let normal = rand_distr::Normal::new(0f32, 1.0).map_err(|e| Error::Msg(e.to_string()))?;
+        let mut patterns = Vec::new();
+        let mut boxes = Vec::new();
+        let mut captions = Vec::new();
+        let mut emotions = Vec::new();
+        for _ in 0..classes {
+            patterns.push((0..frames * 3 * size * size).map(|_| rng.sample(normal)).collect());
+            let (x0, y0) = (rng.random_range(0..size / 2), rng.random_range(0..size / 2));
+            boxes.push((x0, y0, x0 + size / 2, y0 + size / 2));
+            let words = rng.random_range(1..=(context - 2).min(6));
+            let mut ids = vec![0u32; context];
+            ids[0] = (vocab - 2) as u32;
+            for w in ids.iter_mut().skip(1).take(words) {
+                *w = rng.random_range(1..vocab - 2) as u32;
+            }
+            ids[words + 1] = (vocab - 1) as u32;
+            captions.push(ids);
+            emotions.push((0..7).map(|_| rng.sample(normal) * 2.0).collect());
+        }
+        Ok(Self { n, frames, size, noise, patterns, boxes, captions, emotions })
+    }
+
+    pub fn classes(&self) -> usize {
+        self.patterns.len()
+    }
+}
+
+impl Dataset for SyntheticDataset {
+    fn len(&self) -> usize {
+        self.n
+    }
+
+    fn get(&self, index: usize, rng: &mut StdRng) -> Result<Item> {
+        let c = index % self.patterns.len();
+        let normal = rand_distr::Normal::new(0f32, self.noise.max(1e-12)).map_err(|e| Error::Msg(e.to_string()))?;
+        let frames = self.patterns[c].iter().map(|&p| p + if self.noise > 0.0 { rng.sample(normal) } else { 0.0 }).collect();
+        let s = self.size;
+        let (x0, y0, x1, y1) = self.boxes[c];
+        let mut m = vec![0f32; s * s];
+        for y in y0..y1 {
+            for x in x0..x1 {
+                m[y * s + x] = 1.0;
+            }
+        }
+        let mask = m.repeat(self.frames);
+        Ok(Item { frames, mask, ids: self.captions[c].clone(), emotion: self.emotions[c].clone() })
+    }
+}
+
+/// Prepared WebDataset shards (`emoclip prepare`): random frames without replacement (sorted), a random
+/// `size`-px crop per frame with the same crop on its subject mask, ImageNet normalisation, ForceEot tokens.
+pub struct ShardDataset {
+    samples: Vec<(Vec<(String, Vec<u8>)>, SampleMeta, PathBuf)>,
+    ids: Vec<Vec<u32>>,
+    frames: usize,
+    size: usize,
+}
+
+/// Shard files from a directory (every `*.tar`) or a glob-like path (`dir/prefix-*.tar`: `*` matches any run).
+pub fn shard_paths(spec: &Path) -> Result<Vec<PathBuf>> {
+    let (dir, pat) = if spec.is_dir() {
+        (spec.to_path_buf(), "*.tar".to_string())
+    } else {
+        let dir = spec.parent().map(Path::to_path_buf).unwrap_or_else(|| PathBuf::from("."));
+        let pat = spec.file_name().and_then(|s| s.to_str()).unwrap_or("").to_string();
+        (dir, pat)
+    };
+    let rd = std::fs::read_dir(&dir).map_err(|e| Error::io(&dir, e))?;
+    let mut out: Vec<PathBuf> = rd
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.is_file() && p.file_name().and_then(|s| s.to_str()).is_some_and(|n| glob_match(&pat, n)))
+        .collect();
+    out.sort();
+    if out.is_empty() {
+        return Err(Error::config(spec, "no shard (*.tar) matches; run `emoclip prepare` first or fix data.shards"));
+    }
+    Ok(out)
+}
+
+fn glob_match(pat: &str, s: &str) -> bool {
+    let parts: Vec<&str> = pat.split('*').collect();
+    if parts.len() == 1 {
+        return pat == s;
+    }
+    let mut rest = s;
+    for (i, p) in parts.iter().enumerate() {
+        if i == 0 {
+            match rest.strip_prefix(p) {
+                Some(r) => rest = r,
+                None => return false,
+            }
+        } else if i == parts.len() - 1 {
+            return rest.ends_with(p);
+        } else {
+            match rest.find(p) {
+                Some(k) => rest = &rest[k + p.len()..],
+                None => return false,
+            }
+        }
+    }
+    true
+}
+
+impl ShardDataset {
+    pub fn open(spec: &Path, frames: usize, size: usize, context: usize) -> Result<Self> {
+        let tok = ClipTokenizer::new()?;
+        let mut samples = Vec::new();
+        let mut ids = Vec::new();
+        for path in shard_paths(spec)? {
+            for s in crate::shards::read_shard(&path)? {
+                let json = s.files.iter().find(|(n, _)| n == "json").ok_or_else(|| Error::checkpoint(&path, format!("sample {} has no json", s.key)))?;
+                let meta: SampleMeta = serde_json::from_slice(&json.1).map_err(|e| Error::checkpoint(&path, format!("sample {}: bad json: {e}", s.key)))?;
+                let mut fr: Vec<(String, Vec<u8>)> = s.files.into_iter().filter(|(n, _)| n.starts_with("frame") && n.ends_with(".jpg")).collect();
+                fr.sort_by(|a, b| a.0.cmp(&b.0));
+                if fr.is_empty() {
+                    return Err(Error::checkpoint(&path, format!("sample {} has no frameNNN.jpg", s.key)));
+                }
+                let row = tok.tokenize(&[meta.text.as_str()], context, Truncation::ForceEot)?;
+                ids.push(row.into_iter().next().unwrap_or_default());
+                samples.push((fr, meta, path.clone()));
+            }
+        }
+        if samples.is_empty() {
+            return Err(Error::config(spec, "the shards hold no sample"));
+        }
+        Ok(Self { samples, ids, frames, size })
+    }
+}
+
+impl Dataset for ShardDataset {
+    fn len(&self) -> usize {
+        self.samples.len()
+    }
+
+    fn get(&self, index: usize, rng: &mut StdRng) -> Result<Item> {
+        let (files, meta, path) = &self.samples[index];
+        let n = files.len();
+        // Official 'random' strategy: k distinct frames, sorted; a clip with fewer frames repeats some.
+        let mut pick: Vec<usize> = if n >= self.frames {
+            rand::seq::index::sample(rng, n, self.frames).into_vec()
+        } else {
+            (0..self.frames).map(|_| rng.random_range(0..n)).collect()
+        };
+        pick.sort_unstable();
+        let s = self.size;
+        let norm = Normalization::IMAGENET;
+        let mut frames = Vec::with_capacity(self.frames * 3 * s * s);
+        let mut mask = Vec::with_capacity(self.frames * s * s);
+        for &fi in &pick {
+            let img = image::load_from_memory(&files[fi].1).map_err(|e| Error::media(path, format!("{}: {e}", files[fi].0)))?.to_rgb8();
+            let (w, h) = img.dimensions();
+            if (w as usize) < s || (h as usize) < s {
+                return Err(Error::media(path, format!("{} is {w}x{h}, smaller than the {s}px crop", files[fi].0)));
+            }
+            let boxes: Vec<PersonBox> = meta
+                .boxes
+                .get(fi)
+                .map(|v| v.iter().map(|b| PersonBox::new(b[0], b[1], b[2], b[3], Some(b[4]))).collect())
+                .unwrap_or_default();
+            let full = resized_mask(meta.frame_size[0], meta.frame_size[1], w, h, &boxes);
+            let ox = rng.random_range(0..=(w as usize - s));
+            let oy = rng.random_range(0..=(h as usize - s));
+            for c in 0..3 {
+                for y in 0..s {
+                    for x in 0..s {
+                        frames.push(norm.apply(c, img.get_pixel((ox + x) as u32, (oy + y) as u32)[c]));
+                    }
+                }
+            }
+            for y in 0..s {
+                for x in 0..s {
+                    mask.push(full[(oy + y) * w as usize + ox + x] as f32);
+                }
+            }
+        }
+        Ok(Item { frames, mask, ids: self.ids[index].clone(), emotion: meta.emotion_logits.clone() })
+    }
+}

@@ -1,0 +1,620 @@
+//! The pre-training loop (official `src/engine/trainer.py`, paper §3.4 / appendix B.2): SNCE, gradient accumulation, grouped AdamW with schedule, `logit_scale` clamp, metrics, checkpoints and exact resume.
+use super::checkpoint::{self, TrainState};
+use super::data::{epoch_order, load_batch, mix_seed, Dataset, ShardDataset, SyntheticDataset};
+use super::param_groups::{part_of, Part};
+use super::{param_groups, snce_loss, AdamW, LrSchedule, SnceConfig, OFFICIAL, PAPER};
+use crate::clip::{OpenClipConfig, TextConfig, VisionConfig};
+use crate::emotionclip::{EmotionClip, EmotionClipConfig, SubjectMode, TemporalFusion};
+use crate::weights::Checkpoint;
+use crate::{Error, Result};
+use candle_core::{DType, Device, Shape, Tensor, Var};
+use candle_nn::var_builder::SimpleBackend;
+use candle_nn::{Init, VarBuilder, VarMap};
+use rand::rngs::StdRng;
+use rand::{Rng, SeedableRng};
+use serde::{Deserialize, Serialize};
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
+
+/// Official `logit_scale` clamp: `[0, ln 100]`.
+pub const LOGIT_SCALE_MAX: f64 = 4.605_170_185_988_092;
+
+/// Model section: a built-in name (`ViT-B-32`, `tiny`) or a config JSON path (emoclip or open_clip).
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct ModelSection {
+    #[serde(default = "d_model_name")]
+    pub name: String,
+    /// emoclip / open_clip config JSON; overrides `name`.
+    #[serde(default)]
+    pub config: Option<PathBuf>,
+    #[serde(default = "d_subject")]
+    pub subject: SubjectMode,
+    #[serde(default = "d_temporal")]
+    pub temporal: TemporalFusion,
+}
+fn d_model_name() -> String {
+    "ViT-B-32".into()
+}
+fn d_subject() -> SubjectMode {
+    SubjectMode::Sap
+}
+fn d_temporal() -> TemporalFusion {
+    TemporalFusion::Transformer
+}
+
+/// Synthetic data parameters.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct SyntheticSection {
+    #[serde(default = "d_n")]
+    pub n: usize,
+    #[serde(default = "d_classes")]
+    pub classes: usize,
+    #[serde(default)]
+    pub seed: u64,
+    #[serde(default = "d_noise")]
+    pub noise: f32,
+}
+fn d_n() -> usize {
+    64
+}
+fn d_classes() -> usize {
+    8
+}
+fn d_noise() -> f32 {
+    0.5
+}
+
+/// Data section: `shards` (directory or `dir/prefix-*.tar`) or `synthetic`.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Default)]
+#[serde(deny_unknown_fields)]
+pub struct DataSection {
+    #[serde(default)]
+    pub shards: Option<PathBuf>,
+    #[serde(default)]
+    pub synthetic: Option<SyntheticSection>,
+}
+
+/// The whole training config (TOML).
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct TrainConfig {
+    pub model: ModelSection,
+    /// Checkpoint to start from (open_clip or EmotionCLIP, any layout `Checkpoint::open` reads); parameters it
+    /// lacks (temporal head, subject token) are initialised from the seed. Absent: everything random (seeded).
+    #[serde(default)]
+    pub init: Option<PathBuf>,
+    pub data: DataSection,
+    #[serde(default = "d_batch")]
+    pub batch_size: usize,
+    #[serde(default = "d_one")]
+    pub grad_accum: usize,
+    #[serde(default = "d_one")]
+    pub epochs: usize,
+    /// Stop after this many optimiser steps (default: `epochs` full epochs).
+    #[serde(default)]
+    pub max_steps: Option<usize>,
+    /// `official` or `paper` (parameter groups and schedule shape).
+    #[serde(default = "d_opt")]
+    pub optimizer: String,
+    /// Multiplies every group's base learning rate (1 = the preset's).
+    #[serde(default = "d_lr_scale")]
+    pub lr_scale: f64,
+    /// One base learning rate for every group (training from scratch), replacing the preset's per-group rates
+    /// (betas, eps and weight decays stay the preset's); `lr_scale` still applies.
+    #[serde(default)]
+    pub lr: Option<f64>,
+    /// SNCE β; 0 = plain CLIP loss.
+    #[serde(default = "d_beta")]
+    pub beta: f64,
+    #[serde(default)]
+    pub warmup_steps: usize,
+    #[serde(default)]
+    pub seed: u64,
+    #[serde(default = "d_out")]
+    pub out_dir: PathBuf,
+    /// Checkpoint every N optimiser steps (0: only at the end).
+    #[serde(default)]
+    pub checkpoint_every: usize,
+    /// Parts left untouched: any of `text`, `visual` (frame encoder), `temporal`, `logit_scale`.
+    #[serde(default)]
+    pub freeze: Vec<String>,
+}
+fn d_batch() -> usize {
+    32
+}
+fn d_one() -> usize {
+    1
+}
+fn d_opt() -> String {
+    "official".into()
+}
+fn d_lr_scale() -> f64 {
+    1.0
+}
+fn d_beta() -> f64 {
+    super::snce::DEFAULT_BETA
+}
+fn d_out() -> PathBuf {
+    PathBuf::from("runs/train")
+}
+
+impl TrainConfig {
+    pub fn from_toml_str(s: &str, path: &Path) -> Result<Self> {
+        let cfg: Self = toml::from_str(s).map_err(|e| Error::config(path, e.to_string()))?;
+        cfg.validate(path)?;
+        Ok(cfg)
+    }
+
+    /// Reads a TOML file; relative paths inside are taken relative to the file's directory.
+    pub fn from_file(path: &Path) -> Result<Self> {
+        let s = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
+        let mut cfg = Self::from_toml_str(&s, path)?;
+        let base = path.parent().unwrap_or(Path::new("."));
+        let fix = |p: &mut PathBuf| {
+            if p.is_relative() && !p.exists() && base.join(&*p).exists() {
+                *p = base.join(&*p);
+            }
+        };
+        if let Some(p) = cfg.model.config.as_mut() {
+            fix(p)
+        }
+        if let Some(p) = cfg.init.as_mut() {
+            fix(p)
+        }
+        if let Some(p) = cfg.data.shards.as_mut() {
+            fix(p)
+        }
+        Ok(cfg)
+    }
+
+    pub fn validate(&self, path: &Path) -> Result<()> {
+        let bad = |m: String| Err(Error::config(path, m));
+        if self.batch_size == 0 || self.grad_accum == 0 {
+            return bad("batch_size and grad_accum must be >= 1".into());
+        }
+        if self.epochs == 0 && self.max_steps.is_none() {
+            return bad("set epochs >= 1 or max_steps".into());
+        }
+        if !["official", "paper"].contains(&self.optimizer.as_str()) {
+            return bad(format!("optimizer must be \"official\" or \"paper\", got {:?}", self.optimizer));
+        }
+        if self.lr.is_some_and(|l| !(l.is_finite() && l >= 0.0)) {
+            return bad("lr must be finite and >= 0".into());
+        }
+        if !(self.lr_scale.is_finite() && self.lr_scale >= 0.0) || !self.beta.is_finite() || self.beta < 0.0 {
+            return bad("lr_scale and beta must be finite and >= 0".into());
+        }
+        if self.data.shards.is_some() == self.data.synthetic.is_some() {
+            return bad("data: set exactly one of `shards` and `synthetic`".into());
+        }
+        for f in &self.freeze {
+            if !["text", "visual", "temporal", "logit_scale"].contains(&f.as_str()) {
+                return bad(format!("freeze: unknown part {f:?} (text, visual, temporal, logit_scale)"));
+            }
+        }
+        Ok(())
+    }
+
+    /// The EmotionCLIP config this training config describes.
+    pub fn model_config(&self) -> Result<EmotionClipConfig> {
+        let mut cfg = match &self.model.config {
+            Some(p) => crate::weights::load::read_config(p)?,
+            None => match self.model.name.as_str() {
+                "ViT-B-32" | "vit-b-32" | "ViT-B/32" => EmotionClipConfig::default(),
+                "tiny" => tiny_config(),
+                other => {
+                    return Err(Error::Config {
+                        path: PathBuf::from("<train config>"),
+                        msg: format!("unknown model.name {other:?}: use \"ViT-B-32\", \"tiny\" or model.config = <json>"),
+                    })
+                }
+            },
+        };
+        cfg.subject = self.model.subject;
+        cfg.temporal.fusion = self.model.temporal;
+        Ok(cfg)
+    }
+
+    fn frozen(&self, name: &str) -> bool {
+        let part = match part_of(name) {
+            Some(Part::Frame) => "visual",
+            Some(Part::Text) => "text",
+            Some(Part::Temporal) => "temporal",
+            Some(Part::LogitScale) => "logit_scale",
+            None => return false,
+        };
+        self.freeze.iter().any(|f| f == part)
+    }
+}
+
+/// A tiny EmotionCLIP (32-px frames, 16-px patches, 2 layers, vocab 64, context 12) for tests and smoke runs.
+pub fn tiny_config() -> EmotionClipConfig {
+    let backbone = OpenClipConfig {
+        embed_dim: 16,
+        quick_gelu: false,
+        vision_cfg: VisionConfig { image_size: 32, layers: 2, width: 32, head_width: 16, mlp_ratio: 2.0, patch_size: 16, extra: BTreeMap::new() },
+        text_cfg: TextConfig { context_length: 12, vocab_size: 64, width: 32, heads: 2, layers: 2, mlp_ratio: 2.0, extra: BTreeMap::new() },
+        layer_norm_eps: 1e-5,
+        eos_token_id: None,
+        extra: BTreeMap::new(),
+    };
+    let mut cfg = EmotionClipConfig::with_backbone(backbone);
+    cfg.temporal.layers = 2;
+    cfg.temporal.heads = 2;
+    cfg.temporal.ff = 32;
+    cfg
+}
+
+/// A `VarBuilder` backend that takes tensors from a checkpoint and initialises the others from a seeded RNG
+/// (same initialisers as candle's, drawn in build order), registering everything as `Var`s.
+struct SeededBackend {
+    tensors: HashMap<String, Tensor>,
+    rng: Mutex<StdRng>,
+    varmap: VarMap,
+    log: Mutex<(HashSet<String>, Vec<String>)>,
+}
+
+fn draw(rng: &mut StdRng, s: &Shape, init: Init) -> candle_core::Result<Vec<f32>> {
+    let n = s.elem_count();
+    let normal = |rng: &mut StdRng, mean: f64, std: f64| -> candle_core::Result<Vec<f32>> {
+        let d = rand_distr::Normal::new(mean, std).map_err(|e| candle_core::Error::Msg(e.to_string()))?;
+        Ok((0..n).map(|_| rng.sample(d) as f32).collect())
+    };
+    let uniform = |rng: &mut StdRng, lo: f64, up: f64| (0..n).map(|_| (lo + (up - lo) * rng.random::<f64>()) as f32).collect();
+    Ok(match init {
+        Init::Const(c) => vec![c as f32; n],
+        Init::Randn { mean, stdev } => normal(rng, mean, stdev)?,
+        Init::Uniform { lo, up } => uniform(rng, lo, up),
+        Init::Kaiming { dist, fan, non_linearity } => {
+            let std = non_linearity.gain() / (fan.for_shape(s) as f64).sqrt();
+            match dist {
+                candle_nn::init::NormalOrUniform::Normal => normal(rng, 0.0, std)?,
+                candle_nn::init::NormalOrUniform::Uniform => {
+                    let b = 3f64.sqrt() * std;
+                    uniform(rng, -b, b)
+                }
+            }
+        }
+    })
+}
+
+/// Shared handle (the `VarBuilder` owns one, the caller keeps one to read the log).
+struct Seeded(Arc<SeededBackend>);
+
+impl std::ops::Deref for Seeded {
+    type Target = SeededBackend;
+    fn deref(&self) -> &SeededBackend {
+        &self.0
+    }
+}
+
+impl SimpleBackend for Seeded {
+    fn get(&self, s: Shape, name: &str, h: Init, dtype: DType, dev: &Device) -> candle_core::Result<Tensor> {
+        let mut log = self.log.lock().unwrap_or_else(|e| e.into_inner());
+        log.0.insert(name.to_string());
+        let t = match self.tensors.get(name) {
+            Some(t) if t.shape() == &s => t.clone(),
+            Some(t) => {
+                log.1.push(format!("{name}: checkpoint {:?}, model expects {:?}", t.dims(), s.dims()));
+                Tensor::zeros(&s, DType::F32, &Device::Cpu)?
+            }
+            None => {
+                let mut rng = self.rng.lock().unwrap_or_else(|e| e.into_inner());
+                Tensor::from_vec(draw(&mut rng, &s, h)?, &s, &Device::Cpu)?
+            }
+        };
+        let var = Var::from_tensor(&t.to_dtype(dtype)?.to_device(dev)?)?;
+        let out = var.as_tensor().clone();
+        self.varmap.data().lock().unwrap_or_else(|e| e.into_inner()).insert(name.to_string(), var);
+        Ok(out)
+    }
+
+    fn get_unchecked(&self, name: &str, dtype: DType, dev: &Device) -> candle_core::Result<Tensor> {
+        match self.tensors.get(name) {
+            Some(t) => {
+                self.log.lock().unwrap_or_else(|e| e.into_inner()).0.insert(name.to_string());
+                let var = Var::from_tensor(&t.to_dtype(dtype)?.to_device(dev)?)?;
+                let out = var.as_tensor().clone();
+                self.varmap.data().lock().unwrap_or_else(|e| e.into_inner()).insert(name.to_string(), var);
+                Ok(out)
+            }
+            None => candle_core::bail!("cannot find tensor {name}"),
+        }
+    }
+
+    fn contains_tensor(&self, name: &str) -> bool {
+        self.tensors.contains_key(name)
+    }
+}
+
+/// Builds a trainable model: tensors from `tensors`, the rest seeded; errors on mis-shaped or unused keys.
+pub fn build_trainable(cfg: &EmotionClipConfig, tensors: HashMap<String, Tensor>, seed: u64, dev: &Device, origin: &Path) -> Result<(EmotionClip, VarMap)> {
+    let varmap = VarMap::new();
+    let be = Arc::new(SeededBackend {
+        tensors,
+        rng: Mutex::new(StdRng::seed_from_u64(mix_seed(&[seed, 0x1417]))),
+        varmap: varmap.clone(),
+        log: Mutex::new((HashSet::new(), Vec::new())),
+    });
+    let vb = VarBuilder::from_backend(Box::new(Seeded(be.clone())), DType::F32, dev.clone());
+    let model = EmotionClip::load(vb, cfg).map_err(|e| Error::checkpoint(origin, format!("cannot build the model: {e}")))?;
+    let log = be.log.lock().unwrap_or_else(|e| e.into_inner());
+    let mut problems = log.1.clone();
+    let ignore = ["backbone.logit_scale", "visual_head.position_ids"];
+    problems.extend(be.tensors.keys().filter(|k| !log.0.contains(*k) && !ignore.contains(&k.as_str())).map(|k| format!("{k}: unexpected")));
+    if !problems.is_empty() {
+        problems.sort();
+        return Err(Error::checkpoint(origin, format!("checkpoint does not match the model:\n  {}", problems.join("\n  "))));
+    }
+    Ok((model, varmap))
+}
+
+/// Metrics of one optimiser step (one line of `metrics.jsonl`).
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct StepMetrics {
+    pub step: usize,
+    pub epoch: usize,
+    pub loss: f64,
+    /// Learning rate of the frame-encoder rest group (the largest weights group).
+    pub lr: f64,
+    pub logit_scale: f64,
+    pub clips_per_s: f64,
+}
+
+/// The training loop; see the module documentation.
+pub struct Trainer {
+    pub cfg: TrainConfig,
+    pub model_cfg: EmotionClipConfig,
+    model: EmotionClip,
+    varmap: VarMap,
+    opt: AdamW,
+    base_lrs: Vec<f64>,
+    schedule: LrSchedule,
+    data: Box<dyn Dataset>,
+    device: Device,
+    step: usize,
+    epoch: usize,
+    pos: usize,
+    steps_per_epoch: usize,
+    total_steps: usize,
+    last_checkpoint: Option<PathBuf>,
+}
+
+impl Trainer {
+    /// Builds the trainer and its dataset from the config; `resume` continues from the newest checkpoint in `out_dir`.
+    pub fn new(cfg: TrainConfig, device: Device, resume: bool) -> Result<Self> {
+        let model_cfg = cfg.model_config()?;
+        let (frames, size, ctx) = (model_cfg.video_len, model_cfg.backbone.vision_cfg.image_size, model_cfg.backbone.text_cfg.context_length);
+        let data: Box<dyn Dataset> = match (&cfg.data.shards, &cfg.data.synthetic) {
+            (Some(p), _) => Box::new(ShardDataset::open(p, frames, size, ctx)?),
+            (None, Some(s)) => Box::new(SyntheticDataset::new(s.n, s.classes, s.seed, frames, size, model_cfg.backbone.text_cfg.vocab_size, ctx, s.noise)?),
+            (None, None) => return Err(Error::config("<train config>", "data: set `shards` or `synthetic`")),
+        };
+        Self::with_dataset(cfg, data, device, resume)
+    }
+
+    /// Same as [`Trainer::new`] with a caller-supplied dataset.
+    pub fn with_dataset(cfg: TrainConfig, data: Box<dyn Dataset>, device: Device, resume: bool) -> Result<Self> {
+        cfg.validate(Path::new("<train config>"))?;
+        let resume_dir = if resume { checkpoint::latest(&cfg.out_dir)? } else { None };
+        let (model_cfg, tensors, origin) = match &resume_dir {
+            Some(dir) => {
+                let ck = Checkpoint::open(dir)?;
+                let mc = ck.resolve_config(None)?;
+                (mc, ck.tensors, ck.path)
+            }
+            None => {
+                let mc = cfg.model_config()?;
+                match &cfg.init {
+                    Some(p) => {
+                        let ck = Checkpoint::open(p)?;
+                        (mc, ck.tensors, ck.path)
+                    }
+                    None => (mc, HashMap::new(), PathBuf::from("<random init>")),
+                }
+            }
+        };
+        let (model, varmap) = build_trainable(&model_cfg, tensors, cfg.seed, &device, &origin)?;
+        let preset = if cfg.optimizer == "paper" { PAPER } else { OFFICIAL };
+        let mut groups = param_groups(&varmap, &preset)?;
+        for g in &mut groups {
+            g.params.retain(|n| !cfg.frozen(n));
+            g.lr = cfg.lr.unwrap_or(g.lr) * cfg.lr_scale;
+        }
+        let base_lrs: Vec<f64> = groups.iter().map(|g| g.lr).collect();
+        let mut opt = AdamW::new(&varmap, groups)?;
+        let micro = cfg.batch_size * cfg.grad_accum;
+        let steps_per_epoch = data.len() / micro;
+        if steps_per_epoch == 0 {
+            return Err(Error::config(
+                "<train config>",
+                format!("the dataset has {} clips, fewer than one step (batch_size × grad_accum = {micro})", data.len()),
+            ));
+        }
+        let total_steps = cfg.max_steps.unwrap_or(cfg.epochs * steps_per_epoch);
+        let schedule = if cfg.optimizer == "paper" {
+            LrSchedule::StepCosine { warmup_steps: cfg.warmup_steps, warmup_init_factor: 1e-5, total_steps: total_steps.max(cfg.warmup_steps + 1), eta_min: super::schedule::ETA_MIN }
+        } else {
+            LrSchedule::EpochCosine {
+                warmup_steps: cfg.warmup_steps,
+                warmup_init_factor: 1e-5,
+                steps_per_epoch,
+                epochs: total_steps.div_ceil(steps_per_epoch).max(1),
+                eta_min: super::schedule::ETA_MIN,
+            }
+        };
+        schedule.validate()?;
+        let (mut step, mut epoch, mut pos) = (0, 0, 0);
+        if let Some(dir) = &resume_dir {
+            let (state, opt_state) = checkpoint::load_state(dir)?;
+            opt.load_state_tensors(&opt_state)?;
+            (step, epoch, pos) = (state.step, state.epoch, state.pos);
+        }
+        Ok(Self { cfg, model_cfg, model, varmap, opt, base_lrs, schedule, data, device, step, epoch, pos, steps_per_epoch, total_steps, last_checkpoint: resume_dir })
+    }
+
+    pub fn model(&self) -> &EmotionClip {
+        &self.model
+    }
+    pub fn varmap(&self) -> &VarMap {
+        &self.varmap
+    }
+    pub fn step(&self) -> usize {
+        self.step
+    }
+    pub fn total_steps(&self) -> usize {
+        self.total_steps
+    }
+    pub fn steps_per_epoch(&self) -> usize {
+        self.steps_per_epoch
+    }
+    pub fn last_checkpoint(&self) -> Option<&Path> {
+        self.last_checkpoint.as_deref()
+    }
+
+    fn frames_size(&self) -> (usize, usize) {
+        (self.model_cfg.video_len, self.model_cfg.backbone.vision_cfg.image_size)
+    }
+
+    /// One optimiser step over `grad_accum` micro-batches.
+    pub fn train_step(&mut self) -> Result<StepMetrics> {
+        let t0 = Instant::now();
+        let (frames, size) = self.frames_size();
+        let b = self.cfg.batch_size;
+        let mut acc: Option<candle_core::backprop::GradStore> = None;
+        let mut loss_sum = 0.0;
+        let vars: Vec<Var> = self.varmap.all_vars();
+        let snce = SnceConfig { beta: self.cfg.beta, ..Default::default() };
+        for micro in 0..self.cfg.grad_accum {
+            if self.pos >= self.steps_per_epoch * self.cfg.grad_accum {
+                self.epoch += 1;
+                self.pos = 0;
+            }
+            let order = epoch_order(self.data.len(), self.cfg.seed, self.epoch);
+            let idx = &order[self.pos * b..(self.pos + 1) * b];
+            let batch = load_batch(self.data.as_ref(), idx, self.cfg.seed, self.epoch, frames, size, &self.device)?;
+            crate::nn::seed_dropout(mix_seed(&[self.cfg.seed, 0xD0, self.step as u64, micro as u64]));
+            let v = self.model.encode_video_t(&batch.video, Some(&batch.masks), true)?;
+            let t = self.model.encode_text(&batch.ids)?;
+            let v = crate::clip::vision::l2_normalize(&v)?;
+            let t = crate::clip::vision::l2_normalize(&t)?;
+            let loss = snce_loss(&v, &t, self.model.logit_scale(), &batch.emotion, &snce).map_err(|e| match e {
+                Error::NonFinite(m) => Error::NonFinite(format!(
+                    "step {} (epoch {}): {m}; training stopped, the last good checkpoint is {}",
+                    self.step + 1,
+                    self.epoch,
+                    self.last_checkpoint.as_ref().map(|p| p.display().to_string()).unwrap_or_else(|| "none".into())
+                )),
+                other => other,
+            })?;
+            loss_sum += loss.to_dtype(DType::F64)?.to_scalar::<f64>()?;
+            let scaled = (loss / self.cfg.grad_accum as f64)?;
+            let grads = scaled.backward()?;
+            acc = Some(match acc {
+                None => grads,
+                Some(mut a) => {
+                    for var in &vars {
+                        if let Some(g) = grads.get(var.as_tensor()) {
+                            let sum = match a.get(var.as_tensor()) {
+                                Some(prev) => (prev + g)?,
+                                None => g.clone(),
+                            };
+                            a.insert(var.as_tensor(), sum);
+                        }
+                    }
+                    a
+                }
+            });
+            self.pos += 1;
+        }
+        let grads = acc.ok_or_else(|| Error::Msg("grad_accum must be >= 1".into()))?;
+        for (i, base) in self.base_lrs.iter().enumerate() {
+            self.opt.set_lr(i, self.schedule.lr(*base, self.step))?;
+        }
+        self.opt.step(&grads)?;
+        // Official: clamp logit_scale to [0, ln 100] after each step.
+        let ls = self.model.logit_scale();
+        let clamped = ls.clamp(0.0, LOGIT_SCALE_MAX)?;
+        if let Some(var) = self.varmap.data().lock().map_err(|_| Error::Msg("VarMap lock poisoned".into()))?.get("logit_scale") {
+            var.set(&clamped)?;
+        }
+        self.step += 1;
+        let logit_scale = self.model.logit_scale().to_dtype(DType::F64)?.flatten_all()?.to_vec1::<f64>()?.first().copied().unwrap_or(f64::NAN);
+        let lr = self.opt.groups().get(1).map(|g| g.lr).unwrap_or(0.0);
+        let dt = t0.elapsed().as_secs_f64().max(1e-9);
+        Ok(StepMetrics {
+            step: self.step,
+            epoch: self.epoch,
+            loss: loss_sum / self.cfg.grad_accum as f64,
+            lr,
+            logit_scale,
+            clips_per_s: (b * self.cfg.grad_accum) as f64 / dt,
+        })
+    }
+
+    /// Errors when any parameter holds NaN/inf (checked before writing a checkpoint).
+    fn check_finite(&self) -> Result<()> {
+        let data = self.varmap.data().lock().map_err(|_| Error::Msg("VarMap lock poisoned".into()))?;
+        for (name, v) in data.iter() {
+            let s = v.as_tensor().sum_all()?.to_dtype(DType::F64)?.to_scalar::<f64>()?;
+            if !s.is_finite() {
+                return Err(Error::NonFinite(format!("step {}: parameter {name} holds NaN/inf; not checkpointed", self.step)));
+            }
+        }
+        Ok(())
+    }
+
+    /// Writes `out_dir/ckpt-<step>/` atomically.
+    pub fn save_checkpoint(&mut self) -> Result<PathBuf> {
+        self.check_finite()?;
+        let state = TrainState {
+            step: self.step,
+            epoch: self.epoch,
+            pos: self.pos,
+            seed: self.cfg.seed,
+            config: serde_json::to_value(&self.cfg).map_err(|e| Error::Msg(e.to_string()))?,
+        };
+        let dir = checkpoint::save(&self.cfg.out_dir, &self.varmap, &self.model_cfg, &self.opt.state_tensors()?, &state)?;
+        self.last_checkpoint = Some(dir.clone());
+        Ok(dir)
+    }
+
+    /// Trains until `total_steps` (or `until`, if smaller), appending to `metrics.jsonl`, checkpointing every
+    /// `checkpoint_every` steps and at the end; `on_step` sees each step's metrics.
+    pub fn run(&mut self, until: Option<usize>, mut on_step: impl FnMut(&StepMetrics)) -> Result<()> {
+        let end = until.map_or(self.total_steps, |u| u.min(self.total_steps));
+        std::fs::create_dir_all(&self.cfg.out_dir).map_err(|e| Error::io(&self.cfg.out_dir, e))?;
+        let mp = self.cfg.out_dir.join("metrics.jsonl");
+        let mut mf = std::fs::OpenOptions::new().create(true).append(true).open(&mp).map_err(|e| Error::io(&mp, e))?;
+        while self.step < end {
+            let m = self.train_step()?;
+            let line = serde_json::to_string(&m).map_err(|e| Error::Msg(e.to_string()))?;
+            writeln!(mf, "{line}").map_err(|e| Error::io(&mp, e))?;
+            on_step(&m);
+            if self.cfg.checkpoint_every > 0 && self.step.is_multiple_of(self.cfg.checkpoint_every) {
+                self.save_checkpoint()?;
+            }
+        }
+        if self.last_checkpoint.as_ref().is_none_or(|p| !p.ends_with(format!("ckpt-{}", self.step))) {
+            self.save_checkpoint()?;
+        }
+        Ok(())
+    }
+
+    /// Video→text R@1 (eval mode) over dataset items `indices`: a hit when the best caption equals the clip's own.
+    pub fn retrieval_r1(&self, indices: &[usize]) -> Result<f64> {
+        let (frames, size) = self.frames_size();
+        let batch = load_batch(self.data.as_ref(), indices, mix_seed(&[self.cfg.seed, 0xE7A1]), 0, frames, size, &self.device)?;
+        let v = crate::clip::vision::l2_normalize(&self.model.encode_video_t(&batch.video, Some(&batch.masks), false)?.detach())?;
+        let t = crate::clip::vision::l2_normalize(&self.model.encode_text(&batch.ids)?.detach())?;
+        let best = v.matmul(&t.t()?)?.argmax(1)?.to_vec1::<u32>()?;
+        let ids = batch.ids.to_vec2::<u32>()?;
+        let hits = best.iter().enumerate().filter(|(i, &j)| ids[*i] == ids[j as usize]).count();
+        Ok(hits as f64 / indices.len() as f64)
+    }
+}
