@@ -142,3 +142,33 @@ fn probe_nothing_usable_exit_2() {
     assert_eq!(o.status.code(), Some(2), "stderr:\n{err}");
     assert!(err.contains("train split is empty"), "{err}");
 }
+
+#[test]
+fn probe_clip_baseline_on_fixture_manifests() {
+    let tmp = tempfile::tempdir().unwrap();
+    let fx = repo().join("fixtures/probe_manifest");
+    // Multi-label JSONL (inline boxes, class sidecar), CLIP image tower, fixed C.
+    let out = tmp.path().join("multi");
+    let o = probe(&fx.join("multi.jsonl"), &out, &["--model", "clip", "--c", "1"]);
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(0), "stderr:\n{err}");
+    let j: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(out.join("probe.json")).unwrap()).unwrap();
+    assert_eq!(j["task"], "multi");
+    assert_eq!(j["model"], "clip");
+    assert!(j["metrics"]["mAP (macro)"]["test"].as_f64().is_some(), "{j}");
+    assert!(out.join("per_class.svg").is_file());
+    // Regression with two targets.
+    let out = tmp.path().join("reg");
+    let o = probe(&fx.join("regression.csv"), &out, &["--targets", "valence,arousal"]);
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(0), "stderr:\n{err}");
+    let j: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(out.join("probe.json")).unwrap()).unwrap();
+    assert_eq!(j["task"], "regression");
+    assert!(j["metrics"]["MSE arousal"]["test"].as_f64().is_some(), "{j}");
+    // Single-label CSV with a video, a box file and a missing row: runs, lists it, exit 1.
+    let out = tmp.path().join("single");
+    let o = probe(&fx.join("single.csv"), &out, &[]);
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(1), "stderr:\n{err}");
+    assert!(err.contains("row 8") && err.contains("missing_on_purpose.jpg"), "{err}");
+}

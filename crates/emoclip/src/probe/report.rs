@@ -47,7 +47,8 @@ pub fn markdown(r: &ProbeResult, info: &ReportInfo) -> String {
     for (m, vals) in &r.metrics {
         s += &format!("| {m} |");
         for v in vals {
-            s += &format!(" {} |", fmt(*v));
+            let cell = if m.starts_with("classes without") && v.is_finite() { format!("{v:.0}") } else { fmt(*v) };
+            s += &format!(" {cell} |");
         }
         s += "\n";
     }
