@@ -176,3 +176,117 @@ fn configs_parse() {
     let bad = TrainConfig::from_toml_str("batch_size = 4\nbogus = 1\n[model]\n[data]\nsynthetic = {}\n", Path::new("x.toml"));
     assert!(matches!(bad, Err(Error::Config { .. })));
 }
+
+/// Writes one shard of `n` samples with 10 frames of 64×48: a white subject box on a dark background.
+fn write_shards(dir: &Path, n: usize) {
+    use emoclip::prep::pipeline::SampleMeta;
+    use emoclip::shards::{Sample, ShardWriter};
+    let mut w = ShardWriter::new(dir, "emo", 100, u64::MAX).unwrap();
+    for i in 0..n {
+        let mut files = Vec::new();
+        for f in 0..10 {
+            let img = image::RgbImage::from_fn(64, 48, |x, y| {
+                if (10..40).contains(&x) && (8..30).contains(&y) {
+                    image::Rgb([255, 255, 255])
+                } else {
+                    image::Rgb([(f * 5) as u8, 0, 0])
+                }
+            });
+            let mut buf = std::io::Cursor::new(Vec::new());
+            img.write_to(&mut buf, image::ImageFormat::Jpeg).unwrap();
+            files.push((format!("frame{f:03}.jpg"), buf.into_inner()));
+        }
+        let meta = SampleMeta {
+            video_id: format!("v{i}"),
+            start: 0.0,
+            end: 1.0,
+            text: format!("caption number {i} is happy"),
+            emotion_labels: (0..7).map(|k| format!("e{k}")).collect(),
+            emotion_logits: (0..7).map(|k| ((i + k) % 7) as f32).collect(),
+            neutral: 0.0,
+            fps: 10.0,
+            frame_times: (0..10).map(|f| f as f64 / 10.0).collect(),
+            boxes: vec![vec![[10.0, 8.0, 40.0, 30.0, 0.9]]; 10],
+            frame_size: [64, 48],
+        };
+        files.push(("json".into(), serde_json::to_vec(&meta).unwrap()));
+        w.write(&Sample { key: format!("s{i:04}"), files }).unwrap();
+    }
+    w.finish().unwrap();
+}
+
+#[test]
+fn shard_data_random_frames_and_matching_crops() {
+    use emoclip::train::data::ShardDataset;
+    use rand::SeedableRng;
+    let dir = tempfile::tempdir().unwrap();
+    write_shards(dir.path(), 3);
+    let ds = ShardDataset::open(&dir.path().join("emo-*.tar"), 8, 32, 77).unwrap();
+    assert_eq!(ds.len(), 3);
+    let a = ds.get(1, &mut StdRng::seed_from_u64(7)).unwrap();
+    let b = ds.get(1, &mut StdRng::seed_from_u64(7)).unwrap();
+    assert_eq!(a.frames, b.frames, "not deterministic for a fixed seed");
+    assert_eq!(a.frames.len(), 8 * 3 * 32 * 32);
+    assert_eq!(a.mask.len(), 8 * 32 * 32);
+    assert_eq!(a.ids.len(), 77);
+    assert_eq!(a.ids[0], emoclip::tokenizer::SOT);
+    assert_eq!(a.emotion, vec![1.0, 2.0, 3.0, 4.0, 5.0, 6.0, 0.0]);
+    // The mask is cropped like the frame: bright (white box) pixels under the mask, dark ones outside.
+    for t in 0..8 {
+        let (mut inside, mut outside, mut ni, mut no) = (0f32, 0f32, 0, 0);
+        for p in 0..32 * 32 {
+            let g = a.frames[(t * 3 + 1) * 32 * 32 + p];
+            if a.mask[t * 32 * 32 + p] > 0.5 {
+                inside += g;
+                ni += 1;
+            } else {
+                outside += g;
+                no += 1;
+            }
+        }
+        assert!(ni > 0, "frame {t}: empty mask");
+        if no > 0 {
+            assert!(inside / (ni as f32) > 1.5 && outside / (no as f32) < -1.0, "frame {t}: mask and crop disagree");
+        }
+    }
+    // Different seeds pick different crops / frames.
+    let c = ds.get(1, &mut StdRng::seed_from_u64(8)).unwrap();
+    assert_ne!(a.frames, c.frames);
+}
+
+#[test]
+fn trains_on_shards() {
+    let dir = tempfile::tempdir().unwrap();
+    write_shards(&dir.path().join("shards"), 4);
+    let mut mc = tiny_config();
+    mc.backbone.text_cfg.vocab_size = 49408;
+    mc.backbone.text_cfg.context_length = 77;
+    let cj = dir.path().join("model.json");
+    std::fs::write(&cj, mc.to_json()).unwrap();
+    let mut cfg = tiny(&dir.path().join("out"), 4, 1, 2, 1, 2);
+    cfg.data = DataSection { shards: Some(dir.path().join("shards")), synthetic: None };
+    cfg.model.config = Some(cj);
+    let mut t = Trainer::new(cfg, Device::Cpu, false).unwrap();
+    let mut losses = Vec::new();
+    t.run(None, |m| losses.push(m.loss)).unwrap();
+    assert_eq!(losses.len(), 2);
+    assert!(losses.iter().all(|l| l.is_finite()));
+}
+
+#[test]
+fn random_frame_sampling_is_sorted_without_replacement() {
+    use emoclip::train::data::random_frame_indices;
+    use rand::SeedableRng;
+    let mut rng = StdRng::seed_from_u64(1);
+    let mut seen = std::collections::HashSet::new();
+    for _ in 0..50 {
+        let p = random_frame_indices(20, 8, &mut rng);
+        assert_eq!(p.len(), 8);
+        assert!(p.windows(2).all(|w| w[0] < w[1]), "{p:?}");
+        assert!(p.iter().all(|&i| i < 20));
+        seen.insert(p);
+    }
+    assert!(seen.len() > 40, "draws are not random");
+    let short = random_frame_indices(3, 8, &mut rng);
+    assert!(short.len() == 8 && short.windows(2).all(|w| w[0] <= w[1]) && short.iter().all(|&i| i < 3));
+}

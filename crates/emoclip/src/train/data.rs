@@ -163,6 +163,18 @@ impl Dataset for SyntheticDataset {
     }
 }
 
+/// Official `sampling_strategy='random'`: `k` distinct frame indices of `0..n`, sorted; a clip with fewer than
+/// `k` frames repeats some (sorted draws with replacement).
+pub fn random_frame_indices(n: usize, k: usize, rng: &mut StdRng) -> Vec<usize> {
+    let mut pick: Vec<usize> = if n >= k {
+        rand::seq::index::sample(rng, n, k).into_vec()
+    } else {
+        (0..k).map(|_| rng.random_range(0..n.max(1))).collect()
+    };
+    pick.sort_unstable();
+    pick
+}
+
 /// Prepared WebDataset shards (`emoclip prepare`): random frames without replacement (sorted), a random
 /// `size`-px crop per frame with the same crop on its subject mask, ImageNet normalisation, ForceEot tokens.
 pub struct ShardDataset {
@@ -251,13 +263,7 @@ impl Dataset for ShardDataset {
     fn get(&self, index: usize, rng: &mut StdRng) -> Result<Item> {
         let (files, meta, path) = &self.samples[index];
         let n = files.len();
-        // Official 'random' strategy: k distinct frames, sorted; a clip with fewer frames repeats some.
-        let mut pick: Vec<usize> = if n >= self.frames {
-            rand::seq::index::sample(rng, n, self.frames).into_vec()
-        } else {
-            (0..self.frames).map(|_| rng.random_range(0..n)).collect()
-        };
-        pick.sort_unstable();
+        let pick = random_frame_indices(n, self.frames, rng);
         let s = self.size;
         let norm = Normalization::IMAGENET;
         let mut frames = Vec::with_capacity(self.frames * 3 * s * s);

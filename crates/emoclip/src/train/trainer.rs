@@ -391,7 +391,13 @@ impl Trainer {
         let model_cfg = cfg.model_config()?;
         let (frames, size, ctx) = (model_cfg.video_len, model_cfg.backbone.vision_cfg.image_size, model_cfg.backbone.text_cfg.context_length);
         let data: Box<dyn Dataset> = match (&cfg.data.shards, &cfg.data.synthetic) {
-            (Some(p), _) => Box::new(ShardDataset::open(p, frames, size, ctx)?),
+            (Some(p), _) => {
+                let vocab = model_cfg.backbone.text_cfg.vocab_size;
+                if vocab <= crate::tokenizer::EOT as usize {
+                    return Err(Error::config(p, format!("the model's vocab_size {vocab} cannot hold CLIP BPE ids (49408 needed) for shard captions")));
+                }
+                Box::new(ShardDataset::open(p, frames, size, ctx)?)
+            }
             (None, Some(s)) => Box::new(SyntheticDataset::new(s.n, s.classes, s.seed, frames, size, model_cfg.backbone.text_cfg.vocab_size, ctx, s.noise)?),
             (None, None) => return Err(Error::config("<train config>", "data: set `shards` or `synthetic`")),
         };
