@@ -40,7 +40,7 @@ fn features(classes_of: &[Vec<usize>]) -> Mat {
 
 fn split_of(i: usize) -> &'static str {
     match i % 5 {
-        0 | 1 | 2 => "train",
+        0..=2 => "train",
         3 => "val",
         _ => "test",
     }

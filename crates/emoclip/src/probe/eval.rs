@@ -6,6 +6,11 @@ use super::{
 };
 use crate::{Error, Result};
 
+/// Validation score of a C (higher is better).
+type ScoreFn<'a> = dyn Fn(f64) -> Result<f64> + Sync + 'a;
+/// (C, how it was chosen, search trials).
+type Chosen = (f64, String, Vec<(f64, f64)>);
+
 /// Evaluation options.
 #[derive(Debug, Clone)]
 pub struct EvalOptions {
@@ -162,7 +167,7 @@ pub fn evaluate(m: &Manifest, x: &Mat, opts: &EvalOptions) -> Result<ProbeResult
         per_class: vec![],
         notes: vec![],
     };
-    let choose_c = |score: &(dyn Fn(f64) -> Result<f64> + Sync)| -> Result<(f64, String, Vec<(f64, f64)>)> {
+    let choose_c = |score: &ScoreFn| -> Result<Chosen> {
         match opts.c {
             Some(c) => Ok((c, "fixed (--c)".into(), vec![])),
             None => {
