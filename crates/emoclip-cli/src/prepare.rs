@@ -169,8 +169,13 @@ pub fn run(a: PrepareArgs) -> Result<i32> {
                 cands += r.candidates;
                 timings += r.timings;
                 video_seconds += r.video_seconds;
-                if r.skipped_cues > 0 {
-                    tracing::warn!("{}: {} caption cue(s) skipped (malformed timestamps or empty cues)", v.display(), r.skipped_cues);
+                if r.skipped_cues > 0 || r.overlapping_cues > 0 {
+                    tracing::warn!(
+                        "{}: captions: {} cue(s) skipped (malformed timestamps or empty cues), {} overlapping the previous cue (kept)",
+                        v.display(),
+                        r.skipped_cues,
+                        r.overlapping_cues
+                    );
                 }
             }
             Err(e) => failed.push(format!("{e:#}")),

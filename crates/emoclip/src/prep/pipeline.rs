@@ -78,6 +78,8 @@ pub struct VideoReport {
     pub candidates: usize,
     pub kept: usize,
     pub skipped_cues: usize,
+    /// Caption cues overlapping the previous one (kept, reported).
+    pub overlapping_cues: usize,
     /// Length of the video in seconds.
     pub video_seconds: f64,
     pub timings: StageTimings,
@@ -341,6 +343,6 @@ impl Preparer<'_> {
         crate::output::write_atomic(&ip, |f| std::io::Write::write_all(f, index.as_bytes()))?;
         tm.write = clock.elapsed().as_secs_f64();
         let video_seconds = if src_fps > 0.0 { decoded as f64 / src_fps } else { 0.0 };
-        Ok(VideoReport { video_id: id, candidates: cands.len(), kept, skipped_cues: caps.report.skipped.len(), video_seconds, timings: tm })
+        Ok(VideoReport { video_id: id, candidates: cands.len(), kept, skipped_cues: caps.report.skipped.len(), overlapping_cues: caps.report.overlaps.len(), video_seconds, timings: tm })
     }
 }
