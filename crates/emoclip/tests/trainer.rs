@@ -68,6 +68,7 @@ fn resume_is_bit_identical() {
     let w0 = weights(&init);
     assert!(wa.iter().any(|(k, v)| v != &w0[k]));
     // metrics.jsonl has one line per step.
+    assert!(std::fs::read_to_string(a_out.join("loss.svg")).unwrap().contains("<svg"));
     let lines = std::fs::read_to_string(a_out.join("metrics.jsonl")).unwrap();
     assert_eq!(lines.lines().count(), 6);
     // The checkpoint is loadable for inference (`emoclip embed --weights <dir>/model.safetensors`).

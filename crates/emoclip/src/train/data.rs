@@ -175,10 +175,13 @@ pub fn random_frame_indices(n: usize, k: usize, rng: &mut StdRng) -> Vec<usize> 
     pick
 }
 
+/// One shard sample: its `frameNNN.jpg` members (sorted), metadata and the shard it came from.
+type ShardSample = (Vec<(String, Vec<u8>)>, SampleMeta, PathBuf);
+
 /// Prepared WebDataset shards (`emoclip prepare`): random frames without replacement (sorted), a random
 /// `size`-px crop per frame with the same crop on its subject mask, ImageNet normalisation, ForceEot tokens.
 pub struct ShardDataset {
-    samples: Vec<(Vec<(String, Vec<u8>)>, SampleMeta, PathBuf)>,
+    samples: Vec<ShardSample>,
     ids: Vec<Vec<u32>>,
     frames: usize,
     size: usize,

@@ -186,7 +186,7 @@ impl TrainConfig {
         if self.lr.is_some_and(|l| !(l.is_finite() && l >= 0.0)) {
             return bad("lr must be finite and >= 0".into());
         }
-        if !(self.lr_scale.is_finite() && self.lr_scale >= 0.0) || !self.beta.is_finite() || self.beta < 0.0 {
+        if !(self.lr_scale.is_finite() && self.lr_scale >= 0.0 && self.beta.is_finite() && self.beta >= 0.0) {
             return bad("lr_scale and beta must be finite and >= 0".into());
         }
         if self.data.shards.is_some() == self.data.synthetic.is_some() {
@@ -591,7 +591,7 @@ impl Trainer {
     }
 
     /// Trains until `total_steps` (or `until`, if smaller), appending to `metrics.jsonl`, checkpointing every
-    /// `checkpoint_every` steps and at the end; `on_step` sees each step's metrics.
+    /// `checkpoint_every` steps and at the end, and plotting `loss.svg`; `on_step` sees each step's metrics.
     pub fn run(&mut self, until: Option<usize>, mut on_step: impl FnMut(&StepMetrics)) -> Result<()> {
         let end = until.map_or(self.total_steps, |u| u.min(self.total_steps));
         std::fs::create_dir_all(&self.cfg.out_dir).map_err(|e| Error::io(&self.cfg.out_dir, e))?;
@@ -609,7 +609,8 @@ impl Trainer {
         if self.last_checkpoint.as_ref().is_none_or(|p| !p.ends_with(format!("ckpt-{}", self.step))) {
             self.save_checkpoint()?;
         }
-        Ok(())
+        drop(mf);
+        plot_loss(&mp, &self.cfg.out_dir.join("loss.svg"))
     }
 
     /// Video→text R@1 (eval mode) over dataset items `indices`: a hit when the best caption equals the clip's own.
@@ -623,4 +624,38 @@ impl Trainer {
         let hits = best.iter().enumerate().filter(|(i, &j)| ids[*i] == ids[j as usize]).count();
         Ok(hits as f64 / indices.len() as f64)
     }
+}
+
+/// Plots the loss of `metrics.jsonl` (the last value logged for each step, so resumed runs read right) to an SVG.
+pub fn plot_loss(metrics: &Path, svg: &Path) -> Result<()> {
+    use plotters::prelude::*;
+    let text = std::fs::read_to_string(metrics).map_err(|e| Error::io(metrics, e))?;
+    let mut by_step = BTreeMap::new();
+    for (i, line) in text.lines().enumerate().filter(|(_, l)| !l.trim().is_empty()) {
+        let m: StepMetrics = serde_json::from_str(line).map_err(|e| Error::config(metrics, format!("line {}: {e}", i + 1)))?;
+        if m.loss.is_finite() {
+            by_step.insert(m.step, m.loss);
+        }
+    }
+    if by_step.is_empty() {
+        return Err(Error::config(metrics, "no finite loss to plot"));
+    }
+    let err = |e: &dyn std::fmt::Display| Error::Msg(format!("{}: plotting failed: {e}", svg.display()));
+    let xmax = by_step.keys().last().copied().unwrap_or(1).max(1) as f64;
+    let ymax = by_step.values().cloned().fold(0.0f64, f64::max).max(1e-6) * 1.05;
+    let root = SVGBackend::new(svg, (900, 480)).into_drawing_area();
+    root.fill(&WHITE).map_err(|e| err(&e))?;
+    let mut chart = ChartBuilder::on(&root)
+        .caption("Training loss", ("sans-serif", 22))
+        .margin(12)
+        .x_label_area_size(50)
+        .y_label_area_size(60)
+        .build_cartesian_2d(0f64..xmax, 0f64..ymax)
+        .map_err(|e| err(&e))?;
+    chart.configure_mesh().x_desc("step").y_desc("loss").draw().map_err(|e| err(&e))?;
+    chart
+        .draw_series(LineSeries::new(by_step.iter().map(|(&k, &v)| (k as f64, v)), BLUE.stroke_width(2)))
+        .map_err(|e| err(&e))?;
+    root.present().map_err(|e| err(&e))?;
+    Ok(())
 }
