@@ -99,6 +99,7 @@ pub fn to_json(r: &ProbeResult, info: &ReportInfo) -> Value {
         "trials": r.trials.iter().map(|(c, s)| json!({"c": c, "score": s})).collect::<Vec<_>>(),
         "splits": r.splits,
         "metrics": metrics,
+        "metric_order": r.metrics.iter().map(|(m, _)| m.clone()).collect::<Vec<_>>(),
         "names": r.names,
         "per_class": r.per_class.iter().map(|p| json!({"metric": p.metric, "split": p.split, "values": p.values})).collect::<Vec<_>>(),
         "notes": r.notes,
