@@ -459,6 +459,13 @@ impl Trainer {
         if let Some(dir) = &resume_dir {
             let (state, opt_state) = checkpoint::load_state(dir)?;
             opt.load_state_tensors(&opt_state)?;
+            // Data order, crops and dropout are functions of these: changing them breaks exact continuation.
+            for key in ["seed", "batch_size", "grad_accum", "data", "optimizer", "lr", "lr_scale", "beta", "warmup_steps", "freeze"] {
+                let now = serde_json::to_value(&cfg).ok().and_then(|v| v.get(key).cloned());
+                if state.config.get(key) != now.as_ref() {
+                    tracing::warn!("resuming {} with a different `{key}` than it was trained with; the run will not continue exactly", dir.display());
+                }
+            }
             (step, epoch, pos) = (state.step, state.epoch, state.pos);
         }
         Ok(Self { cfg, model_cfg, model, varmap, opt, base_lrs, schedule, data, device, step, epoch, pos, steps_per_epoch, total_steps, last_checkpoint: resume_dir })
