@@ -10,6 +10,7 @@ pub mod tokenizer;
 pub mod media;
 pub mod embed;
 pub mod output;
+pub mod plot;
 pub mod prep;
 pub mod probe;
 pub mod train;

@@ -5,7 +5,7 @@
 use super::pipeline::Candidate;
 use crate::text_emotion::classifier::softmax;
 use crate::{Error, Result};
-use plotters::prelude::*;
+use crate::plot::{bar_chart, line_chart, Series, PALETTE};
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
@@ -39,86 +39,6 @@ const STOPWORDS: &[&str] = &[
     "can", "will", "would", "s", "t", "m", "re", "ll", "ve", "d", "don", "oh", "um", "uh",
 ];
 
-fn err(e: impl std::fmt::Display) -> Error {
-    Error::Msg(format!("plotting: {e}"))
-}
-
-fn bar_chart(path: &Path, title: &str, labels: &[String], series: &[(&str, Vec<f64>, RGBColor)], y_label: &str) -> Result<()> {
-    let root = SVGBackend::new(path, (900, 480)).into_drawing_area();
-    root.fill(&WHITE).map_err(err)?;
-    let n = labels.len().max(1);
-    let ymax = series.iter().flat_map(|s| s.1.iter().cloned()).fold(0.0f64, f64::max).max(1e-9) * 1.1;
-    // Bar i is centred on x = i, so integer ticks carry the category names.
-    let mut chart = ChartBuilder::on(&root)
-        .caption(title, ("sans-serif", 22))
-        .margin(12)
-        .x_label_area_size(90)
-        .y_label_area_size(60)
-        .build_cartesian_2d(-0.5f64..n as f64 - 0.5, 0f64..ymax)
-        .map_err(err)?;
-    let labels_c = labels.to_vec();
-    let style = ("sans-serif", if n > 8 { 11 } else { 13 }).into_font();
-    chart
-        .configure_mesh()
-        .disable_x_mesh()
-        .x_labels(n)
-        .x_label_style(style)
-        .x_label_formatter(&move |x| {
-            let i = x.round();
-            if (x - i).abs() < 1e-6 && i >= 0.0 {
-                let l = labels_c.get(i as usize).cloned().unwrap_or_default();
-                if n > 8 && l.chars().count() > 8 {
-                    l.chars().take(7).chain(['…']).collect()
-                } else {
-                    l
-                }
-            } else {
-                String::new()
-            }
-        })
-        .y_desc(y_label)
-        .draw()
-        .map_err(err)?;
-    let k = series.len().max(1) as f64;
-    for (si, (name, values, color)) in series.iter().enumerate() {
-        let w = 0.8 / k;
-        let color = *color;
-        chart
-            .draw_series(values.iter().enumerate().map(|(i, &v)| {
-                let x0 = i as f64 - 0.4 + si as f64 * w;
-                Rectangle::new([(x0, 0.0), (x0 + w * 0.95, v)], color.filled())
-            }))
-            .map_err(err)?
-            .label(*name)
-            .legend(move |(x, y)| Rectangle::new([(x, y - 5), (x + 12, y + 5)], color.filled()));
-    }
-    if series.len() > 1 {
-        chart.configure_series_labels().border_style(BLACK).background_style(WHITE).draw().map_err(err)?;
-    }
-    root.present().map_err(err)?;
-    Ok(())
-}
-
-fn line_chart(path: &Path, title: &str, xs: &[f64], ys: &[f64], x_label: &str, y_label: &str, mark: Option<f64>) -> Result<()> {
-    let root = SVGBackend::new(path, (900, 480)).into_drawing_area();
-    root.fill(&WHITE).map_err(err)?;
-    let ymax = ys.iter().cloned().fold(0.0f64, f64::max).max(1.0) * 1.05;
-    let mut chart = ChartBuilder::on(&root)
-        .caption(title, ("sans-serif", 22))
-        .margin(12)
-        .x_label_area_size(50)
-        .y_label_area_size(60)
-        .build_cartesian_2d(0f64..1f64, 0f64..ymax)
-        .map_err(err)?;
-    chart.configure_mesh().x_desc(x_label).y_desc(y_label).draw().map_err(err)?;
-    chart.draw_series(LineSeries::new(xs.iter().cloned().zip(ys.iter().cloned()), BLUE.stroke_width(2))).map_err(err)?;
-    if let Some(m) = mark {
-        chart.draw_series(LineSeries::new([(m, 0.0), (m, ymax)], RED.stroke_width(1))).map_err(err)?;
-    }
-    root.present().map_err(err)?;
-    Ok(())
-}
-
 /// Writes `report.md` and SVG figures into `dest`; `labels` names the emotion logits.
 pub fn write_report(cands: &[Candidate], labels: &[String], neutral_max: f32, dest: &Path) -> Result<PathBuf> {
     std::fs::create_dir_all(dest).map_err(|e| Error::io(dest, e))?;
@@ -130,7 +50,8 @@ pub fn write_report(cands: &[Candidate], labels: &[String], neutral_max: f32, de
         hist[((c.neutral.clamp(0.0, 1.0) * bins as f32) as usize).min(bins - 1)] += 1.0;
     }
     let bin_labels: Vec<String> = (0..bins).map(|i| if i % 2 == 0 { format!("{:.2}", i as f64 / bins as f64) } else { String::new() }).collect();
-    bar_chart(&dest.join("neutral_histogram.svg"), "Neutral score of all caption spans", &bin_labels, &[("spans", hist, BLUE)], "spans")?;
+    let one = |name: &str, v: Vec<f64>, color| Series { name: name.into(), values: v.into_iter().map(Some).collect(), color };
+    bar_chart(&dest.join("neutral_histogram.svg"), "Neutral score of all caption spans", &bin_labels, &[one("spans", hist, PALETTE[0])], "spans")?;
     // Fig. 2: samples kept vs neutral threshold (other filters as configured).
     let others: Vec<f32> = cands.iter().filter(|c| c.filters.duration && c.filters.text && c.filters.frames).map(|c| c.neutral).collect();
     let xs: Vec<f64> = (0..=100).map(|i| i as f64 / 100.0).collect();
@@ -151,7 +72,7 @@ pub fn write_report(cands: &[Candidate], labels: &[String], neutral_max: f32, de
         &dest.join("emotion_distribution.svg"),
         "Mean emotion probability before and after filtering",
         labels,
-        &[("all spans", mean_probs(&all), BLUE), ("kept", mean_probs(&kept), RED)],
+        &[one("all spans", mean_probs(&all), PALETTE[0]), one("kept", mean_probs(&kept), PALETTE[1])],
         "mean probability",
     )?;
     // Fig. 5: most frequent words after filtering.
@@ -165,7 +86,7 @@ pub fn write_report(cands: &[Candidate], labels: &[String], neutral_max: f32, de
     top.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(&b.0)));
     top.truncate(20);
     let (wl, wc): (Vec<String>, Vec<f64>) = top.iter().map(|(w, c)| (w.clone(), *c as f64)).unzip();
-    bar_chart(&dest.join("top_words.svg"), "Most frequent words after filtering", &wl, &[("count", wc, GREEN)], "count")?;
+    bar_chart(&dest.join("top_words.svg"), "Most frequent words after filtering", &wl, &[one("count", wc, PALETTE[3])], "count")?;
     // Table 2 + summary.
     let mut sorted: Vec<&Candidate> = cands.iter().collect();
     sorted.sort_by(|a, b| a.neutral.total_cmp(&b.neutral));

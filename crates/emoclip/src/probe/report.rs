@@ -1,15 +1,11 @@
-//! Linear-probe report in the layout of the EmotionCLIP paper's Table 4 (rows: metric, columns: split): `probe.md`, `probe.json` and a per-class bar chart `per_class.svg` (plotters SVG, as `prep/report.rs`).
+//! Linear-probe report in the layout of the EmotionCLIP paper's Table 4 (rows: metric, columns: split): `probe.md`, `probe.json` and a per-class bar chart `per_class.svg` (SVG through `crate::plot`).
 use super::eval::ProbeResult;
 use crate::output::write_atomic;
 use crate::{Error, Result};
-use plotters::prelude::*;
+use crate::plot::{bar_chart, Series, PALETTE};
 use serde_json::{json, Value};
 use std::io::Write;
 use std::path::{Path, PathBuf};
-
-fn err(e: impl std::fmt::Display) -> Error {
-    Error::Msg(format!("plotting: {e}"))
-}
 
 fn fmt(v: f64) -> String {
     if v.is_finite() {
@@ -109,63 +105,13 @@ pub fn to_json(r: &ProbeResult, info: &ReportInfo) -> Value {
 
 /// Bar chart of per-class values (one series per metric × split entry of `r.per_class`).
 pub fn per_class_chart(path: &Path, r: &ProbeResult) -> Result<()> {
-    let root = SVGBackend::new(path, (900, 480)).into_drawing_area();
-    root.fill(&WHITE).map_err(err)?;
-    let labels = r.names.clone();
-    let n = labels.len().max(1);
-    let all = r.per_class.iter().flat_map(|p| p.values.iter().flatten().copied());
-    let (lo, hi) = all.fold((0.0f64, 0.0f64), |(a, b), v| (a.min(v), b.max(v)));
-    let (lo, hi) = (lo * 1.1, (hi * 1.1).max(lo * 1.1 + 1e-9));
-    let mut chart = ChartBuilder::on(&root)
-        .caption(format!("Per-class scores ({})", r.task.name()), ("sans-serif", 22))
-        .margin(12)
-        .x_label_area_size(90)
-        .y_label_area_size(60)
-        .build_cartesian_2d(-0.5f64..n as f64 - 0.5, lo..hi)
-        .map_err(err)?;
-    let style = ("sans-serif", if n > 8 { 11 } else { 13 }).into_font();
-    let lc = labels.clone();
-    chart
-        .configure_mesh()
-        .disable_x_mesh()
-        .x_labels(n)
-        .x_label_style(style)
-        .x_label_formatter(&move |x| {
-            let i = x.round();
-            if (x - i).abs() < 1e-6 && i >= 0.0 {
-                let l = lc.get(i as usize).cloned().unwrap_or_default();
-                if n > 8 && l.chars().count() > 8 {
-                    l.chars().take(7).chain(['…']).collect()
-                } else {
-                    l
-                }
-            } else {
-                String::new()
-            }
-        })
-        .y_desc("score")
-        .draw()
-        .map_err(err)?;
-    let palette = [RGBColor(66, 133, 244), RGBColor(219, 68, 55), RGBColor(244, 180, 0), RGBColor(15, 157, 88)];
-    let k = r.per_class.len().max(1) as f64;
-    for (si, pc) in r.per_class.iter().enumerate() {
-        let w = 0.8 / k;
-        let color = palette[si % palette.len()];
-        chart
-            .draw_series(pc.values.iter().enumerate().filter_map(|(i, v)| {
-                let v = (*v)?;
-                let x0 = i as f64 - 0.4 + si as f64 * w;
-                Some(Rectangle::new([(x0, 0.0), (x0 + w * 0.95, v)], color.filled()))
-            }))
-            .map_err(err)?
-            .label(format!("{} {}", pc.metric, pc.split))
-            .legend(move |(x, y)| Rectangle::new([(x, y - 5), (x + 12, y + 5)], color.filled()));
-    }
-    if !r.per_class.is_empty() {
-        chart.configure_series_labels().border_style(BLACK).background_style(WHITE).draw().map_err(err)?;
-    }
-    root.present().map_err(err)?;
-    Ok(())
+    let series: Vec<Series> = r
+        .per_class
+        .iter()
+        .enumerate()
+        .map(|(i, pc)| Series { name: format!("{} {}", pc.metric, pc.split), values: pc.values.clone(), color: PALETTE[i % PALETTE.len()] })
+        .collect();
+    bar_chart(path, &format!("Per-class scores ({})", r.task.name()), &r.names, &series, "score")
 }
 
 /// Writes `<dir>/probe.md`, `<dir>/probe.json` and `<dir>/per_class.svg`; returns their paths.

@@ -1,0 +1,95 @@
+//! Shared SVG charts (plotters; text as SVG text, so no font files are needed).
+use crate::{Error, Result};
+use plotters::prelude::*;
+use std::path::Path;
+
+pub const PALETTE: [RGBColor; 4] = [RGBColor(66, 133, 244), RGBColor(219, 68, 55), RGBColor(244, 180, 0), RGBColor(15, 157, 88)];
+
+fn err(e: impl std::fmt::Display) -> Error {
+    Error::Msg(format!("plotting: {e}"))
+}
+
+/// One named series of a grouped bar chart; `None` values are not drawn.
+pub struct Series {
+    pub name: String,
+    pub values: Vec<Option<f64>>,
+    pub color: RGBColor,
+}
+
+/// Grouped bar chart, one group per category label (bar i centred on x = i so integer ticks carry the
+/// names); handles negative values; a legend when there are several series.
+pub fn bar_chart(path: &Path, title: &str, labels: &[String], series: &[Series], y_label: &str) -> Result<()> {
+    let root = SVGBackend::new(path, (900, 480)).into_drawing_area();
+    root.fill(&WHITE).map_err(err)?;
+    let n = labels.len().max(1);
+    let vals = series.iter().flat_map(|s| s.values.iter().flatten().copied());
+    let (lo, hi) = vals.fold((0.0f64, 0.0f64), |(a, b), v| (a.min(v), b.max(v)));
+    let (lo, hi) = (lo * 1.1, (hi * 1.1).max(lo * 1.1 + 1e-9));
+    let mut chart = ChartBuilder::on(&root)
+        .caption(title, ("sans-serif", 22))
+        .margin(12)
+        .x_label_area_size(90)
+        .y_label_area_size(60)
+        .build_cartesian_2d(-0.5f64..n as f64 - 0.5, lo..hi)
+        .map_err(err)?;
+    let style = ("sans-serif", if n > 8 { 11 } else { 13 }).into_font();
+    let names = labels.to_vec();
+    chart
+        .configure_mesh()
+        .disable_x_mesh()
+        .x_labels(n)
+        .x_label_style(style)
+        .x_label_formatter(&move |x| {
+            let i = x.round();
+            if (x - i).abs() > 1e-6 || i < 0.0 {
+                return String::new();
+            }
+            let l = names.get(i as usize).cloned().unwrap_or_default();
+            if n > 8 && l.chars().count() > 8 {
+                l.chars().take(7).chain(['…']).collect()
+            } else {
+                l
+            }
+        })
+        .y_desc(y_label)
+        .draw()
+        .map_err(err)?;
+    let w = 0.8 / series.len().max(1) as f64;
+    for (si, s) in series.iter().enumerate() {
+        let color = s.color;
+        chart
+            .draw_series(s.values.iter().enumerate().filter_map(|(i, v)| {
+                let x0 = i as f64 - 0.4 + si as f64 * w;
+                v.map(|v| Rectangle::new([(x0, 0.0), (x0 + w * 0.95, v)], color.filled()))
+            }))
+            .map_err(err)?
+            .label(s.name.clone())
+            .legend(move |(x, y)| Rectangle::new([(x, y - 5), (x + 12, y + 5)], color.filled()));
+    }
+    if series.len() > 1 {
+        chart.configure_series_labels().border_style(BLACK).background_style(WHITE).draw().map_err(err)?;
+    }
+    root.present().map_err(err)?;
+    Ok(())
+}
+
+/// A curve over x in [0, 1] with an optional vertical marker.
+pub fn line_chart(path: &Path, title: &str, xs: &[f64], ys: &[f64], x_label: &str, y_label: &str, mark: Option<f64>) -> Result<()> {
+    let root = SVGBackend::new(path, (900, 480)).into_drawing_area();
+    root.fill(&WHITE).map_err(err)?;
+    let ymax = ys.iter().cloned().fold(0.0f64, f64::max).max(1.0) * 1.05;
+    let mut chart = ChartBuilder::on(&root)
+        .caption(title, ("sans-serif", 22))
+        .margin(12)
+        .x_label_area_size(50)
+        .y_label_area_size(60)
+        .build_cartesian_2d(0f64..1f64, 0f64..ymax)
+        .map_err(err)?;
+    chart.configure_mesh().x_desc(x_label).y_desc(y_label).draw().map_err(err)?;
+    chart.draw_series(LineSeries::new(xs.iter().cloned().zip(ys.iter().cloned()), BLUE.stroke_width(2))).map_err(err)?;
+    if let Some(m) = mark {
+        chart.draw_series(LineSeries::new([(m, 0.0), (m, ymax)], RED.stroke_width(1))).map_err(err)?;
+    }
+    root.present().map_err(err)?;
+    Ok(())
+}
