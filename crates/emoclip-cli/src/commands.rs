@@ -53,7 +53,7 @@ pub struct ModelArgs {
 }
 
 impl ModelArgs {
-    fn load(&self) -> Result<(emoclip::embed::Encoder, Device, DType)> {
+    pub(crate) fn load(&self) -> Result<(emoclip::embed::Encoder, Device, DType)> {
         let device = parse_device(&self.device)?;
         let dtype = match self.dtype {
             Precision::F32 => DType::F32,

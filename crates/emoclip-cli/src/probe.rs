@@ -1,9 +1,8 @@
 //! `emoclip probe`: linear-probe evaluation on a generic manifest (embed with a feature cache, then the official `linear_eval.py` protocol via `emoclip::probe::eval`).
-use crate::commands::{parse_device, Model, ModelArgs, Norm};
+use crate::commands::{Model, ModelArgs, Norm};
 use anyhow::{Context, Result};
-use candle_core::DType;
 use clap::{Args, ValueEnum};
-use emoclip::embed::{load_encoder, Embedder, MediaInput, ModelKind, Prepared};
+use emoclip::embed::{Embedder, MediaInput, Prepared};
 use emoclip::media::Normalization;
 use emoclip::probe::cache::{file_fingerprint, FeatureCache};
 use emoclip::probe::eval::{evaluate, EvalOptions};
@@ -109,21 +108,7 @@ fn item_key(model_key: &str, it: &Item) -> String {
 }
 
 fn load_embedder(a: &ProbeArgs) -> Result<Embedder> {
-    let device = parse_device(&a.model.device)?;
-    let dtype = match a.model.dtype {
-        crate::commands::Precision::F32 => DType::F32,
-        crate::commands::Precision::F16 => DType::F16,
-        crate::commands::Precision::Bf16 => DType::BF16,
-    };
-    let config = match &a.model.config {
-        Some(p) => Some(emoclip::weights::load::read_config(p)?),
-        None => None,
-    };
-    let kind = match a.model.model {
-        Model::Emotionclip => ModelKind::EmotionClip,
-        Model::Clip => ModelKind::Clip,
-    };
-    let enc = load_encoder(&a.model.weights, config.as_ref(), kind, dtype, &device)?;
+    let (enc, device, dtype) = a.model.load()?;
     let norm = match a.norm {
         Norm::Imagenet => Normalization::IMAGENET,
         Norm::Clip => Normalization::CLIP,
