@@ -17,5 +17,6 @@ pub mod train;
 pub mod text_emotion;
 pub mod detect;
 pub mod shards;
+pub mod mer;
 
 pub use error::{Error, Result};
