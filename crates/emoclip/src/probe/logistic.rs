@@ -124,22 +124,7 @@ impl LogisticRegression {
                     (loss, g)
                 })
                 .collect();
-            grad.iter_mut().for_each(|v| *v = 0.0);
-            let mut loss = 0.0;
-            for (l, g) in parts {
-                loss += l;
-                for (a, b) in grad.iter_mut().zip(&g) {
-                    *a += b;
-                }
-            }
-            // scaled objective: (Σ logloss)/n + ‖w‖²/(2Cn)
-            let inv_n = 1.0 / n;
-            let reg = 1.0 / (c * n);
-            grad.iter_mut().for_each(|v| *v *= inv_n);
-            for j in 0..d {
-                grad[j] += reg * w[j];
-            }
-            loss * inv_n + 0.5 * reg * dot(w, w)
+            penalised_objective(parts, grad, w, n, c)
         };
         let p = d + usize::from(fi);
         let (theta, n_iter, converged) = lbfgs(vec![0.0; p], f, self.max_iter, self.tol);
@@ -182,21 +167,7 @@ impl LogisticRegression {
                     (loss, g)
                 })
                 .collect();
-            grad.iter_mut().for_each(|v| *v = 0.0);
-            let mut loss = 0.0;
-            for (l, g) in parts {
-                loss += l;
-                for (a, b) in grad.iter_mut().zip(&g) {
-                    *a += b;
-                }
-            }
-            let inv_n = 1.0 / n;
-            let reg = 1.0 / (c * n);
-            grad.iter_mut().for_each(|v| *v *= inv_n);
-            for j in 0..k * d {
-                grad[j] += reg * w[j];
-            }
-            loss * inv_n + 0.5 * reg * dot(w, w)
+            penalised_objective(parts, grad, w, n, c)
         };
         let p = k * d + if fi { k } else { 0 };
         let (mut theta, it, conv) = lbfgs(vec![0.0; p], f, self.max_iter, self.tol);
@@ -282,6 +253,27 @@ pub(crate) fn sigmoid(z: f64) -> f64 {
 
 /// `log(1 + e^t)` without overflow.
 #[inline]
+/// Sums per-chunk (loss, gradient) parts into `grad` and returns the scaled objective
+/// (Σ logloss)/n + ‖w‖²/(2Cn), adding the penalty's gradient to the weight entries (the intercepts that
+/// follow `w` in `grad` are not penalised).
+fn penalised_objective(parts: Vec<(f64, Vec<f64>)>, grad: &mut [f64], w: &[f64], n: f64, c: f64) -> f64 {
+    grad.iter_mut().for_each(|v| *v = 0.0);
+    let mut loss = 0.0;
+    for (l, g) in parts {
+        loss += l;
+        for (a, b) in grad.iter_mut().zip(&g) {
+            *a += b;
+        }
+    }
+    let inv_n = 1.0 / n;
+    let reg = 1.0 / (c * n);
+    grad.iter_mut().for_each(|v| *v *= inv_n);
+    for (g, wj) in grad.iter_mut().zip(w) {
+        *g += reg * wj;
+    }
+    loss * inv_n + 0.5 * reg * dot(w, w)
+}
+
 fn softplus(t: f64) -> f64 {
     t.max(0.0) + (-t.abs()).exp().ln_1p()
 }
