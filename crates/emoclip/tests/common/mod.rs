@@ -1,9 +1,7 @@
 //! Shared helpers for the integration tests.
 #![allow(dead_code)]
 use candle_core::{Device, Tensor};
-use emoclip::clip::{OpenClipConfig, TextConfig, VisionConfig};
-use emoclip::emotionclip::{EmotionClipConfig, SubjectMode, TemporalConfig, TemporalFusion};
-use std::collections::BTreeMap;
+use emoclip::emotionclip::{EmotionClipConfig, SubjectMode};
 use std::path::PathBuf;
 
 pub fn repo_root() -> PathBuf {
@@ -14,23 +12,10 @@ pub fn fixture(rel: &str) -> PathBuf {
     repo_root().join("fixtures").join(rel)
 }
 
-/// A very small EmotionCLIP config for fast tests: 32×32 images, 16-px patches (a 2×2 grid).
+/// A very small EmotionCLIP config for fast tests: the library's `train::trainer::tiny_config` (32×32 images,
+/// 16-px patches, a 2×2 grid) with the given subject mode.
 pub fn micro_config(subject: SubjectMode) -> EmotionClipConfig {
-    let backbone = OpenClipConfig {
-        embed_dim: 16,
-        quick_gelu: false,
-        vision_cfg: VisionConfig { image_size: 32, layers: 2, width: 32, head_width: 16, mlp_ratio: 2.0, patch_size: 16, extra: BTreeMap::new() },
-        text_cfg: TextConfig { context_length: 12, vocab_size: 64, width: 32, heads: 2, layers: 2, mlp_ratio: 2.0, extra: BTreeMap::new() },
-        layer_norm_eps: 1e-5,
-        eos_token_id: None,
-        extra: BTreeMap::new(),
-    };
-    EmotionClipConfig {
-        backbone,
-        video_len: 8,
-        temporal: TemporalConfig { fusion: TemporalFusion::Transformer, layers: 2, heads: 2, ff: 32, dropout: 0.1 },
-        subject,
-    }
+    EmotionClipConfig { subject, ..emoclip::train::trainer::tiny_config() }
 }
 
 /// Max relative error `max|a-b| / max|b|`.
