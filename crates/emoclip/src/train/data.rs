@@ -13,6 +13,7 @@ use rand::seq::SliceRandom;
 use rand::{Rng, SeedableRng};
 use rayon::prelude::*;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 /// Mixes numbers into one 64-bit seed (splitmix64 steps).
 pub fn mix_seed(parts: &[u64]) -> u64 {
@@ -47,6 +48,23 @@ pub trait Dataset: Send + Sync {
         self.len() == 0
     }
     fn get(&self, index: usize, rng: &mut StdRng) -> Result<Item>;
+
+    /// The sample order of epoch `epoch` (default: a seeded uniform shuffle, [`epoch_order`]); a streaming
+    /// dataset returns the order its shard stream and shuffle buffer produce.
+    fn epoch_order(&self, seed: u64, epoch: usize) -> Arc<Vec<usize>> {
+        Arc::new(epoch_order(self.len(), seed, epoch))
+    }
+
+    /// Loads the items `indices` of epoch `epoch`, each with randomness seeded from `(seed, epoch, index)`
+    /// (default: `get` in parallel). A dataset may drop samples it reports as corrupt.
+    fn get_many(&self, indices: &[usize], seed: u64, epoch: usize) -> Result<Vec<Item>> {
+        indices.par_iter().map(|&i| self.get(i, &mut item_rng(seed, epoch, i))).collect()
+    }
+}
+
+/// The RNG of item `index` in epoch `epoch` (frame choice, crop, noise).
+pub fn item_rng(seed: u64, epoch: usize, index: usize) -> StdRng {
+    StdRng::seed_from_u64(mix_seed(&[seed, epoch as u64, index as u64]))
 }
 
 /// A batch as tensors: video `[B,T,3,S,S]`, masks `[B,T,S,S]`, ids `[B,L]` u32, emotion `[B,E]`.
@@ -66,10 +84,7 @@ pub fn epoch_order(n: usize, seed: u64, epoch: usize) -> Vec<usize> {
 
 /// Loads and stacks the items `indices` (in parallel); per-item randomness seeded from `(seed, epoch, index)`.
 pub fn load_batch(data: &dyn Dataset, indices: &[usize], seed: u64, epoch: usize, frames: usize, size: usize, dev: &Device) -> Result<Batch> {
-    let items: Vec<Item> = indices
-        .par_iter()
-        .map(|&i| data.get(i, &mut StdRng::seed_from_u64(mix_seed(&[seed, epoch as u64, i as u64]))))
-        .collect::<Result<_>>()?;
+    let items = data.get_many(indices, seed, epoch)?;
     let b = items.len();
     if b == 0 {
         return Err(Error::Shape("empty batch".into()));

@@ -1,6 +1,6 @@
 //! The pre-training loop (official `src/engine/trainer.py`, paper §3.4 / appendix B.2): SNCE, gradient accumulation, grouped AdamW with schedule, `logit_scale` clamp, metrics, checkpoints and exact resume.
 use super::checkpoint::{self, TrainState};
-use super::data::{epoch_order, load_batch, mix_seed, Dataset, ShardDataset, SyntheticDataset};
+use super::data::{load_batch, mix_seed, Dataset, ShardDataset, SyntheticDataset};
 use super::param_groups::{part_of, Part};
 use super::{param_groups, snce_loss, AdamW, LrSchedule, SnceConfig, OFFICIAL, PAPER};
 use crate::clip::{OpenClipConfig, TextConfig, VisionConfig};
@@ -508,7 +508,7 @@ impl Trainer {
                 self.epoch += 1;
                 self.pos = 0;
             }
-            let order = epoch_order(self.data.len(), self.cfg.seed, self.epoch);
+            let order = self.data.epoch_order(self.cfg.seed, self.epoch);
             let idx = &order[self.pos * b..(self.pos + 1) * b];
             let batch = load_batch(self.data.as_ref(), idx, self.cfg.seed, self.epoch, frames, size, &self.device)?;
             crate::nn::seed_dropout(mix_seed(&[self.cfg.seed, 0xD0, self.step as u64, micro as u64]));
