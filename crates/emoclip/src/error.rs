@@ -47,6 +47,10 @@ pub enum Error {
     #[error("{0}")]
     Msg(String),
 
+    /// A dataset / feature file (e.g. an MMSA pickle) is malformed or inconsistent.
+    #[error("{path}: {msg}")]
+    Data { path: PathBuf, msg: String },
+
     /// A caption/transcript file is unreadable as captions (bad encoding, unknown format, no usable cue).
     #[error("{path}: {msg}")]
     Captions { path: PathBuf, msg: String },
