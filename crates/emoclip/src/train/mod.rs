@@ -10,5 +10,7 @@ pub use schedule::LrSchedule;
 pub use snce::{clip_loss, emotion_weights, snce_loss, EmotionWeights, SnceConfig};
 pub mod checkpoint;
 pub mod data;
+pub mod distributed;
+pub mod rendezvous;
 pub mod trainer;
 pub use trainer::{StepMetrics, TrainConfig, Trainer};

@@ -1,12 +1,14 @@
 //! The pre-training loop (official `src/engine/trainer.py`, paper §3.4 / appendix B.2): SNCE, gradient accumulation, grouped AdamW with schedule, `logit_scale` clamp, metrics, checkpoints and exact resume.
 use super::checkpoint::{self, TrainState};
 use super::data::{load_batch, mix_seed, Dataset, ShardDataset, SyntheticDataset};
+use super::distributed::{self, Collective, Single};
 use super::param_groups::{part_of, Part};
 use super::{param_groups, snce_loss, AdamW, LrSchedule, SnceConfig, OFFICIAL, PAPER};
 use crate::clip::{OpenClipConfig, TextConfig, VisionConfig};
 use crate::emotionclip::{EmotionClip, EmotionClipConfig, SubjectMode, TemporalFusion};
 use crate::weights::Checkpoint;
 use crate::{Error, Result};
+use candle_core::backprop::GradStore;
 use candle_core::{DType, Device, Shape, Tensor, Var};
 use candle_nn::var_builder::SimpleBackend;
 use candle_nn::{Init, VarBuilder, VarMap};
@@ -383,11 +385,20 @@ pub struct Trainer {
     steps_per_epoch: usize,
     total_steps: usize,
     last_checkpoint: Option<PathBuf>,
+    /// Process group (data parallel); [`Single`] for one process: the same code path either way.
+    dist: Box<dyn Collective>,
 }
 
 impl Trainer {
     /// Builds the trainer and its dataset from the config; `resume` continues from the newest checkpoint in `out_dir`.
     pub fn new(cfg: TrainConfig, device: Device, resume: bool) -> Result<Self> {
+        Self::new_distributed(cfg, device, resume, Box::new(Single))
+    }
+
+    /// [`Trainer::new`] as one rank of a data-parallel group (see [`super::distributed`]): each rank draws
+    /// `batch_size` clips (rank-strided from the epoch order), the loss runs over the features of all ranks,
+    /// gradients are averaged, and only rank 0 writes checkpoints, metrics and the plot.
+    pub fn new_distributed(cfg: TrainConfig, device: Device, resume: bool, dist: Box<dyn Collective>) -> Result<Self> {
         let model_cfg = cfg.model_config()?;
         let (frames, size, ctx) = (model_cfg.video_len, model_cfg.backbone.vision_cfg.image_size, model_cfg.backbone.text_cfg.context_length);
         let data: Box<dyn Dataset> = match (&cfg.data.shards, &cfg.data.synthetic) {
@@ -401,11 +412,16 @@ impl Trainer {
             (None, Some(s)) => Box::new(SyntheticDataset::new(s.n, s.classes, s.seed, frames, size, model_cfg.backbone.text_cfg.vocab_size, ctx, s.noise)?),
             (None, None) => return Err(Error::config("<train config>", "data: set `shards` or `synthetic`")),
         };
-        Self::with_dataset(cfg, data, device, resume)
+        Self::with_dataset_distributed(cfg, data, device, resume, dist)
     }
 
     /// Same as [`Trainer::new`] with a caller-supplied dataset.
     pub fn with_dataset(cfg: TrainConfig, data: Box<dyn Dataset>, device: Device, resume: bool) -> Result<Self> {
+        Self::with_dataset_distributed(cfg, data, device, resume, Box::new(Single))
+    }
+
+    /// [`Trainer::with_dataset`] as one rank of a data-parallel group (see [`Trainer::new_distributed`]).
+    pub fn with_dataset_distributed(cfg: TrainConfig, data: Box<dyn Dataset>, device: Device, resume: bool, mut dist: Box<dyn Collective>) -> Result<Self> {
         cfg.validate(Path::new("<train config>"))?;
         let resume_dir = if resume { checkpoint::latest(&cfg.out_dir)? } else { None };
         let (model_cfg, tensors, origin) = match &resume_dir {
@@ -435,11 +451,13 @@ impl Trainer {
         let base_lrs: Vec<f64> = groups.iter().map(|g| g.lr).collect();
         let mut opt = AdamW::new(&varmap, groups)?;
         let micro = cfg.batch_size * cfg.grad_accum;
-        let steps_per_epoch = data.len() / micro;
+        // DistributedSampler with drop_last: every rank sees len / world clips per epoch.
+        let world = dist.world_size();
+        let steps_per_epoch = data.len() / (micro * world);
         if steps_per_epoch == 0 {
             return Err(Error::config(
                 "<train config>",
-                format!("the dataset has {} clips, fewer than one step (batch_size × grad_accum = {micro})", data.len()),
+                format!("the dataset has {} clips, fewer than one step (batch_size × grad_accum × world size = {micro} × {world})", data.len()),
             ));
         }
         let total_steps = cfg.max_steps.unwrap_or(cfg.epochs * steps_per_epoch);
@@ -468,7 +486,11 @@ impl Trainer {
             }
             (step, epoch, pos) = (state.step, state.epoch, state.pos);
         }
-        Ok(Self { cfg, model_cfg, model, varmap, opt, base_lrs, schedule, data, device, step, epoch, pos, steps_per_epoch, total_steps, last_checkpoint: resume_dir })
+        // DDP starts every rank from rank 0's weights; here every rank builds them itself (seeded init or the
+        // same checkpoint), so check that they agree instead of silently training diverging replicas.
+        let fingerprint = if world > 1 { start_fingerprint(&cfg, &varmap, &opt, step, epoch, pos, data.len())? } else { String::new() };
+        distributed::check_same(dist.as_mut(), &fingerprint, "weights, optimiser state or config")?;
+        Ok(Self { cfg, model_cfg, model, varmap, opt, base_lrs, schedule, data, device, step, epoch, pos, steps_per_epoch, total_steps, last_checkpoint: resume_dir, dist })
     }
 
     pub fn model(&self) -> &EmotionClip {
@@ -489,17 +511,55 @@ impl Trainer {
     pub fn last_checkpoint(&self) -> Option<&Path> {
         self.last_checkpoint.as_deref()
     }
+    /// This process's rank (0 without data parallelism); only rank 0 writes files.
+    pub fn rank(&self) -> usize {
+        self.dist.rank()
+    }
+    pub fn world_size(&self) -> usize {
+        self.dist.world_size()
+    }
 
     fn frames_size(&self) -> (usize, usize) {
         (self.model_cfg.video_len, self.model_cfg.backbone.vision_cfg.image_size)
     }
 
-    /// One optimiser step over `grad_accum` micro-batches.
+    /// One optimiser step over `grad_accum` micro-batches: [`Trainer::compute_gradients`] then [`Trainer::apply_gradients`].
     pub fn train_step(&mut self) -> Result<StepMetrics> {
         let t0 = Instant::now();
+        let (grads, loss) = self.compute_gradients()?;
+        self.apply_gradients(&grads)?;
+        let logit_scale = self.model.logit_scale().to_dtype(DType::F64)?.flatten_all()?.to_vec1::<f64>()?.first().copied().unwrap_or(f64::NAN);
+        let lr = self.opt.groups().get(1).map(|g| g.lr).unwrap_or(0.0);
+        let dt = t0.elapsed().as_secs_f64().max(1e-9);
+        Ok(StepMetrics {
+            step: self.step,
+            epoch: self.epoch,
+            loss,
+            lr,
+            logit_scale,
+            clips_per_s: (self.cfg.batch_size * self.cfg.grad_accum * self.dist.world_size()) as f64 / dt,
+        })
+    }
+
+    /// The dataset indices of this rank's micro-batch at `pos`: DistributedSampler's rank-strided split of the
+    /// epoch order (`order[(pos·b + i)·W + rank]`); with one process, `order[pos·b .. (pos+1)·b]`.
+    fn local_indices(&self, order: &[usize]) -> Result<Vec<usize>> {
+        let (b, w, r) = (self.cfg.batch_size, self.dist.world_size(), self.dist.rank());
+        (0..b)
+            .map(|i| {
+                order.get((self.pos * b + i) * w + r).copied().ok_or_else(|| {
+                    Error::Msg(format!("epoch {} order has {} clips, fewer than step position {} needs", self.epoch, order.len(), self.pos))
+                })
+            })
+            .collect()
+    }
+
+    /// Forward and backward over `grad_accum` micro-batches (advancing the data position), with the features of
+    /// every rank gathered into one contrastive matrix (official `gather_features`), and the gradients averaged
+    /// over ranks (DDP). Returns the gradients and the mean loss (the same value on every rank).
+    pub fn compute_gradients(&mut self) -> Result<(GradStore, f64)> {
         let (frames, size) = self.frames_size();
-        let b = self.cfg.batch_size;
-        let mut acc: Option<candle_core::backprop::GradStore> = None;
+        let mut acc: Option<GradStore> = None;
         let mut loss_sum = 0.0;
         let vars: Vec<Var> = self.varmap.all_vars();
         let snce = SnceConfig { beta: self.cfg.beta, ..Default::default() };
@@ -509,14 +569,22 @@ impl Trainer {
                 self.pos = 0;
             }
             let order = self.data.epoch_order(self.cfg.seed, self.epoch);
-            let idx = &order[self.pos * b..(self.pos + 1) * b];
-            let batch = load_batch(self.data.as_ref(), idx, self.cfg.seed, self.epoch, frames, size, &self.device)?;
-            crate::nn::seed_dropout(mix_seed(&[self.cfg.seed, 0xD0, self.step as u64, micro as u64]));
+            let idx = self.local_indices(&order)?;
+            let batch = load_batch(self.data.as_ref(), &idx, self.cfg.seed, self.epoch, frames, size, &self.device)?;
+            // Dropout differs per rank (as DDP's per-process RNG would); rank 0 of one process keeps the old stream.
+            let mut dseed = vec![self.cfg.seed, 0xD0, self.step as u64, micro as u64];
+            if self.dist.rank() > 0 {
+                dseed.push(self.dist.rank() as u64);
+            }
+            crate::nn::seed_dropout(mix_seed(&dseed));
             let v = self.model.encode_video_t(&batch.video, Some(&batch.masks), true)?;
             let t = self.model.encode_text(&batch.ids)?;
             let v = crate::clip::vision::l2_normalize(&v)?;
             let t = crate::clip::vision::l2_normalize(&t)?;
-            let loss = snce_loss(&v, &t, self.model.logit_scale(), &batch.emotion, &snce).map_err(|e| match e {
+            let v = distributed::gather_features(self.dist.as_mut(), &v)?;
+            let t = distributed::gather_features(self.dist.as_mut(), &t)?;
+            let emotion = self.dist.all_gather(&batch.emotion)?;
+            let loss = snce_loss(&v, &t, self.model.logit_scale(), &emotion, &snce).map_err(|e| match e {
                 Error::NonFinite(m) => Error::NonFinite(format!(
                     "step {} (epoch {}): {m}; training stopped, the last good checkpoint is {}",
                     self.step + 1,
@@ -545,11 +613,28 @@ impl Trainer {
             });
             self.pos += 1;
         }
-        let grads = acc.ok_or_else(|| Error::Msg("grad_accum must be >= 1".into()))?;
+        let mut grads = acc.ok_or_else(|| Error::Msg("grad_accum must be >= 1".into()))?;
+        // DDP (no_sync during accumulation): one average over ranks per optimiser step, trainable parameters only.
+        let trainable = self.trainable_vars()?;
+        distributed::all_reduce_grads(self.dist.as_mut(), &mut grads, &trainable)?;
+        Ok((grads, loss_sum / self.cfg.grad_accum as f64))
+    }
+
+    /// The parameters the optimiser updates, in name order (the same order on every rank).
+    fn trainable_vars(&self) -> Result<Vec<(String, Var)>> {
+        let names: HashSet<&String> = self.opt.groups().into_iter().flat_map(|g| g.params.iter()).collect();
+        let data = self.varmap.data().lock().map_err(|_| Error::Msg("VarMap lock poisoned".into()))?;
+        let mut out: Vec<(String, Var)> = data.iter().filter(|(k, _)| names.contains(k)).map(|(k, v)| (k.clone(), v.clone())).collect();
+        out.sort_by(|a, b| a.0.cmp(&b.0));
+        Ok(out)
+    }
+
+    /// One optimiser step with `grads` at the current schedule position, then the official `logit_scale` clamp.
+    pub fn apply_gradients(&mut self, grads: &GradStore) -> Result<()> {
         for (i, base) in self.base_lrs.iter().enumerate() {
             self.opt.set_lr(i, self.schedule.lr(*base, self.step))?;
         }
-        self.opt.step(&grads)?;
+        self.opt.step(grads)?;
         // Official: clamp logit_scale to [0, ln 100] after each step.
         let ls = self.model.logit_scale();
         let clamped = ls.clamp(0.0, LOGIT_SCALE_MAX)?;
@@ -557,17 +642,7 @@ impl Trainer {
             var.set(&clamped)?;
         }
         self.step += 1;
-        let logit_scale = self.model.logit_scale().to_dtype(DType::F64)?.flatten_all()?.to_vec1::<f64>()?.first().copied().unwrap_or(f64::NAN);
-        let lr = self.opt.groups().get(1).map(|g| g.lr).unwrap_or(0.0);
-        let dt = t0.elapsed().as_secs_f64().max(1e-9);
-        Ok(StepMetrics {
-            step: self.step,
-            epoch: self.epoch,
-            loss: loss_sum / self.cfg.grad_accum as f64,
-            lr,
-            logit_scale,
-            clips_per_s: (b * self.cfg.grad_accum) as f64 / dt,
-        })
+        Ok(())
     }
 
     /// Errors when any parameter holds NaN/inf (checked before writing a checkpoint).
@@ -584,6 +659,12 @@ impl Trainer {
 
     /// Writes `out_dir/ckpt-<step>/` atomically.
     pub fn save_checkpoint(&mut self) -> Result<PathBuf> {
+        if self.dist.rank() != 0 {
+            // Data parallel: the replicas are identical and only rank 0 writes; the others note where it goes.
+            let dir = self.cfg.out_dir.join(format!("ckpt-{}", self.step));
+            self.last_checkpoint = Some(dir.clone());
+            return Ok(dir);
+        }
         self.check_finite()?;
         let state = TrainState {
             step: self.step,
@@ -601,13 +682,21 @@ impl Trainer {
     /// `checkpoint_every` steps and at the end, and plotting `loss.svg`; `on_step` sees each step's metrics.
     pub fn run(&mut self, until: Option<usize>, mut on_step: impl FnMut(&StepMetrics)) -> Result<()> {
         let end = until.map_or(self.total_steps, |u| u.min(self.total_steps));
-        std::fs::create_dir_all(&self.cfg.out_dir).map_err(|e| Error::io(&self.cfg.out_dir, e))?;
         let mp = self.cfg.out_dir.join("metrics.jsonl");
-        let mut mf = std::fs::OpenOptions::new().create(true).append(true).open(&mp).map_err(|e| Error::io(&mp, e))?;
+        // Only rank 0 writes metrics, checkpoints and the plot (data parallel: every rank has the same loss and weights).
+        let writer = self.dist.rank() == 0;
+        let mut mf = if writer {
+            std::fs::create_dir_all(&self.cfg.out_dir).map_err(|e| Error::io(&self.cfg.out_dir, e))?;
+            Some(std::fs::OpenOptions::new().create(true).append(true).open(&mp).map_err(|e| Error::io(&mp, e))?)
+        } else {
+            None
+        };
         while self.step < end {
             let m = self.train_step()?;
-            let line = serde_json::to_string(&m).map_err(|e| Error::Msg(e.to_string()))?;
-            writeln!(mf, "{line}").map_err(|e| Error::io(&mp, e))?;
+            if let Some(mf) = mf.as_mut() {
+                let line = serde_json::to_string(&m).map_err(|e| Error::Msg(e.to_string()))?;
+                writeln!(mf, "{line}").map_err(|e| Error::io(&mp, e))?;
+            }
             on_step(&m);
             if self.cfg.checkpoint_every > 0 && self.step.is_multiple_of(self.cfg.checkpoint_every) {
                 self.save_checkpoint()?;
@@ -616,8 +705,10 @@ impl Trainer {
         if self.last_checkpoint.as_ref().is_none_or(|p| !p.ends_with(format!("ckpt-{}", self.step))) {
             self.save_checkpoint()?;
         }
-        drop(mf);
-        plot_loss(&mp, &self.cfg.out_dir.join("loss.svg"))
+        if mf.take().is_some() {
+            plot_loss(&mp, &self.cfg.out_dir.join("loss.svg"))?;
+        }
+        Ok(())
     }
 
     /// Video→text R@1 (eval mode) over dataset items `indices`: a hit when the best caption equals the clip's own.
@@ -631,6 +722,41 @@ impl Trainer {
         let hits = best.iter().enumerate().filter(|(i, &j)| ids[*i] == ids[j as usize]).count();
         Ok(hits as f64 / indices.len() as f64)
     }
+}
+
+/// What every data-parallel rank must agree on before training: config (less `out_dir`), data size, position,
+/// and a hash of every parameter and optimiser-state value. Empty for one process (nothing to compare).
+#[allow(clippy::too_many_arguments)]
+fn start_fingerprint(cfg: &TrainConfig, varmap: &VarMap, opt: &AdamW, step: usize, epoch: usize, pos: usize, n: usize) -> Result<String> {
+    let mut config = serde_json::to_value(cfg).map_err(|e| Error::Msg(e.to_string()))?;
+    if let Some(o) = config.as_object_mut() {
+        o.remove("out_dir");
+    }
+    let mut h = 0xcbf2_9ce4_8422_2325u64;
+    let mut feed = |name: &str, t: &Tensor| -> Result<()> {
+        for b in name.bytes() {
+            h = (h ^ b as u64).wrapping_mul(0x100_0000_01b3);
+        }
+        for x in t.detach().to_dtype(DType::F32)?.flatten_all()?.to_vec1::<f32>()? {
+            h = (h ^ x.to_bits() as u64).wrapping_mul(0x100_0000_01b3);
+        }
+        Ok(())
+    };
+    {
+        let data = varmap.data().lock().map_err(|_| Error::Msg("VarMap lock poisoned".into()))?;
+        let mut names: Vec<&String> = data.keys().collect();
+        names.sort();
+        for k in names {
+            feed(k, data[k].as_tensor())?;
+        }
+    }
+    let state = opt.state_tensors()?;
+    let mut names: Vec<&String> = state.keys().collect();
+    names.sort();
+    for k in names {
+        feed(k, &state[k])?;
+    }
+    Ok(format!("{config}|n={n}|step={step}|epoch={epoch}|pos={pos}|hash={h:016x}"))
 }
 
 /// Plots the loss of `metrics.jsonl` (the last value logged for each step, so resumed runs read right) to an SVG.
