@@ -39,13 +39,13 @@ impl MultiheadAttention {
         let q = (qkv.get(0)?.contiguous()? * (1.0 / (hd as f64).sqrt()))?;
         let k = qkv.get(1)?.contiguous()?;
         let v = qkv.get(2)?.contiguous()?;
-        let mut att = q.matmul(&k.transpose(D::Minus2, D::Minus1)?.contiguous()?)?; // [B, H, L, L]
+        let mut att = super::autocast::matmul(&q, &k.transpose(D::Minus2, D::Minus1)?.contiguous()?)?; // [B, H, L, L]
         if let Some(m) = mask {
             att = att.broadcast_add(&m.to_dtype(att.dtype())?)?;
         }
         let att = softmax_last_dim(&att)?;
         let att = super::dropout(&att, self.dropout, train)?;
-        let y = att.matmul(&v)?; // [B, H, L, hd]
+        let y = super::autocast::matmul(&att, &v)?; // [B, H, L, hd]
         let y = y.transpose(1, 2)?.contiguous()?.reshape((b, l, d))?;
         self.out_proj.forward(&y)
     }

@@ -38,7 +38,7 @@ impl Linear {
         };
         let rows: usize = dims[..dims.len() - 1].iter().product();
         let x2 = xs.reshape((rows, in_dim))?;
-        let mut y = x2.matmul(&self.weight.t()?)?;
+        let mut y = super::autocast::matmul(&x2, &self.weight.t()?)?;
         match &self.bias {
             Some(b) if super::fused::usable(&y, b) && super::fused::usable(&self.weight, b) => {
                 y = super::fused::bias_act(&y, b, act)?;
