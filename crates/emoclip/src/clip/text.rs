@@ -70,6 +70,20 @@ impl TextTransformer {
             .collect()
     }
 
+    /// Hidden states after `ln_final` for token embeddings `embeds: [B, L, width]` (L ≤ context_length):
+    /// adds the first L positional embeddings and runs the causal transformer. Used by prompt learning
+    /// (learnable vectors in place of some token embeddings), so it is differentiable w.r.t. `embeds`.
+    pub fn hidden_from_embeds(&self, embeds: &Tensor) -> Result<Tensor> {
+        let (_, l, _) = embeds.dims3()?;
+        if l > self.context_length {
+            candle_core::bail!("token sequence of length {l} exceeds the context length {}", self.context_length);
+        }
+        let x = embeds.broadcast_add(&self.positional_embedding.narrow(0, 0, l)?.unsqueeze(0)?)?;
+        let mask = Self::causal_mask(l, embeds.device())?.to_dtype(x.dtype())?;
+        let x = self.transformer.forward(&x, Some(&mask))?;
+        self.ln_final.forward(&x)
+    }
+
     /// `ids: [B, L]` integer token ids (L ≤ context_length). Returns unnormalised features `[B, embed_dim]`.
     pub fn forward(&self, ids: &Tensor) -> Result<Tensor> {
         let (b, l) = ids.dims2()?;
