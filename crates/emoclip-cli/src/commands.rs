@@ -239,7 +239,7 @@ fn embed_all(m: &MediaArgs, model: &ModelArgs) -> Result<(Vec<String>, Vec<Vec<f
                     },
                     _ => None,
                 };
-                emb.prepare(&MediaInput { path: f.clone(), boxes }).map_err(|e| (f.clone(), e.to_string()))
+                emb.prepare(&MediaInput::new(f.clone(), boxes)).map_err(|e| (f.clone(), e.to_string()))
             })
             .collect();
         let mut ok = Vec::new();

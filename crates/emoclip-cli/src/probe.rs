@@ -185,7 +185,7 @@ pub fn run(a: ProbeArgs) -> Result<i32> {
                     let it = &manifest.items[i];
                     let r = (|| -> emoclip::Result<Prepared> {
                         let boxes = it.boxes.as_ref().map(BoxesSpec::load).transpose()?;
-                        emb.prepare(&MediaInput { path: it.path.clone(), boxes })
+                        emb.prepare(&MediaInput::new(it.path.clone(), boxes))
                     })();
                     (i, r.map_err(|e| format!("row {}: {e}", it.row)))
                 })

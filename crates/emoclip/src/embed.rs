@@ -4,7 +4,7 @@
 use crate::clip::vision::l2_normalize;
 use crate::clip::Clip;
 use crate::emotionclip::EmotionClip;
-use crate::media::{self, BoxFile, MediaKind, PersonBox, Preprocessor};
+use crate::media::{self, BoxFile, FrameSelection, MediaKind, MediaOptions, PersonBox, Preprocessor};
 use crate::tokenizer::{ClipTokenizer, Truncation};
 use crate::{Error, Result};
 use candle_core::{DType, Device, Tensor};
@@ -40,11 +40,26 @@ impl Encoder {
     }
 }
 
-/// One file to embed, with optional person boxes.
-#[derive(Debug, Clone)]
+/// One item to embed: an image, a video, or a directory of frames (see [`media::frame_dir`]), with
+/// optional person boxes (keyed by frame number for a frame directory) and dataset-specific options.
+#[derive(Debug, Clone, Default)]
 pub struct MediaInput {
     pub path: PathBuf,
     pub boxes: Option<BoxFile>,
+    pub options: MediaOptions,
+}
+
+impl MediaInput {
+    /// Default options: uniform frames, YOLO-box masks, the preprocessor's resize.
+    pub fn new(path: impl Into<PathBuf>, boxes: Option<BoxFile>) -> Self {
+        Self { path: path.into(), boxes, options: MediaOptions::default() }
+    }
+
+    /// The same item with `options`.
+    pub fn with_options(mut self, options: MediaOptions) -> Self {
+        self.options = options;
+        self
+    }
 }
 
 /// A decoded, preprocessed item, ready for the encoder.
@@ -81,20 +96,62 @@ impl Embedder {
     }
 
     /// Decodes and preprocesses one file (CPU work, safe to run in parallel).
+    /// A directory is a frame directory (a clip); `input.options` choose the frames (uniform or explicit),
+    /// the box → mask rule and the resize.
     pub fn prepare(&self, input: &MediaInput) -> Result<Prepared> {
         let path = &input.path;
-        let kind = media::media_kind(path)?;
-        let (frames, indices, w, h) = match kind {
-            MediaKind::Image => {
-                let img = media::load_image(path)?;
-                let (w, h) = (img.width(), img.height());
-                (vec![img], vec![0usize], w, h)
+        let opts = &input.options;
+        let selection = |n: usize| -> Result<Option<Vec<usize>>> {
+            let v: Vec<usize> = match &opts.frames {
+                FrameSelection::Uniform => return Ok(None),
+                FrameSelection::Positions(v) => v.clone(),
+                FrameSelection::Numbers(v) => v.iter().map(|&x| x as usize).collect(),
+            };
+            if v.len() != n {
+                return Err(Error::media(
+                    path,
+                    format!("{} frame(s) selected but the model takes {n} per clip; select exactly {n}", v.len()),
+                ));
             }
-            MediaKind::Video => {
-                let clip = media::decode_uniform(path, self.num_frames)?;
-                (clip.frames, clip.indices, clip.width, clip.height)
-            }
+            Ok(Some(v))
         };
+        let (kind, clip) = if path.is_dir() {
+            let dir = media::FrameDir::open(path)?;
+            let clip = match &opts.frames {
+                FrameSelection::Uniform => dir.load_uniform(self.num_frames)?,
+                FrameSelection::Positions(v) => {
+                    selection(self.num_frames)?;
+                    dir.load_positions(v)?
+                }
+                FrameSelection::Numbers(v) => {
+                    selection(self.num_frames)?;
+                    dir.load_numbers(v)?
+                }
+            };
+            (MediaKind::Video, clip)
+        } else {
+            let kind = media::media_kind(path)?;
+            let clip = match kind {
+                MediaKind::Image => {
+                    if opts.frames != FrameSelection::Uniform {
+                        return Err(Error::media(path, "a frame selection was given for a still image; it applies to videos and frame directories only"));
+                    }
+                    let img = media::load_image(path)?;
+                    let (w, h) = (img.width(), img.height());
+                    media::DecodedClip { frames: vec![img], indices: vec![0], total_frames: 1, width: w, height: h, fps: 0.0 }
+                }
+                MediaKind::Video => match selection(self.num_frames)? {
+                    None => media::decode_uniform(path, self.num_frames)?,
+                    Some(idx) => media::decode_frames(path, &idx)?,
+                },
+            };
+            (kind, clip)
+        };
+        let (frames, indices, w, h) = (clip.frames, clip.indices, clip.width, clip.height);
+        let mut pre = self.pre;
+        if opts.resize_to_crop {
+            pre.resize_short = pre.crop;
+        }
         let empty: Vec<PersonBox> = Vec::new();
         let boxes: Vec<&[PersonBox]> = match &input.boxes {
             Some(b) => {
@@ -104,8 +161,8 @@ impl Embedder {
             None => indices.iter().map(|_| empty.as_slice()).collect(),
         };
         let has_subject = boxes.iter().any(|b| b.iter().any(|x| x.counts()));
-        let frames_t = self.pre.frames_tensor(&frames, &Device::Cpu)?;
-        let masks_t = self.pre.masks_tensor(w, h, &boxes, &Device::Cpu)?;
+        let frames_t = pre.frames_tensor(&frames, &Device::Cpu)?;
+        let masks_t = pre.masks_tensor_with(opts.mask, w, h, &boxes, &Device::Cpu)?;
         Ok(Prepared { path: path.clone(), kind, frames: frames_t, masks: masks_t, has_subject })
     }
 

@@ -314,6 +314,32 @@ pub fn resized_mask(ow: u32, oh: u32, rw: u32, rh: u32, boxes: &[PersonBox]) -> 
     mask
 }
 
+/// The Emotic subject mask (row-major, `rh*rw`, 0/1) at the resized resolution `rw×rh` for boxes in pixels
+/// of the `ow×oh` original image; mirrors src/datasets/emotic.py `get_correct_bbox`: `r = min(ow/rw, oh/rh)`
+/// (f64), `x1 = max(floor(x1/r), 0)`, `y1 = max(floor(y1/r), 0)`, `x2 = min(ceil(x2/r), rw)`,
+/// `y2 = min(ceil(y2/r), rh)`, filled for every box with `conf > 0.5` (or none).
+pub fn scaled_mask(ow: u32, oh: u32, rw: u32, rh: u32, boxes: &[PersonBox]) -> Vec<u8> {
+    let mut mask = vec![0u8; rw as usize * rh as usize];
+    if ow == 0 || oh == 0 || rw == 0 || rh == 0 {
+        return mask;
+    }
+    let r = (ow as f64 / rw as f64).min(oh as f64 / rh as f64);
+    for b in boxes.iter().filter(|b| b.counts()) {
+        let x1 = (b.x1 as f64 / r).floor().max(0.0);
+        let y1 = (b.y1 as f64 / r).floor().max(0.0);
+        let x2 = (b.x2 as f64 / r).ceil().min(rw as f64);
+        let y2 = (b.y2 as f64 / r).ceil().min(rh as f64);
+        if !(x2 > x1 && y2 > y1) {
+            continue;
+        }
+        let (x1, y1, x2, y2) = (x1 as usize, y1 as usize, x2 as usize, y2 as usize);
+        for row in mask.chunks_exact_mut(rw as usize).take(y2).skip(y1) {
+            row[x1..x2].fill(1);
+        }
+    }
+    mask
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -11,7 +11,9 @@ use candle_core::{Device, Tensor};
 use image::RgbImage;
 use rayon::prelude::*;
 
-use super::boxes::{resized_mask, PersonBox};
+use super::boxes::{resized_mask, scaled_mask, PersonBox};
+use super::mask_bilinear::bilinear_mask;
+use super::options::MaskMode;
 use crate::Result;
 
 /// Per-channel mean / std applied after scaling pixels to `[0, 1]`.
@@ -119,8 +121,18 @@ impl Preprocessor {
     /// built at the resized resolution and centre-cropped like the frame (official rounding,
     /// see [`super::boxes`]).
     pub fn mask(&self, orig_w: u32, orig_h: u32, boxes: &[PersonBox]) -> Vec<f32> {
+        self.mask_with(MaskMode::Letterbox, orig_w, orig_h, boxes)
+    }
+
+    /// [`Self::mask`] with a dataset-specific box → mask rule ([`MaskMode`]: YOLO boxes, BoLD bilinear,
+    /// Emotic scaled); the mask is made at the resized resolution and centre-cropped like the frame.
+    pub fn mask_with(&self, mode: MaskMode, orig_w: u32, orig_h: u32, boxes: &[PersonBox]) -> Vec<f32> {
         let (rw, rh) = self.resized_size(orig_w, orig_h);
-        let full = resized_mask(orig_w, orig_h, rw, rh, boxes);
+        let full = match mode {
+            MaskMode::Letterbox => resized_mask(orig_w, orig_h, rw, rh, boxes),
+            MaskMode::Bilinear => bilinear_mask(orig_w, orig_h, rw, rh, boxes),
+            MaskMode::Scaled => scaled_mask(orig_w, orig_h, rw, rh, boxes),
+        };
         let (ox, oy) = (crop_offset(rw, self.crop), crop_offset(rh, self.crop));
         let c = self.crop as i64;
         let mut out = vec![0f32; (c * c) as usize];
@@ -157,10 +169,22 @@ impl Preprocessor {
         boxes_per_frame: &[&[PersonBox]],
         device: &Device,
     ) -> Result<Tensor> {
+        self.masks_tensor_with(MaskMode::Letterbox, orig_w, orig_h, boxes_per_frame, device)
+    }
+
+    /// [`Self::masks_tensor`] with a [`MaskMode`].
+    pub fn masks_tensor_with(
+        &self,
+        mode: MaskMode,
+        orig_w: u32,
+        orig_h: u32,
+        boxes_per_frame: &[&[PersonBox]],
+        device: &Device,
+    ) -> Result<Tensor> {
         let c = self.crop as usize;
         let data: Vec<f32> = boxes_per_frame
             .iter()
-            .flat_map(|b| self.mask(orig_w, orig_h, b))
+            .flat_map(|b| self.mask_with(mode, orig_w, orig_h, b))
             .collect();
         Ok(Tensor::from_vec(
             data,
