@@ -103,8 +103,10 @@ fn item_key(model_key: &str, it: &Item) -> String {
         None => "none".to_string(),
         Some(BoxesSpec::File(p)) => file_fingerprint(p),
         Some(BoxesSpec::Inline(v)) => format!("{v:?}"),
+        Some(BoxesSpec::Built(b)) => format!("{b:?}"),
     };
-    format!("{model_key}|media={}|boxes={boxes}", file_fingerprint(&it.path))
+    let frames = if it.media.is_default() { String::new() } else { format!("|media={:?}", it.media) };
+    format!("{model_key}|media={}|boxes={boxes}{frames}", file_fingerprint(&it.path))
 }
 
 fn load_embedder(a: &ProbeArgs) -> Result<Embedder> {
@@ -185,7 +187,7 @@ pub fn run(a: ProbeArgs) -> Result<i32> {
                     let it = &manifest.items[i];
                     let r = (|| -> emoclip::Result<Prepared> {
                         let boxes = it.boxes.as_ref().map(BoxesSpec::load).transpose()?;
-                        emb.prepare(&MediaInput::new(it.path.clone(), boxes))
+                        emb.prepare(&MediaInput::new(it.path.clone(), boxes).with_options(it.media.clone()))
                     })();
                     (i, r.map_err(|e| format!("row {}: {e}", it.row)))
                 })

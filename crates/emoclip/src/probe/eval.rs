@@ -2,7 +2,7 @@
 use super::manifest::{Label, Manifest, Split, Task};
 use super::{
     accuracy_score, average_precision_macro, f1_weighted, holdout_split, mean_squared_error, pearsonr, r2_score,
-    roc_auc_macro, savgol_filter, CSearch, LogisticRegression, Mat, OneVsRest, Ridge,
+    roc_auc_macro, savgol_filter, top1_in_labels, CSearch, LogisticRegression, Mat, OneVsRest, Ridge,
 };
 use crate::{Error, Result};
 
@@ -23,11 +23,14 @@ pub struct EvalOptions {
     pub savgol: Option<(usize, usize)>,
     /// Ridge alpha (regression).
     pub alpha: f64,
+    /// Multi-label: also report the MovieGraphs "Affect2MM accuracy" (top-1 class among the true labels,
+    /// `accuracy_from_affect2mm` of `linear_eval.py`) and tune C on it instead of mAP.
+    pub top1_in_labels: bool,
 }
 
 impl Default for EvalOptions {
     fn default() -> Self {
-        Self { c: None, search: CSearch::default(), val_fraction: 0.2, savgol: None, alpha: 1.0 }
+        Self { c: None, search: CSearch::default(), val_fraction: 0.2, savgol: None, alpha: 1.0, top1_in_labels: false }
     }
 }
 
@@ -210,7 +213,12 @@ pub fn evaluate(m: &Manifest, x: &Mat, opts: &EvalOptions) -> Result<ProbeResult
             let (yf, yv) = (multi_labels(m, &search_fit)?, multi_labels(m, &search_val)?);
             let (c, src, trials) = choose_c(&|c| {
                 let model = OneVsRest::new(LogisticRegression::new(c)).fit(&xf, &yf)?;
-                Ok(average_precision_macro(&yv, &model.predict_proba(&xv)?)?.sklearn)
+                let p = model.predict_proba(&xv)?;
+                if opts.top1_in_labels {
+                    top1_in_labels(&yv, &p)
+                } else {
+                    Ok(average_precision_macro(&yv, &p)?.sklearn)
+                }
             })?;
             let model = OneVsRest::new(LogisticRegression::new(c)).fit(&xtr, &multi_labels(m, &tr)?)?;
             if !model.constant_classes.is_empty() {
@@ -221,11 +229,15 @@ pub fn evaluate(m: &Manifest, x: &Mat, opts: &EvalOptions) -> Result<ProbeResult
                 ));
             }
             let (mut map, mut map_def, mut auc, mut und_ap, mut und_auc) = (vec![], vec![], vec![], vec![], vec![]);
+            let mut top1 = vec![];
             for (name, idx) in &report {
                 let yt = multi_labels(m, idx)?;
                 let p = model.predict_proba(&x.select_rows(idx)?)?;
                 let ap = average_precision_macro(&yt, &p)?;
                 let au = roc_auc_macro(&yt, &p)?;
+                if opts.top1_in_labels {
+                    top1.push(top1_in_labels(&yt, &p)? * 100.0);
+                }
                 map.push(ap.sklearn * 100.0);
                 map_def.push(ap.defined_mean * 100.0);
                 auc.push(au.defined_mean * 100.0);
@@ -242,6 +254,9 @@ pub fn evaluate(m: &Manifest, x: &Mat, opts: &EvalOptions) -> Result<ProbeResult
                         out.notes.push(format!("{name}: {metric} undefined for {}", names.join(", ")));
                     }
                 }
+            }
+            if opts.top1_in_labels {
+                push(&mut out, "Accuracy (top-1 in labels)", top1);
             }
             push(&mut out, "mAP (macro)", map);
             push(&mut out, "mAP (defined classes)", map_def);
@@ -285,11 +300,20 @@ pub fn evaluate(m: &Manifest, x: &Mat, opts: &EvalOptions) -> Result<ProbeResult
                 out.notes.push(format!("predictions smoothed with savgol_filter(window={w}, polyorder={p}) per split"));
             }
             push(&mut out, "R2 (uniform average)", r2);
+            let mean_over = |v: &[Vec<f64>]| -> Vec<f64> {
+                (0..report.len()).map(|s| v.iter().map(|x| x[s]).sum::<f64>() / v.len() as f64).collect()
+            };
+            let (mse_mean, pr_mean) = (mean_over(&mse), mean_over(&pr));
             for (j, n) in m.targets.iter().enumerate() {
                 push(&mut out, &format!("MSE {n}"), std::mem::take(&mut mse[j]));
             }
             for (j, n) in m.targets.iter().enumerate() {
                 push(&mut out, &format!("Pearson r {n}"), std::mem::take(&mut pr[j]));
+            }
+            if t > 1 {
+                // The averages `linear_eval.py` prints for LIRIS-ACCEDE.
+                push(&mut out, "MSE (mean)", mse_mean);
+                push(&mut out, "Pearson r (mean)", pr_mean);
             }
         }
     }

@@ -1,5 +1,5 @@
 //! Generic linear-probe manifest (CSV or JSONL: `path`, `split`, optional `boxes`, and `label` / `labels` / target columns), the dataset-agnostic counterpart of the per-dataset loaders of EmotionCLIP `linear_eval.py`.
-use crate::media::{load_boxes, BoxFile, PersonBox};
+use crate::media::{load_boxes, BoxFile, MediaOptions, PersonBox};
 use crate::{Error, Result};
 use serde_json::Value;
 use std::collections::{BTreeMap, BTreeSet};
@@ -57,6 +57,8 @@ impl Split {
 pub enum BoxesSpec {
     File(PathBuf),
     Inline(Vec<[f32; 5]>),
+    /// Boxes built in code (dataset adapters converting an official per-frame box file).
+    Built(BoxFile),
 }
 
 impl BoxesSpec {
@@ -67,6 +69,7 @@ impl BoxesSpec {
             BoxesSpec::Inline(v) => {
                 Ok(BoxFile::clip(v.iter().map(|b| PersonBox::new(b[0], b[1], b[2], b[3], Some(b[4]))).collect()))
             }
+            BoxesSpec::Built(b) => Ok(b.clone()),
         }
     }
 }
@@ -92,6 +95,8 @@ pub struct Item {
     pub split: Split,
     pub boxes: Option<BoxesSpec>,
     pub label: Label,
+    /// Dataset-specific media handling (explicit frames, mask mode); the default for manifest rows.
+    pub media: MediaOptions,
 }
 
 /// A row left out because its media (or box) file is missing.
@@ -443,7 +448,7 @@ impl Manifest {
                     }
                 }
             }
-            items.push(Item { row: line, path, split, boxes, label });
+            items.push(Item { row: line, path, split, boxes, label, media: MediaOptions::default() });
         }
         let m = Manifest {
             source: source.to_path_buf(),
