@@ -19,6 +19,11 @@ fn contrastive_loss(v: &Tensor, t: &Tensor, scale: &Tensor) -> candle_core::Resu
 }
 
 fn check_all_params_get_gradients(subject: SubjectMode) {
+    check_gradients(subject, None)
+}
+
+/// `autocast`: run the step under `nn::autocast` (mixed precision); the loss must then stay close to the f32 loss.
+fn check_gradients(subject: SubjectMode, autocast: Option<DType>) {
     let dev = Device::Cpu;
     let cfg = common::micro_config(subject);
     let varmap = VarMap::new();
@@ -39,10 +44,21 @@ fn check_all_params_get_gradients(subject: SubjectMode) {
     }
     let masks = Tensor::from_vec(mask, (b, t, s, s), &dev).unwrap();
     let ids = Tensor::new(&[[62u32, 5, 9, 63, 0, 0, 0, 0, 0, 0, 0, 0], [62, 7, 7, 7, 11, 63, 0, 0, 0, 0, 0, 0], [62, 1, 2, 3, 4, 5, 6, 8, 10, 12, 13, 63]], &dev).unwrap();
-    let v = model.encode_video_t(&video, Some(&masks), true).unwrap();
-    let txt = model.encode_text(&ids).unwrap();
-    let loss = contrastive_loss(&v, &txt, model.logit_scale()).unwrap();
-    assert!(loss.to_scalar::<f32>().unwrap().is_finite());
+    let step = || {
+        emoclip::nn::seed_dropout(7); // the same dropout masks for the f32 and the autocast pass
+        let v = model.encode_video_t(&video, Some(&masks), true).unwrap();
+        let txt = model.encode_text(&ids).unwrap();
+        contrastive_loss(&v, &txt, model.logit_scale()).unwrap()
+    };
+    let f32_loss = step().to_scalar::<f32>().unwrap();
+    let _guard = emoclip::nn::autocast::autocast(autocast);
+    let loss = step();
+    let value = loss.to_scalar::<f32>().unwrap();
+    assert!(value.is_finite());
+    if autocast.is_some() {
+        assert_ne!(value, f32_loss, "autocast changed nothing: the matrix products did not run in low precision");
+        assert!((value - f32_loss).abs() < 2e-2 * f32_loss.abs().max(1.0), "{autocast:?} loss {value} vs f32 {f32_loss}");
+    }
     let grads = loss.backward().unwrap();
     let data = varmap.data().lock().unwrap();
     assert!(data.len() > 40, "only {} parameters registered", data.len());
@@ -69,6 +85,11 @@ fn check_all_params_get_gradients(subject: SubjectMode) {
 #[test]
 fn every_parameter_gets_a_gradient_sap() {
     check_all_params_get_gradients(SubjectMode::Sap);
+}
+
+#[test]
+fn every_parameter_gets_a_gradient_under_bf16_autocast() {
+    check_gradients(SubjectMode::Sap, Some(DType::BF16));
 }
 
 #[test]
