@@ -13,7 +13,9 @@ use rand::seq::SliceRandom;
 use rand::{Rng, SeedableRng};
 use rayon::prelude::*;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
+
+pub mod stream;
 
 /// Mixes numbers into one 64-bit seed (splitmix64 steps).
 pub fn mix_seed(parts: &[u64]) -> u64 {
@@ -190,16 +192,46 @@ pub fn random_frame_indices(n: usize, k: usize, rng: &mut StdRng) -> Vec<usize> 
     pick
 }
 
-/// One shard sample: its `frameNNN.jpg` members (sorted), metadata and the shard it came from.
-type ShardSample = (Vec<(String, Vec<u8>)>, SampleMeta, PathBuf);
+/// Options of the streaming shard reader.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct StreamOptions {
+    /// Shuffle-buffer slots (samples); 0 = shard order only.
+    pub buffer: usize,
+    /// Samples read ahead by the prefetch thread.
+    pub prefetch: usize,
+}
 
-/// Prepared WebDataset shards (`emoclip prepare`): random frames without replacement (sorted), a random
-/// `size`-px crop per frame with the same crop on its subject mask, ImageNet normalisation, ForceEot tokens.
+impl Default for StreamOptions {
+    fn default() -> Self {
+        Self { buffer: DEFAULT_SHUFFLE_BUFFER, prefetch: 32 }
+    }
+}
+
+/// Default shuffle-buffer size (samples).
+pub const DEFAULT_SHUFFLE_BUFFER: usize = 512;
+
+/// The open stream and the cached order of the last epoch asked for.
+#[derive(Default)]
+struct StreamState {
+    order: Option<(u64, usize, Arc<Vec<usize>>, Arc<Vec<usize>>)>,
+    stream: Option<stream::ShardStream>,
+}
+
+/// Prepared WebDataset shards (`emoclip prepare`), streamed: shards read sequentially in a per-epoch seeded
+/// order through a seeded shuffle buffer ([`stream`]), bytes bounded by buffer + prefetch; per sample, random
+/// frames without replacement (sorted), a random `size`-px crop per frame with the same crop on its subject
+/// mask, ImageNet normalisation, ForceEot tokens. JPEGs are decoded in the rayon pool. A corrupt sample (bad
+/// tar member, JSON or JPEG) is reported ([`ShardDataset::skipped`], a warning) and left out of its batch.
 pub struct ShardDataset {
-    samples: Vec<ShardSample>,
-    ids: Vec<Vec<u32>>,
+    index: Arc<stream::ShardIndex>,
+    tok: ClipTokenizer,
     frames: usize,
     size: usize,
+    context: usize,
+    opts: StreamOptions,
+    state: Mutex<StreamState>,
+    residency: Arc<stream::Residency>,
+    skipped: Mutex<Vec<String>>,
 }
 
 /// Shard files from a directory (every `*.tar`) or a glob-like path (`dir/prefix-*.tar`: `*` matches any run).
@@ -248,49 +280,100 @@ fn glob_match(pat: &str, s: &str) -> bool {
 }
 
 impl ShardDataset {
+    /// Indexes the shards of `spec` (tar headers only) with the default [`StreamOptions`].
     pub fn open(spec: &Path, frames: usize, size: usize, context: usize) -> Result<Self> {
-        let tok = ClipTokenizer::new()?;
-        let mut samples = Vec::new();
-        let mut ids = Vec::new();
-        for path in shard_paths(spec)? {
-            for s in crate::shards::read_shard(&path)? {
-                let json = s.files.iter().find(|(n, _)| n == "json").ok_or_else(|| Error::checkpoint(&path, format!("sample {} has no json", s.key)))?;
-                let meta: SampleMeta = serde_json::from_slice(&json.1).map_err(|e| Error::checkpoint(&path, format!("sample {}: bad json: {e}", s.key)))?;
-                let mut fr: Vec<(String, Vec<u8>)> = s.files.into_iter().filter(|(n, _)| n.starts_with("frame") && n.ends_with(".jpg")).collect();
-                fr.sort_by(|a, b| a.0.cmp(&b.0));
-                if fr.is_empty() {
-                    return Err(Error::checkpoint(&path, format!("sample {} has no frameNNN.jpg", s.key)));
-                }
-                let row = tok.tokenize(&[meta.text.as_str()], context, Truncation::ForceEot)?;
-                ids.push(row.into_iter().next().unwrap_or_default());
-                samples.push((fr, meta, path.clone()));
-            }
+        Self::open_with(spec, frames, size, context, StreamOptions::default())
+    }
+
+    pub fn open_with(spec: &Path, frames: usize, size: usize, context: usize, opts: StreamOptions) -> Result<Self> {
+        let index = stream::ShardIndex::scan(&shard_paths(spec)?)?;
+        for p in &index.problems {
+            tracing::warn!("{p}");
         }
-        if samples.is_empty() {
+        if index.is_empty() {
             return Err(Error::config(spec, "the shards hold no sample"));
         }
-        Ok(Self { samples, ids, frames, size })
+        Ok(Self {
+            skipped: Mutex::new(index.problems.clone()),
+            index: Arc::new(index),
+            tok: ClipTokenizer::new()?,
+            frames,
+            size,
+            context,
+            opts,
+            state: Mutex::new(StreamState::default()),
+            residency: Arc::new(stream::Residency::default()),
+        })
     }
-}
 
-impl Dataset for ShardDataset {
-    fn len(&self) -> usize {
-        self.samples.len()
+    /// Samples left out so far (corrupt shard tails found while indexing, corrupt samples met while reading).
+    pub fn skipped(&self) -> Vec<String> {
+        self.skipped.lock().map(|s| s.clone()).unwrap_or_default()
     }
 
-    fn get(&self, index: usize, rng: &mut StdRng) -> Result<Item> {
-        let (files, meta, path) = &self.samples[index];
-        let n = files.len();
+    /// Sample bytes in memory now and at most so far (bounded by buffer + prefetch + the batch being decoded).
+    pub fn residency(&self) -> &stream::Residency {
+        &self.residency
+    }
+
+    pub fn options(&self) -> StreamOptions {
+        self.opts
+    }
+
+    /// Samples per shard, in sorted shard order.
+    pub fn counts(&self) -> Vec<usize> {
+        self.index.counts()
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, StreamState> {
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// The epoch order and its inverse (position of each sample), cached for the last (seed, epoch).
+    fn orders(&self, st: &mut StreamState, seed: u64, epoch: usize) -> (Arc<Vec<usize>>, Arc<Vec<usize>>) {
+        if let Some((s, e, o, p)) = &st.order {
+            if *s == seed && *e == epoch {
+                return (o.clone(), p.clone());
+            }
+        }
+        let order = stream::stream_order(&self.index.counts(), self.opts.buffer, seed, epoch);
+        let mut pos = vec![0usize; order.len()];
+        for (p, &g) in order.iter().enumerate() {
+            pos[g] = p;
+        }
+        let (o, p) = (Arc::new(order), Arc::new(pos));
+        st.order = Some((seed, epoch, o.clone(), p.clone()));
+        (o, p)
+    }
+
+    fn skip(&self, msg: String) {
+        tracing::warn!("skipping a corrupt training sample: {msg}");
+        if let Ok(mut s) = self.skipped.lock() {
+            s.push(msg);
+        }
+    }
+
+    /// Decodes one sample's members into an item (randomness from `rng`).
+    fn decode(&self, path: &Path, files: &[(String, Vec<u8>)], rng: &mut StdRng) -> Result<Item> {
+        let json = files.iter().find(|(n, _)| n == "json").ok_or_else(|| Error::media(path, "sample has no json member"))?;
+        let meta: SampleMeta = serde_json::from_slice(&json.1).map_err(|e| Error::media(path, format!("bad sample json: {e}")))?;
+        let mut fr: Vec<&(String, Vec<u8>)> = files.iter().filter(|(n, _)| n.starts_with("frame") && n.ends_with(".jpg")).collect();
+        fr.sort_by(|a, b| a.0.cmp(&b.0));
+        if fr.is_empty() {
+            return Err(Error::media(path, "sample has no frameNNN.jpg member"));
+        }
+        let ids = self.tok.tokenize(&[meta.text.as_str()], self.context, Truncation::ForceEot)?.into_iter().next().unwrap_or_default();
+        let n = fr.len();
         let pick = random_frame_indices(n, self.frames, rng);
         let s = self.size;
         let norm = Normalization::IMAGENET;
         let mut frames = Vec::with_capacity(self.frames * 3 * s * s);
         let mut mask = Vec::with_capacity(self.frames * s * s);
         for &fi in &pick {
-            let img = image::load_from_memory(&files[fi].1).map_err(|e| Error::media(path, format!("{}: {e}", files[fi].0)))?.to_rgb8();
+            let img = image::load_from_memory(&fr[fi].1).map_err(|e| Error::media(path, format!("{}: {e}", fr[fi].0)))?.to_rgb8();
             let (w, h) = img.dimensions();
             if (w as usize) < s || (h as usize) < s {
-                return Err(Error::media(path, format!("{} is {w}x{h}, smaller than the {s}px crop", files[fi].0)));
+                return Err(Error::media(path, format!("{} is {w}x{h}, smaller than the {s}px crop", fr[fi].0)));
             }
             let boxes: Vec<PersonBox> = meta
                 .boxes
@@ -313,6 +396,106 @@ impl Dataset for ShardDataset {
                 }
             }
         }
-        Ok(Item { frames, mask, ids: self.ids[index].clone(), emotion: meta.emotion_logits.clone() })
+        Ok(Item { frames, mask, ids, emotion: meta.emotion_logits.clone() })
+    }
+
+    /// Decodes `(index, bytes)` in parallel; corrupt samples are reported and left out.
+    fn decode_all(&self, raws: Vec<(usize, Result<stream::RawSample>)>, seed: u64, epoch: usize) -> Result<Vec<Item>> {
+        let n = raws.len();
+        let items: Vec<std::result::Result<Item, String>> = raws
+            .into_par_iter()
+            .map(|(g, raw)| {
+                let r = raw.and_then(|r| self.decode(&r.path, &r.files, &mut item_rng(seed, epoch, g)));
+                r.map_err(|e| format!("sample {g}: {e}"))
+            })
+            .collect();
+        let mut out = Vec::with_capacity(n);
+        for it in items {
+            match it {
+                Ok(i) => out.push(i),
+                Err(m) => self.skip(m),
+            }
+        }
+        if out.is_empty() && n > 0 {
+            return Err(Error::Msg(format!("all {n} samples of the batch are corrupt; see the warnings above")));
+        }
+        Ok(out)
+    }
+}
+
+impl Dataset for ShardDataset {
+    fn len(&self) -> usize {
+        self.index.len()
+    }
+
+    /// Random access (evaluation, tests): opens the sample's shard and seeks to it.
+    fn get(&self, index: usize, rng: &mut StdRng) -> Result<Item> {
+        let (path, files) = self.index.read_index(index)?;
+        self.decode(&path, &files, rng)
+    }
+
+    fn epoch_order(&self, seed: u64, epoch: usize) -> Arc<Vec<usize>> {
+        let mut st = self.lock();
+        self.orders(&mut st, seed, epoch).0
+    }
+
+    /// Indices that follow the epoch order (e.g. the next batch, or a rank's strided share of it) come from the
+    /// running stream, restarted at the first one if needed (resume); any other set is read by random access.
+    fn get_many(&self, indices: &[usize], seed: u64, epoch: usize) -> Result<Vec<Item>> {
+        let mut st = self.lock();
+        let (order, pos_of) = self.orders(&mut st, seed, epoch);
+        let pos: Option<Vec<usize>> = indices.iter().map(|&g| pos_of.get(g).copied()).collect();
+        let streamable = pos.as_ref().is_some_and(|p| p.windows(2).all(|w| w[0] < w[1]));
+        let Some(pos) = pos.filter(|_| streamable && !indices.is_empty()) else {
+            drop(st);
+            let raws = indices
+                .iter()
+                .map(|&g| {
+                    let raw = self.index.read_index(g).map(|(path, files)| stream::RawSample::new(path, files, &self.residency));
+                    (g, raw)
+                })
+                .collect();
+            return self.decode_all(raws, seed, epoch);
+        };
+        let restart = match &st.stream {
+            Some(s) => s.seed != seed || s.epoch != epoch || s.next_pos > pos[0],
+            None => true,
+        };
+        if restart {
+            st.stream = None; // stops the old producer first
+            st.stream = Some(stream::ShardStream::start(
+                self.index.clone(),
+                order,
+                self.opts.buffer,
+                self.opts.prefetch,
+                seed,
+                epoch,
+                pos[0],
+                self.residency.clone(),
+            )?);
+        }
+        let Some(stream) = st.stream.as_mut() else {
+            return Err(Error::Msg("internal: no shard stream".into()));
+        };
+        let mut raws = Vec::with_capacity(pos.len());
+        for (&want, &g) in pos.iter().zip(indices) {
+            loop {
+                let Some((p, got, raw)) = stream.next() else {
+                    return Err(Error::Msg(format!("internal: the shard stream ended before position {want} (sample {g})")));
+                };
+                if p == want {
+                    if got != g {
+                        return Err(Error::Msg(format!("internal: stream position {p} holds sample {got}, expected {g}")));
+                    }
+                    raws.push((g, raw));
+                    break;
+                }
+                if p > want {
+                    return Err(Error::Msg(format!("internal: the shard stream skipped position {want}")));
+                }
+            }
+        }
+        drop(st);
+        self.decode_all(raws, seed, epoch)
     }
 }

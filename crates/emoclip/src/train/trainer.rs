@@ -125,6 +125,12 @@ pub struct TrainConfig {
     /// Parts left untouched: any of `text`, `visual` (frame encoder), `temporal`, `logit_scale`.
     #[serde(default)]
     pub freeze: Vec<String>,
+    /// Shard streaming: shuffle-buffer size in samples (0 = shuffled shard order only).
+    #[serde(default = "d_shuffle_buffer")]
+    pub shuffle_buffer: usize,
+}
+fn d_shuffle_buffer() -> usize {
+    super::data::DEFAULT_SHUFFLE_BUFFER
 }
 fn d_batch() -> usize {
     32
@@ -407,7 +413,8 @@ impl Trainer {
                 if vocab <= crate::tokenizer::EOT as usize {
                     return Err(Error::config(p, format!("the model's vocab_size {vocab} cannot hold CLIP BPE ids (49408 needed) for shard captions")));
                 }
-                Box::new(ShardDataset::open(p, frames, size, ctx)?)
+                let opts = super::data::StreamOptions { buffer: cfg.shuffle_buffer, ..Default::default() };
+                Box::new(ShardDataset::open_with(p, frames, size, ctx, opts)?)
             }
             (None, Some(s)) => Box::new(SyntheticDataset::new(s.n, s.classes, s.seed, frames, size, model_cfg.backbone.text_cfg.vocab_size, ctx, s.noise)?),
             (None, None) => return Err(Error::config("<train config>", "data: set `shards` or `synthetic`")),
@@ -478,7 +485,7 @@ impl Trainer {
             let (state, opt_state) = checkpoint::load_state(dir)?;
             opt.load_state_tensors(&opt_state)?;
             // Data order, crops and dropout are functions of these: changing them breaks exact continuation.
-            for key in ["seed", "batch_size", "grad_accum", "data", "optimizer", "lr", "lr_scale", "beta", "warmup_steps", "freeze"] {
+            for key in ["seed", "batch_size", "grad_accum", "data", "optimizer", "lr", "lr_scale", "beta", "warmup_steps", "freeze", "shuffle_buffer"] {
                 let now = serde_json::to_value(&cfg).ok().and_then(|v| v.get(key).cloned());
                 if state.config.get(key) != now.as_ref() {
                     tracing::warn!("resuming {} with a different `{key}` than it was trained with; the run will not continue exactly", dir.display());
