@@ -1,6 +1,7 @@
 //! `emoclip train`: EmotionCLIP pre-training (official `src/engine/trainer.py`, paper §3.4 / appendix B.2) with checkpoints and exact `--resume`.
 use anyhow::{Context, Result};
 use clap::Args;
+use emoclip::train::distributed::{self, DistEnv};
 use emoclip::train::{TrainConfig, Trainer};
 use indicatif::{ProgressBar, ProgressStyle};
 
@@ -15,7 +16,8 @@ pub struct TrainArgs {
     /// Output directory (checkpoints, metrics.jsonl); overrides `out_dir` of the config.
     #[arg(long)]
     pub out: Option<std::path::PathBuf>,
-    /// cpu, cuda or cuda:N.
+    /// cpu, cuda or cuda:N. Launched data-parallel (torchrun-style RANK, WORLD_SIZE, LOCAL_RANK, MASTER_ADDR,
+    /// MASTER_PORT in the environment), `cuda` means `cuda:$LOCAL_RANK` and the ranks talk over NCCL; on CPU over TCP.
     #[arg(long, default_value = "cpu")]
     pub device: String,
 }
@@ -25,17 +27,28 @@ pub fn run(a: TrainArgs) -> Result<i32> {
     if let Some(out) = a.out {
         cfg.out_dir = out;
     }
-    let device = crate::commands::parse_device(&a.device)?;
+    let env = DistEnv::from_env()?;
+    let device = match &env {
+        // One process per GPU: plain `cuda` picks this process's GPU.
+        Some(e) if e.world_size > 1 && a.device == "cuda" => crate::commands::parse_device(&format!("cuda:{}", e.device_ordinal()?))?,
+        _ => crate::commands::parse_device(&a.device)?,
+    };
     let out_dir = cfg.out_dir.clone();
-    let mut trainer = Trainer::new(cfg, device, a.resume).with_context(|| format!("setting up training from {}", a.config.display()))?;
-    if a.resume {
+    let dist = distributed::from_env(&device).context("joining the data-parallel group")?;
+    let (rank, world) = (dist.rank(), dist.world_size());
+    if world > 1 {
+        eprintln!("rank {rank} of {world} ({} back-end), device {device:?}, {} clips per rank per step", dist.backend(), cfg.batch_size * cfg.grad_accum);
+    }
+    let mut trainer = Trainer::new_distributed(cfg, device, a.resume, dist).with_context(|| format!("setting up training from {} (rank {rank})", a.config.display()))?;
+    if a.resume && rank == 0 {
         match trainer.last_checkpoint() {
             Some(p) => eprintln!("resuming from {} (step {})", p.display(), trainer.step()),
             None => eprintln!("--resume: no checkpoint in {}, starting from scratch", out_dir.display()),
         }
     }
     let total = trainer.total_steps();
-    let pb = ProgressBar::new(total as u64);
+    // Only rank 0 shows progress (and writes files).
+    let pb = if rank == 0 { ProgressBar::new(total as u64) } else { ProgressBar::hidden() };
     pb.set_style(
         ProgressStyle::with_template("{spinner} [{bar:30}] {pos}/{len} {msg} (eta {eta})")
             .unwrap_or_else(|_| ProgressStyle::default_bar())
@@ -47,7 +60,10 @@ pub fn run(a: TrainArgs) -> Result<i32> {
         pb.set_message(format!("epoch {} loss {:.4} lr {:.2e} scale {:.3} {:.1} clips/s", m.epoch, m.loss, m.lr, m.logit_scale, m.clips_per_s));
     });
     pb.finish_and_clear();
-    res?;
+    res.with_context(|| format!("training (rank {rank} of {world})"))?;
+    if rank != 0 {
+        return Ok(0);
+    }
     eprintln!(
         "trained {} steps; checkpoint {}; metrics {}",
         trainer.step(),
