@@ -3,6 +3,7 @@
 pub mod pickle;
 pub mod data;
 pub mod metrics;
+pub mod train;
 pub mod config;
 pub mod prompt;
 pub mod label_encoder;

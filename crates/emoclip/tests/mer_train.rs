@@ -1,0 +1,121 @@
+//! MER-CLIP training (`mer::train`) with a tiny model: learning a synthetic task whose labels depend on the
+//! features (well above chance / the majority baseline), exact resume, the best-on-valid + test outputs on the
+//! tiny MOSI / MOSEI pickles, and a clear stop on a NaN loss.
+mod common;
+use candle_core::Device;
+use emoclip::mer::data::{MmsaData, SyntheticSpec};
+use emoclip::mer::train::{model_config, MerTrainConfig, MerTrainer, MetricLine, Scores};
+use emoclip::mer::MerTask;
+
+fn train_cfg(out: &std::path::Path, lr: f64, epochs: usize, batch: usize) -> MerTrainConfig {
+    MerTrainConfig { lr, epochs, batch_size: batch, seed: 5, out_dir: out.to_path_buf(), ..Default::default() }
+}
+
+#[test]
+fn learns_the_synthetic_tasks_well_above_chance() {
+    let t0 = std::time::Instant::now();
+    for task in [MerTask::Sentiment, MerTask::Emotion] {
+        let spec = SyntheticSpec { sizes: [256, 64, 128], len: 6, dims: [16, 5, 4], emotion: true, noise: 0.5, seed: 1 };
+        let data = MmsaData::synthetic(&spec).unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let mcfg = model_config(task, &data, Some(task.default_query_word()), true);
+        let mut tr = MerTrainer::new(train_cfg(dir.path(), 3e-3, 6, 16), mcfg, data.clone(), None, Device::Cpu, false).unwrap();
+        let test = tr.run(None, |l| if let MetricLine::Epoch { epoch, valid, train_loss, .. } = l { eprintln!("{task:?} epoch {epoch} loss {train_loss:.4} {}", valid.summary()) }).unwrap().unwrap();
+        eprintln!("{task:?} test {} ({:.1}s)", test.scores.summary(), t0.elapsed().as_secs_f64());
+        match test.scores {
+            Scores::Sentiment(m) => {
+                let pos = data.test.sentiment_positive().iter().filter(|&&p| p).count() as f64 / data.test.len() as f64;
+                let majority = pos.max(1.0 - pos);
+                assert!(m.acc2_has0 > 0.85 && m.acc2_has0 > majority + 0.2, "Acc-2 {} vs majority {majority}", m.acc2_has0);
+            }
+            Scores::Emotion(m) => {
+                // Predicting every emotion present gives micro-F1 = 2p/(1+p) with p the positive rate (~0.35).
+                let t = data.test.emotion_targets().unwrap();
+                let p = t.iter().flatten().filter(|&&x| x).count() as f64 / (t.len() * 6) as f64;
+                let all_on = 2.0 * p / (1.0 + p);
+                assert!(m.micro_f1 > 0.75 && m.micro_f1 > all_on + 0.2, "micro-F1 {} vs predict-all {all_on}", m.micro_f1);
+                assert!(m.accuracy > 0.6, "Jaccard accuracy {}", m.accuracy);
+            }
+        }
+    }
+}
+
+fn weights(tr: &MerTrainer) -> Vec<(String, Vec<f32>)> {
+    let data = tr.varmap().data().lock().unwrap();
+    let mut v: Vec<(String, Vec<f32>)> = data.iter().map(|(k, v)| (k.clone(), v.as_tensor().flatten_all().unwrap().to_vec1::<f32>().unwrap())).collect();
+    v.sort_by(|a, b| a.0.cmp(&b.0));
+    v
+}
+
+#[test]
+fn resume_mid_epoch_is_bit_identical_to_an_uninterrupted_run() {
+    let data = MmsaData::read(&common::fixture("mmsa/mosi_tiny.pkl")).unwrap();
+    let mcfg = model_config(MerTask::Sentiment, &data, Some("Sentiment".into()), true);
+    // 24 training utterances, batch 8: 3 steps per epoch, 3 epochs; stop at step 4 (inside epoch 1).
+    let a = tempfile::tempdir().unwrap();
+    let mut full = MerTrainer::new(train_cfg(a.path(), 2e-3, 3, 8), mcfg.clone(), data.clone(), None, Device::Cpu, false).unwrap();
+    let test_full = full.run(None, |_| {}).unwrap().unwrap();
+    let b = tempfile::tempdir().unwrap();
+    let mut first = MerTrainer::new(train_cfg(b.path(), 2e-3, 3, 8), mcfg.clone(), data.clone(), None, Device::Cpu, false).unwrap();
+    assert!(first.run(Some(4), |_| {}).unwrap().is_none());
+    assert_eq!((first.step(), first.epoch()), (4, 1));
+    let w_mid = weights(&first);
+    drop(first);
+    let mut second = MerTrainer::new(train_cfg(b.path(), 2e-3, 3, 8), mcfg, data, None, Device::Cpu, true).unwrap();
+    assert_eq!(second.step(), 4);
+    assert_eq!(weights(&second), w_mid, "the checkpoint restores the weights exactly");
+    let test_resumed = second.run(None, |_| {}).unwrap().unwrap();
+    assert_eq!(second.step(), full.step());
+    let (wf, wr) = (weights(&full), weights(&second));
+    assert_eq!(wf.len(), wr.len());
+    for ((n, x), (_, y)) in wf.iter().zip(&wr) {
+        assert!(x.iter().zip(y).all(|(p, q)| p.to_bits() == q.to_bits()), "{n} differs after resume");
+    }
+    assert_ne!(weights(&full), w_mid, "training moved the weights");
+    assert_eq!(test_full.predictions, test_resumed.predictions);
+    assert_eq!(test_full.scores, test_resumed.scores);
+    // The resumed run's metrics.jsonl has every step once (steps 1-4 from the first part, 5-9 after resuming).
+    let lines = std::fs::read_to_string(b.path().join("metrics.jsonl")).unwrap();
+    let steps: Vec<usize> = lines.lines().filter_map(|l| match serde_json::from_str::<MetricLine>(l).unwrap() {
+        MetricLine::Step { step, .. } => Some(step),
+        _ => None,
+    }).collect();
+    assert_eq!(steps, (1..=9).collect::<Vec<_>>());
+}
+
+#[test]
+fn tiny_mosei_emotion_run_writes_best_checkpoint_test_and_plot() {
+    let data = MmsaData::read(&common::fixture("mmsa/mosei_tiny.pkl")).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let mcfg = model_config(MerTask::Emotion, &data, None, true);
+    let mut tr = MerTrainer::new(train_cfg(dir.path(), 2e-3, 2, 12), mcfg, data.clone(), None, Device::Cpu, false).unwrap();
+    let mut epochs = 0;
+    let test = tr.run(None, |l| epochs += matches!(l, MetricLine::Epoch { .. }) as usize).unwrap().unwrap();
+    assert_eq!(epochs, 2);
+    assert_eq!((test.predictions.len(), test.predictions[0].len()), (8, 6));
+    for f in ["best/model.safetensors", "best/config.json", "best/valid.json", "test.json", "training.svg", "LATEST", "ckpt-4/optimizer.safetensors", "ckpt-4/mer_state.json"] {
+        assert!(dir.path().join(f).is_file(), "{f} missing");
+    }
+    let svg = std::fs::read_to_string(dir.path().join("training.svg")).unwrap();
+    assert!(svg.contains("<svg") && svg.contains("micro_f1"));
+    // The best/ model evaluates to the reported test scores.
+    let (m, _) = emoclip::mer::train::load_model(&dir.path().join("best"), &Device::Cpu).unwrap();
+    let again = emoclip::mer::train::evaluate(&m, &data.test, 4, &Device::Cpu).unwrap();
+    assert_eq!(again.predictions, test.predictions);
+    // MOSI has no emotion labels: a clear error.
+    let mosi = MmsaData::read(&common::fixture("mmsa/mosi_tiny.pkl")).unwrap();
+    let mcfg = model_config(MerTask::Emotion, &mosi, None, true);
+    let err = MerTrainer::new(train_cfg(dir.path(), 1e-3, 1, 8), mcfg, mosi, None, Device::Cpu, false).err().unwrap().to_string();
+    assert!(err.contains("mosi_tiny.pkl") && err.contains("emotion_labels") && err.contains("--task sentiment"), "{err}");
+}
+
+#[test]
+fn nan_loss_stops_with_a_clear_error() {
+    let mut data = MmsaData::synthetic(&SyntheticSpec { sizes: [8, 2, 2], len: 3, dims: [4, 3, 2], emotion: false, noise: 0.1, seed: 2 }).unwrap();
+    data.train.audio.data[5] = f32::NAN;
+    let dir = tempfile::tempdir().unwrap();
+    let mcfg = model_config(MerTask::Sentiment, &data, None, true);
+    let mut tr = MerTrainer::new(train_cfg(dir.path(), 1e-3, 1, 8), mcfg, data, None, Device::Cpu, false).unwrap();
+    let err = tr.run(None, |_| {}).unwrap_err().to_string();
+    assert!(err.contains("NaN") && err.contains("step 1") && err.contains("last good checkpoint"), "{err}");
+}
