@@ -320,7 +320,7 @@ fn missing_peer_times_out_with_a_clear_error() {
             std::thread::sleep(Duration::from_millis(300));
             return None; // drops its connection without calling all_gather
         }
-        Some(c.all_gather(&Tensor::zeros((2, 3), candle_core::DType::F32, &Device::Cpu).unwrap()).err().expect("must fail").to_string())
+        Some(c.all_gather(&Tensor::zeros((2, 3), candle_core::DType::F32, &Device::Cpu).unwrap()).expect_err("must fail").to_string())
     });
     let e = res[0].clone().unwrap();
     assert!(e.contains("connection closed") && e.contains("rank 1"), "{e}");
@@ -337,7 +337,7 @@ fn missing_peer_times_out_with_a_clear_error() {
             drop(c);
         });
         let mut c0 = Tcp::accept(listener, 2, short).unwrap();
-        let e = c0.all_gather(&Tensor::zeros(4, candle_core::DType::F32, &Device::Cpu).unwrap()).err().expect("must time out").to_string();
+        let e = c0.all_gather(&Tensor::zeros(4, candle_core::DType::F32, &Device::Cpu).unwrap()).expect_err("must time out").to_string();
         assert!(e.contains("timed out") && e.contains("waiting for rank 1"), "{e}");
         assert!(t0.elapsed() < Duration::from_secs(3), "timeout took {:?}", t0.elapsed());
         h.join().unwrap();
