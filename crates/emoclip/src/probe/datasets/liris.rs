@@ -73,9 +73,10 @@ pub fn parse_annotations(text: &str, source: &Path) -> Result<Vec<Second>> {
         _ => return Err(err("needs valence and arousal columns after `Time`".into())),
     };
     let mut out = Vec::new();
+    let mut lines = super::LineCounter::new(text.as_bytes());
     for rec in rdr.records() {
         let rec = rec.map_err(|e| err(format!("broken line ({e})")))?;
-        let line = rec.position().map_or(0, |p| p.line() as usize);
+        let line = rec.position().map_or(0, |p| lines.line_at(p.byte()));
         if rec.iter().all(|f| f.trim().is_empty()) {
             continue;
         }

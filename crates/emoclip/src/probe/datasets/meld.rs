@@ -67,12 +67,13 @@ pub fn parse_csv(bytes: &[u8], source: &Path) -> Result<Vec<Utterance>> {
     };
     let (ce, cd, cu) = (col("Emotion")?, col("Dialogue_ID")?, col("Utterance_ID")?);
     let mut out = Vec::new();
+    let mut lines = super::LineCounter::new(bytes);
     for rec in rdr.records() {
         let rec = rec.map_err(|e| {
-            let line = e.position().map_or(0, |p| p.line());
+            let line = e.position().map_or(0, |p| lines.line_at(p.byte()));
             err(format!("broken CSV at line {line} ({e}); check the quoting of the Utterance field"))
         })?;
-        let line = rec.position().map_or(0, |p| p.line() as usize);
+        let line = rec.position().map_or(0, |p| lines.line_at(p.byte()));
         let field = |c: usize| rec.get(c).unwrap_or("").trim();
         let emo = field(ce).to_ascii_lowercase();
         let emotion = CLASSES.iter().position(|c| *c == emo).ok_or_else(|| {

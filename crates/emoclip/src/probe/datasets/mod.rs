@@ -171,3 +171,31 @@ pub(crate) fn read_json(path: &Path) -> Result<serde_json::Value> {
     let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
     serde_json::from_str(&text).map_err(|e| Error::Msg(format!("{}: invalid JSON ({e})", path.display())))
 }
+
+/// 1-based line numbers of byte offsets, queried in increasing order (the `csv` crate's own line count is off
+/// by one after CRLF line ends).
+pub(crate) struct LineCounter<'a> {
+    bytes: &'a [u8],
+    pos: usize,
+    line: usize,
+}
+
+impl<'a> LineCounter<'a> {
+    pub(crate) fn new(bytes: &'a [u8]) -> Self {
+        Self { bytes, pos: 0, line: 1 }
+    }
+
+    /// The line holding byte `offset` (offsets must not decrease between calls).
+    pub(crate) fn line_at(&mut self, offset: u64) -> usize {
+        let mut end = (offset as usize).min(self.bytes.len());
+        // after CRLF the reported record start can be the `\n` of the previous line end
+        while end < self.bytes.len() && matches!(self.bytes[end], b'\r' | b'\n') {
+            end += 1;
+        }
+        if end > self.pos {
+            self.line += self.bytes[self.pos..end].iter().filter(|&&b| b == b'\n').count();
+            self.pos = end;
+        }
+        self.line
+    }
+}
