@@ -731,13 +731,18 @@ impl Trainer {
     }
 }
 
-/// What every data-parallel rank must agree on before training: config (less `out_dir`), data size, position,
+/// What every data-parallel rank must agree on before training: config (less paths), data size, position,
 /// and a hash of every parameter and optimiser-state value. Empty for one process (nothing to compare).
 #[allow(clippy::too_many_arguments)]
 fn start_fingerprint(cfg: &TrainConfig, varmap: &VarMap, opt: &AdamW, step: usize, epoch: usize, pos: usize, n: usize) -> Result<String> {
     let mut config = serde_json::to_value(cfg).map_err(|e| Error::Msg(e.to_string()))?;
+    // Paths may differ between nodes (mount points); what they hold is covered by the weight hash and `n`.
     if let Some(o) = config.as_object_mut() {
         o.remove("out_dir");
+        o.remove("init");
+        if let Some(d) = o.get_mut("data").and_then(|d| d.as_object_mut()) {
+            d.remove("shards");
+        }
     }
     let mut h = 0xcbf2_9ce4_8422_2325u64;
     let mut feed = |name: &str, t: &Tensor| -> Result<()> {
