@@ -85,11 +85,27 @@ pub fn parse_device(s: &str) -> Result<Device> {
     if !candle_core::utils::cuda_is_available() {
         bail!("--device {s}: this binary was built without CUDA; rebuild with `cargo build --release --features cuda`");
     }
-    // cudarc panics (instead of returning an error) when no GPU/driver is present.
-    match std::panic::catch_unwind(|| Device::new_cuda(ordinal)) {
+    // cudarc panics (instead of returning an error) when the driver library or a GPU is missing: silence the
+    // panic report and turn it into one error carrying cudarc's message.
+    let hook = std::panic::take_hook();
+    std::panic::set_hook(Box::new(|_| {}));
+    let created = std::panic::catch_unwind(|| Device::new_cuda(ordinal));
+    std::panic::set_hook(hook);
+    match created {
         Ok(Ok(d)) => Ok(d),
         Ok(Err(e)) => bail!("--device {s}: {e}"),
-        Err(_) => bail!("--device {s}: no usable CUDA GPU/driver found on this machine"),
+        Err(payload) => {
+            let why = payload
+                .downcast_ref::<String>()
+                .map(String::as_str)
+                .or_else(|| payload.downcast_ref::<&str>().copied())
+                .unwrap_or("unknown CUDA failure");
+            let why: String = why.chars().take(200).collect();
+            bail!(
+                "--device {s}: no usable CUDA GPU/driver on this machine ({why}…); install the NVIDIA driver \
+                 (libcuda.so.1) and put the CUDA libraries on LD_LIBRARY_PATH, or use --device cpu"
+            )
+        }
     }
 }
 
