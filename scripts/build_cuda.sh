@@ -1,17 +1,17 @@
 #!/usr/bin/env bash
 # Builds the CUDA `emoclip` binary (candle `--features cuda`, optionally `nccl`) on a machine with no GPU and
-# no system CUDA toolkit, as measured in docs/cuda.md:
+# no system CUDA toolkit, as measured here (README, "GPU (CUDA) build"):
 #   1. nvcc, cicc/libnvvm, crt headers, cudart and cccl from NVIDIA's PyPI wheels, pinned to CUDA 13.0.x
 #      (a newer 13.x emits PTX that driver 580 cannot JIT), unpacked into third_party/cuda/ (gitignored);
 #   2. candle-core 0.11.1 asks cudarc for `dynamic-linking` (libcuda, cublas, curand, nvrtc at link time; no
 #      wheel ships libcuda). We do not copy candle's source: the build runs in a scratch copy of the workspace
 #      whose `[patch.crates-io]` points cudarc at a copy of the registry's cudarc 0.19.10 in which the
-#      `dynamic-linking` feature means `dynamic-loading` (dlopen at run time; its cfgs become `any()` = false). The repository's own Cargo
-#      files and Cargo.lock are never modified.
+#      `dynamic-linking` feature means `dynamic-loading` (dlopen at run time; its own cfgs become `any()`,
+#      i.e. false). The repository's own Cargo files and Cargo.lock are never modified.
 #   3. CUDA_COMPUTE_CAP (default 90 = H100/H200) so candle's kernel build does not ask nvidia-smi.
-# Output: target/cuda/emoclip (needs glibc >= 2.34 and libcudart.so.13 at run time; libcuda/cublas/curand/
-# nvrtc (and nccl with --nccl) are dlopen'ed when a CUDA device is first used, so set LD_LIBRARY_PATH to the
-# CUDA libraries, e.g. PyTorch's `site-packages/nvidia/cu13/lib`).
+# Output: target/cuda/release/emoclip. It links no CUDA library (it starts on CPU-only machines too);
+# libcuda/cublas/curand/nvrtc (and nccl with --nccl) are dlopen'ed when a CUDA device is first used, so set
+# LD_LIBRARY_PATH to the CUDA libraries, e.g. PyTorch's `site-packages/nvidia/cu13/lib`.
 #
 # Usage: scripts/build_cuda.sh [--nccl] [--check]   (--check: `cargo check` only, minutes instead of ~20)
 set -euo pipefail
