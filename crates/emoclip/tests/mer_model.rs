@@ -317,3 +317,33 @@ fn config_errors_name_the_problem() {
     let e = MerClip::random(&cfg, &VarMap::new(), &Device::Cpu).err().unwrap().to_string();
     assert!(e.contains("more than the context length 77"), "{e}");
 }
+
+#[test]
+fn weights_loaded_into_the_varmap_after_construction_are_used() {
+    // The trainer builds a random model and then loads a checkpoint into its VarMap: the frozen (detached)
+    // text tower shares storage with its Vars, and Z^E / Z^L are recomputed per forward, so the loaded
+    // values must be what the model computes with.
+    let dev = Device::Cpu;
+    let cfg = MerConfig::tiny(MerTask::Sentiment, FeatureDims { text: 6, vision: 3, audio: 2 });
+    let batch = MerInputs::new(
+        Tensor::randn(0f32, 1.0, (2, 4, 6), &dev).unwrap(),
+        Tensor::randn(0f32, 1.0, (2, 3, 3), &dev).unwrap(),
+        Tensor::randn(0f32, 1.0, (2, 5, 2), &dev).unwrap(),
+    );
+    let vm_a = VarMap::new();
+    let a = MerClip::random(&cfg, &vm_a, &dev).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("mer.safetensors");
+    vm_a.save(&path).unwrap();
+    let want = a.forward_detailed(&batch, false).unwrap();
+
+    let mut vm_b = VarMap::new();
+    let b = MerClip::random(&cfg, &vm_b, &dev).unwrap();
+    let before = b.forward_detailed(&batch, false).unwrap();
+    assert!(rel_err(&before.labels, &want.labels) > 1e-3, "two random models should differ");
+    vm_b.load(&path).unwrap();
+    let got = b.forward_detailed(&batch, false).unwrap();
+    assert_eq!(rel_err(&got.labels, &want.labels), 0.0);
+    assert_eq!(rel_err(&got.query, &want.query), 0.0);
+    assert_eq!(rel_err(&got.logits, &want.logits), 0.0);
+}
