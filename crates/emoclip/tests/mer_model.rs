@@ -347,3 +347,23 @@ fn weights_loaded_into_the_varmap_after_construction_are_used() {
     assert_eq!(rel_err(&got.query, &want.query), 0.0);
     assert_eq!(rel_err(&got.logits, &want.logits), 0.0);
 }
+
+#[test]
+fn query_without_prompt_vectors() {
+    // n_prompt = 0: the query is `[SOT] <word> . [EOT]` from the frozen tower alone.
+    let dev = Device::Cpu;
+    let mut cfg = MerConfig::tiny(MerTask::Emotion, FeatureDims { text: 4, vision: 3, audio: 2 });
+    cfg.n_prompt = 0;
+    let varmap = VarMap::new();
+    let model = MerClip::random(&cfg, &varmap, &dev).unwrap();
+    assert_eq!(model.query.ids().len(), 4);
+    assert!(model.trainable_vars(&varmap).iter().all(|(k, _)| k != "prompt.ctx"));
+    let batch = MerInputs::new(
+        Tensor::randn(0f32, 1.0, (2, 3, 4), &dev).unwrap(),
+        Tensor::randn(0f32, 1.0, (2, 3, 3), &dev).unwrap(),
+        Tensor::randn(0f32, 1.0, (2, 3, 2), &dev).unwrap(),
+    );
+    let out = model.forward_detailed(&batch, false).unwrap();
+    assert_eq!(out.query.dims(), [1, 4, 32]);
+    assert_eq!(out.logits.dims(), [2, 6]);
+}
