@@ -291,3 +291,26 @@ fn random_frame_sampling_is_sorted_without_replacement() {
     let short = random_frame_indices(3, 8, &mut rng);
     assert!(short.len() == 8 && short.windows(2).all(|w| w[0] <= w[1]) && short.iter().all(|&i| i < 3));
 }
+
+#[test]
+fn learns_in_bf16_mixed_precision() {
+    let dir = tempfile::tempdir().unwrap();
+    let classes = 8;
+    let mut cfg = tiny(dir.path(), 64, classes, 16, 1, 80);
+    cfg.precision = "bf16".into();
+    cfg.validate(Path::new("test.toml")).unwrap();
+    let mut t = Trainer::new(cfg, Device::Cpu, false).unwrap();
+    let mut losses = Vec::new();
+    t.run(None, |m| losses.push(m.loss)).unwrap();
+    let first: f64 = losses[..10].iter().sum::<f64>() / 10.0;
+    let last: f64 = losses[losses.len() - 10..].iter().sum::<f64>() / 10.0;
+    eprintln!("bf16 autocast: loss {first:.3} -> {last:.3}");
+    assert!(losses.iter().all(|l| l.is_finite()));
+    assert!(last < first * 0.7, "bf16 loss did not fall: {first} -> {last}");
+    // Master weights stay f32.
+    assert!(t.varmap().data().lock().unwrap().values().all(|v| v.dtype() == candle_core::DType::F32));
+    let mut bad = tiny(dir.path(), 64, classes, 16, 1, 1);
+    bad.precision = "fp8".into();
+    let err = bad.validate(Path::new("x.toml")).unwrap_err().to_string();
+    assert!(err.contains("precision") && err.contains("x.toml"), "{err}");
+}

@@ -128,6 +128,13 @@ pub struct TrainConfig {
     /// Shard streaming: shuffle-buffer size in samples (0 = shuffled shard order only).
     #[serde(default = "d_shuffle_buffer")]
     pub shuffle_buffer: usize,
+    /// `fp32` (default) or `bf16` / `fp16`: matrix products in low precision with f32 master weights,
+    /// LayerNorm, softmax and loss (`nn::autocast`, the counterpart of the official trainer's AMP).
+    #[serde(default = "d_precision")]
+    pub precision: String,
+}
+fn d_precision() -> String {
+    "fp32".into()
 }
 fn d_shuffle_buffer() -> usize {
     super::data::DEFAULT_SHUFFLE_BUFFER
@@ -200,12 +207,25 @@ impl TrainConfig {
         if self.data.shards.is_some() == self.data.synthetic.is_some() {
             return bad("data: set exactly one of `shards` and `synthetic`".into());
         }
+        if self.autocast_dtype().is_err() {
+            return bad(format!("precision must be \"fp32\", \"bf16\" or \"fp16\", got {:?}", self.precision));
+        }
         for f in &self.freeze {
             if !["text", "visual", "temporal", "logit_scale"].contains(&f.as_str()) {
                 return bad(format!("freeze: unknown part {f:?} (text, visual, temporal, logit_scale)"));
             }
         }
         Ok(())
+    }
+
+    /// The low-precision dtype of `precision` (None for fp32).
+    pub fn autocast_dtype(&self) -> std::result::Result<Option<DType>, ()> {
+        match self.precision.as_str() {
+            "fp32" | "f32" => Ok(None),
+            "bf16" => Ok(Some(DType::BF16)),
+            "fp16" | "f16" => Ok(Some(DType::F16)),
+            _ => Err(()),
+        }
     }
 
     /// The EmotionCLIP config this training config describes.
@@ -570,6 +590,7 @@ impl Trainer {
         let mut loss_sum = 0.0;
         let vars: Vec<Var> = self.varmap.all_vars();
         let snce = SnceConfig { beta: self.cfg.beta, ..Default::default() };
+        let _autocast = crate::nn::autocast::autocast(self.cfg.autocast_dtype().unwrap_or(None));
         for micro in 0..self.cfg.grad_accum {
             if self.pos >= self.steps_per_epoch * self.cfg.grad_accum {
                 self.epoch += 1;
