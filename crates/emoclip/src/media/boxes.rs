@@ -108,6 +108,18 @@ impl BoxFile {
         }
     }
 
+    /// The same boxes, declared for `width×height` frames (see [`Self::check_frame_size`]).
+    pub fn with_size(mut self, width: u32, height: u32) -> Self {
+        self.size = Some((width, height));
+        self
+    }
+
+    /// The same boxes, naming `path` in errors (e.g. the annotation file they were read from).
+    pub fn with_origin(mut self, path: &Path) -> Self {
+        self.path = path.to_path_buf();
+        self
+    }
+
     /// The file this was loaded from (empty when built in code).
     pub fn path(&self) -> &Path {
         &self.path

@@ -19,6 +19,7 @@ use std::path::Path;
 pub mod boxes;
 pub mod decode;
 pub mod frame_dir;
+pub mod joints;
 pub mod mask_bilinear;
 pub mod options;
 pub mod preprocess;

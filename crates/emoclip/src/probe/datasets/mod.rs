@@ -137,10 +137,8 @@ pub fn load(kind: DatasetKind, root: &Path, opts: &AdapterOptions) -> Result<Vec
         DatasetKind::Meld => meld::load(root, opts),
         DatasetKind::Liris => liris::load(root, opts),
         DatasetKind::MovieGraphs => moviegraphs::load(root, opts),
-        DatasetKind::Bold | DatasetKind::Emotic => Err(Error::Msg(format!(
-            "the {} adapter is not available in this build yet; write a generic manifest (see `emoclip probe --help`)",
-            kind.name()
-        ))),
+        DatasetKind::Bold => bold::load(root, opts),
+        DatasetKind::Emotic => emotic::load(root, opts),
     }
 }
 
