@@ -4,6 +4,7 @@ pub mod pickle;
 pub mod data;
 pub mod metrics;
 pub mod train;
+pub mod ablation;
 pub mod config;
 pub mod prompt;
 pub mod label_encoder;
