@@ -149,6 +149,10 @@ fn check_gradients(task: MerTask, query_word: Option<&str>, freeze_text: bool) {
     cfg.query_word = query_word.map(String::from);
     cfg.freeze_text = freeze_text;
     cfg.cmd.layers = 2;
+    if query_word.is_none() {
+        // Also exercise the ReLU feed-forward option.
+        cfg.cmd.activation = emoclip::mer::CmdActivation::Relu;
+    }
     let varmap = VarMap::new();
     let model = MerClip::random(&cfg, &varmap, &dev).unwrap();
     let b = 4;
