@@ -42,6 +42,8 @@ enum Command {
     Train(train::TrainArgs),
     /// Linear-probe evaluation of embeddings on a labelled dataset.
     Probe(probe::ProbeArgs),
+    /// Combine dataset probe results of several models into the paper's Table 4 / Table 5 (Markdown + JSON).
+    ProbeReport(probe::ProbeReportArgs),
 }
 
 fn main() {
@@ -67,6 +69,7 @@ fn main() {
         Command::Report(a) => prepare::report(a),
         Command::Train(a) => train::run(a),
         Command::Probe(a) => probe::run(a),
+        Command::ProbeReport(a) => probe::report(a),
     };
     match result {
         Ok(code) => std::process::exit(code),

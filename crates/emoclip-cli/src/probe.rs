@@ -1,17 +1,18 @@
-//! `emoclip probe`: linear-probe evaluation on a generic manifest (embed with a feature cache, then the official `linear_eval.py` protocol via `emoclip::probe::eval`).
+//! `emoclip probe`: linear-probe evaluation on a generic manifest or an official dataset release (`--dataset`), embedding with a feature cache, then the official `linear_eval.py` protocol via `emoclip::probe::eval`; `emoclip probe-report`: the paper's Table 4 / Table 5 across datasets and models.
 use crate::commands::{Model, ModelArgs, Norm};
 use anyhow::{Context, Result};
 use clap::{Args, ValueEnum};
 use emoclip::embed::{Embedder, MediaInput, Prepared};
 use emoclip::media::Normalization;
 use emoclip::probe::cache::{file_fingerprint, FeatureCache};
+use emoclip::probe::datasets::{self, AdapterOptions, DatasetKind};
 use emoclip::probe::eval::{evaluate, EvalOptions};
 use emoclip::probe::manifest::{BoxesSpec, Item, Manifest, ManifestOptions, Task};
 use emoclip::probe::report::{write_report, ReportInfo};
 use emoclip::probe::{CSearch, Mat};
 use indicatif::{ProgressBar, ProgressStyle};
 use rayon::prelude::*;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 #[derive(Clone, Copy, ValueEnum)]
 pub enum TaskArg {
@@ -20,11 +21,58 @@ pub enum TaskArg {
     Regression,
 }
 
+#[derive(Clone, Copy, ValueEnum)]
+pub enum DatasetArg {
+    /// BoLD (train → val): 26 categories (OvR, C=3.16) and VAD regression.
+    Bold,
+    /// Emotic (train → val, test): 26 categories from images (OvR, C=2.5).
+    Emotic,
+    /// MELD (train → dev, test): 7 emotions (multinomial, C=8).
+    Meld,
+    /// LIRIS-ACCEDE / MediaEval 2018 (train → test): per-second valence and arousal (Ridge + Savitzky–Golay).
+    Liris,
+    /// MovieGraphs (train → val, test): 26 categories via the official keyword map (OvR, C=10), top-1 accuracy.
+    Moviegraphs,
+}
+
+impl DatasetArg {
+    fn kind(self) -> DatasetKind {
+        match self {
+            DatasetArg::Bold => DatasetKind::Bold,
+            DatasetArg::Emotic => DatasetKind::Emotic,
+            DatasetArg::Meld => DatasetKind::Meld,
+            DatasetArg::Liris => DatasetKind::Liris,
+            DatasetArg::Moviegraphs => DatasetKind::MovieGraphs,
+        }
+    }
+}
+
 #[derive(Args)]
 pub struct ProbeArgs {
     /// Dataset manifest (CSV with a header, or JSONL): path, split (train/val/test), optional boxes, and
     /// `label` (single-label), `labels` (multi-label, `a;b` in CSV or a list in JSONL) or numeric targets.
-    pub manifest: PathBuf,
+    /// Omit it with --dataset.
+    #[arg(required_unless_present = "dataset")]
+    pub manifest: Option<PathBuf>,
+    /// Evaluate on an official dataset release (its own layout under --root) instead of a manifest; one
+    /// report per task under <out>/<dataset>/<task>/.
+    #[arg(long, value_enum, conflicts_with = "manifest", requires = "root")]
+    pub dataset: Option<DatasetArg>,
+    /// Root directory of the --dataset release.
+    #[arg(long)]
+    pub root: Option<PathBuf>,
+    /// --dataset: choose C by random search (on val, or a hold-out of train) instead of the official C.
+    #[arg(long)]
+    pub search: bool,
+    /// --dataset meld: drop the two samples the official code removes by hand even when readable.
+    #[arg(long)]
+    pub meld_drop_corrupt: bool,
+    /// --dataset liris: frame rate of the frames/<movie>.mp4/ directories (official: 1).
+    #[arg(long, default_value_t = 1.0)]
+    pub liris_fps: f64,
+    /// --dataset liris: encode the 8-frame window around each second instead of repeating its frame 8 times.
+    #[arg(long)]
+    pub liris_window: bool,
     #[command(flatten)]
     pub model: ModelArgs,
     /// Feature cache directory (default: <out>/cache).
@@ -51,7 +99,8 @@ pub struct ProbeArgs {
     /// Class list file (one name a line, in index order); default `<manifest stem>.classes.txt` if present.
     #[arg(long)]
     pub classes: Option<PathBuf>,
-    /// Smooth regression predictions with a Savitzky–Golay filter of this window (LIRIS-ACCEDE protocol: 100).
+    /// Smooth regression predictions with a Savitzky–Golay filter of this window (LIRIS-ACCEDE protocol: 100,
+    /// the default with --dataset liris; 0 turns it off there).
     #[arg(long)]
     pub savgol: Option<usize>,
     /// Polynomial order of the --savgol filter.
@@ -119,46 +168,16 @@ fn load_embedder(a: &ProbeArgs) -> Result<Embedder> {
     Ok(Embedder::new(enc, pre, device, dtype, a.frames)?)
 }
 
-pub fn run(a: ProbeArgs) -> Result<i32> {
+/// Embeds the items of `manifest` not in the cache (the embedder is loaded on first need and kept for the
+/// next task). Returns one feature vector per item (None where it failed) and the failures.
+fn embed_items(
+    a: &ProbeArgs,
+    manifest: &Manifest,
+    cache: &FeatureCache,
+    emb: &mut Option<Embedder>,
+) -> Result<(Vec<Option<Vec<f32>>>, Vec<String>)> {
     let t0 = std::time::Instant::now();
-    let mut mopts = ManifestOptions {
-        task: a.task.map(|t| match t {
-            TaskArg::Single => Task::Single,
-            TaskArg::Multi => Task::Multi,
-            TaskArg::Regression => Task::Regression,
-        }),
-        targets: a.targets.iter().map(|s| s.trim().to_string()).filter(|s| !s.is_empty()).collect(),
-        ..Default::default()
-    };
-    if let Some(p) = &a.classes {
-        let t = std::fs::read_to_string(p).with_context(|| format!("{}: cannot read the class list", p.display()))?;
-        mopts.classes = Some(t.lines().map(str::trim).filter(|l| !l.is_empty()).map(String::from).collect());
-    }
-    let mut manifest = match Manifest::load(&a.manifest, &mopts) {
-        Ok(m) => m,
-        Err(e) => {
-            eprintln!("error: {e}");
-            return Ok(2);
-        }
-    };
-    let mut skipped: Vec<String> = manifest
-        .skipped
-        .iter()
-        .map(|s| format!("row {}: {}: {}", s.row, s.path.display(), s.reason))
-        .collect();
-    for s in &skipped {
-        tracing::warn!("skipped {s}");
-    }
-    eprintln!(
-        "manifest: {} item(s), task {}, {} class(es)/target(s)",
-        manifest.items.len(),
-        manifest.task.name(),
-        manifest.classes.len().max(manifest.targets.len())
-    );
-
-    // Features: cache first, then embed the rest in batches.
-    let cache = FeatureCache::new(a.cache.as_ref().unwrap_or(&a.out.join("cache")))?;
-    let mkey = model_key(&a);
+    let mkey = model_key(a);
     let keys: Vec<String> = manifest.items.iter().map(|it| item_key(&mkey, it)).collect();
     let mut feats: Vec<Option<Vec<f32>>> = keys.par_iter().map(|k| cache.get(k)).collect();
     let todo: Vec<usize> = (0..feats.len()).filter(|&i| feats[i].is_none()).collect();
@@ -172,77 +191,111 @@ pub fn run(a: ProbeArgs) -> Result<i32> {
         );
     }
     let mut failed: Vec<String> = Vec::new();
-    if !todo.is_empty() {
-        let emb = load_embedder(&a)?;
-        let pb = ProgressBar::new(todo.len() as u64);
-        pb.set_style(
-            ProgressStyle::with_template("{spinner} embedding [{bar:30}] {pos}/{len} ({per_sec}, eta {eta})")
-                .unwrap_or_else(|_| ProgressStyle::default_bar())
-                .progress_chars("=> "),
-        );
-        for chunk in todo.chunks(a.batch.max(1)) {
-            let prepared: Vec<(usize, std::result::Result<Prepared, String>)> = chunk
-                .par_iter()
-                .map(|&i| {
-                    let it = &manifest.items[i];
-                    let r = (|| -> emoclip::Result<Prepared> {
-                        let boxes = it.boxes.as_ref().map(BoxesSpec::load).transpose()?;
-                        emb.prepare(&MediaInput::new(it.path.clone(), boxes).with_options(it.media.clone()))
-                    })();
-                    (i, r.map_err(|e| format!("row {}: {e}", it.row)))
-                })
-                .collect();
-            let mut ok_idx = Vec::new();
-            let mut ok = Vec::new();
-            for (i, p) in prepared {
-                match p {
-                    Ok(p) => {
-                        ok_idx.push(i);
-                        ok.push(p);
-                    }
-                    Err(e) => {
-                        pb.suspend(|| tracing::error!("skipped {e}"));
-                        failed.push(e);
-                    }
-                }
-            }
-            if !ok.is_empty() {
-                match emb.encode(&ok) {
-                    Ok(vs) => {
-                        for (&i, v) in ok_idx.iter().zip(vs) {
-                            if let Err(e) = cache.put(&keys[i], &v) {
-                                pb.suspend(|| tracing::warn!("cache write failed: {e}"));
-                            }
-                            feats[i] = Some(v);
-                        }
-                    }
-                    Err(e) => {
-                        for &i in &ok_idx {
-                            let it = &manifest.items[i];
-                            failed.push(format!("row {}: {}: {e}", it.row, it.path.display()));
-                        }
-                    }
-                }
-            }
-            pb.inc(chunk.len() as u64);
-        }
-        pb.finish_and_clear();
-        eprintln!("embedded {} item(s) in {:.1}s", todo.len() - failed.len(), t0.elapsed().as_secs_f64());
-    } else {
+    if todo.is_empty() {
         eprintln!("all features reused from the cache: no embedding needed");
+        return Ok((feats, failed));
     }
-    skipped.extend(failed);
+    if emb.is_none() {
+        *emb = Some(load_embedder(a)?);
+    }
+    let Some(emb) = emb.as_ref() else { unreachable!("embedder loaded above") };
+    let pb = ProgressBar::new(todo.len() as u64);
+    pb.set_style(
+        ProgressStyle::with_template("{spinner} embedding [{bar:30}] {pos}/{len} ({per_sec}, eta {eta})")
+            .unwrap_or_else(|_| ProgressStyle::default_bar())
+            .progress_chars("=> "),
+    );
+    for chunk in todo.chunks(a.batch.max(1)) {
+        let prepared: Vec<(usize, std::result::Result<Prepared, String>)> = chunk
+            .par_iter()
+            .map(|&i| {
+                let it = &manifest.items[i];
+                let r = (|| -> emoclip::Result<Prepared> {
+                    let boxes = it.boxes.as_ref().map(BoxesSpec::load).transpose()?;
+                    emb.prepare(&MediaInput::new(it.path.clone(), boxes).with_options(it.media.clone()))
+                })();
+                (i, r.map_err(|e| format!("row {}: {e}", it.row)))
+            })
+            .collect();
+        let mut ok_idx = Vec::new();
+        let mut ok = Vec::new();
+        for (i, p) in prepared {
+            match p {
+                Ok(p) => {
+                    ok_idx.push(i);
+                    ok.push(p);
+                }
+                Err(e) => {
+                    pb.suspend(|| tracing::error!("skipped {e}"));
+                    failed.push(e);
+                }
+            }
+        }
+        if !ok.is_empty() {
+            match emb.encode(&ok) {
+                Ok(vs) => {
+                    for (&i, v) in ok_idx.iter().zip(vs) {
+                        if let Err(e) = cache.put(&keys[i], &v) {
+                            pb.suspend(|| tracing::warn!("cache write failed: {e}"));
+                        }
+                        feats[i] = Some(v);
+                    }
+                }
+                Err(e) => {
+                    for &i in &ok_idx {
+                        let it = &manifest.items[i];
+                        failed.push(format!("row {}: {}: {e}", it.row, it.path.display()));
+                    }
+                }
+            }
+        }
+        pb.inc(chunk.len() as u64);
+    }
+    pb.finish_and_clear();
+    eprintln!("embedded {} item(s) in {:.1}s", todo.len() - failed.len(), t0.elapsed().as_secs_f64());
+    Ok((feats, failed))
+}
 
+fn report_skipped(skipped: &[String]) {
+    if !skipped.is_empty() {
+        eprintln!("\n{} item(s) skipped:", skipped.len());
+        for s in skipped {
+            eprintln!("  {s}");
+        }
+    }
+}
+
+/// Embeds, evaluates and writes the report of one manifest / dataset task into `out`. Exit code: 0, 1 when
+/// items were skipped, 2 when nothing could be evaluated.
+fn probe_one(
+    a: &ProbeArgs,
+    mut manifest: Manifest,
+    opts: &EvalOptions,
+    info: ReportInfo,
+    out: &Path,
+    cache: &FeatureCache,
+    emb: &mut Option<Embedder>,
+) -> Result<i32> {
+    let t0 = std::time::Instant::now();
+    let mut skipped: Vec<String> = manifest
+        .skipped
+        .iter()
+        .map(|s| format!("row {}: {}: {}", s.row, s.path.display(), s.reason))
+        .collect();
+    for s in &skipped {
+        tracing::warn!("skipped {s}");
+    }
+    eprintln!(
+        "{}: {} item(s), task {}, {} class(es)/target(s)",
+        if info.dataset.is_empty() { "manifest" } else { info.dataset.as_str() },
+        manifest.items.len(),
+        manifest.task.name(),
+        manifest.classes.len().max(manifest.targets.len())
+    );
+    let (feats, failed) = embed_items(a, &manifest, cache, emb)?;
+    skipped.extend(failed);
     let keep: Vec<bool> = feats.iter().map(Option::is_some).collect();
     let rows: Vec<Vec<f64>> = feats.into_iter().flatten().map(|v| v.into_iter().map(f64::from).collect()).collect();
-    let report_skipped = |skipped: &[String]| {
-        if !skipped.is_empty() {
-            eprintln!("\n{} item(s) skipped:", skipped.len());
-            for s in skipped {
-                eprintln!("  {s}");
-            }
-        }
-    };
     if rows.is_empty() {
         report_skipped(&skipped);
         eprintln!("error: no usable item: nothing to evaluate");
@@ -254,13 +307,7 @@ pub fn run(a: ProbeArgs) -> Result<i32> {
         return Ok(2);
     }
     let x = Mat::from_rows(&rows)?;
-    let opts = EvalOptions {
-        c: a.c,
-        search: CSearch { n_trials: a.trials, seed: a.seed, ..CSearch::default() },
-        savgol: a.savgol.map(|w| (w, a.savgol_order)),
-        ..EvalOptions::default()
-    };
-    let result = match evaluate(&manifest, &x, &opts) {
+    let result = match evaluate(&manifest, &x, opts) {
         Ok(r) => r,
         Err(e) => {
             report_skipped(&skipped);
@@ -268,13 +315,8 @@ pub fn run(a: ProbeArgs) -> Result<i32> {
             return Ok(2);
         }
     };
-    let info = ReportInfo {
-        manifest: a.manifest.display().to_string(),
-        model: model_name(a.model.model).to_string(),
-        weights: a.model.weights.clone(),
-        skipped: skipped.clone(),
-    };
-    let files = write_report(&result, &info, &a.out)?;
+    let info = ReportInfo { skipped: skipped.clone(), ..info };
+    let files = write_report(&result, &info, out)?;
     println!("{}", emoclip::probe::report::markdown(&result, &info).lines().skip_while(|l| !l.starts_with("| metric")).take_while(|l| l.starts_with('|')).collect::<Vec<_>>().join("\n"));
     eprintln!(
         "wrote {} in {:.1}s",
@@ -285,5 +327,119 @@ pub fn run(a: ProbeArgs) -> Result<i32> {
         report_skipped(&skipped);
         return Ok(1);
     }
+    Ok(0)
+}
+
+fn eval_options(a: &ProbeArgs) -> EvalOptions {
+    EvalOptions {
+        c: a.c,
+        search: CSearch { n_trials: a.trials, seed: a.seed, ..CSearch::default() },
+        savgol: a.savgol.filter(|&w| w > 0).map(|w| (w, a.savgol_order)),
+        ..EvalOptions::default()
+    }
+}
+
+pub fn run(a: ProbeArgs) -> Result<i32> {
+    let cache = FeatureCache::new(a.cache.as_ref().unwrap_or(&a.out.join("cache")))?;
+    let mut emb: Option<Embedder> = None;
+    let model = model_name(a.model.model).to_string();
+    if let Some(d) = a.dataset {
+        let Some(root) = a.root.clone() else {
+            eprintln!("error: --dataset needs --root DIR (the dataset's release directory)");
+            return Ok(2);
+        };
+        let mut eval = eval_options(&a);
+        eval.savgol = None;
+        let mut opts = AdapterOptions { official_c: !a.search && a.c.is_none(), eval, ..AdapterOptions::default() };
+        opts.meld.drop_official_corrupt = a.meld_drop_corrupt;
+        opts.liris.fps = a.liris_fps;
+        opts.liris.repeat_label_frame = !a.liris_window;
+        if let Some(w) = a.savgol {
+            opts.liris.savgol = (w > 0).then_some((w, a.savgol_order));
+        }
+        let tasks = match datasets::load(d.kind(), &root, &opts) {
+            Ok(t) => t,
+            Err(e) => {
+                eprintln!("error: {e}");
+                return Ok(2);
+            }
+        };
+        let mut code = 0;
+        for t in tasks {
+            let info = ReportInfo {
+                manifest: t.manifest.source.display().to_string(),
+                dataset: t.name.clone(),
+                model: model.clone(),
+                weights: a.model.weights.clone(),
+                skipped: vec![],
+            };
+            let out = a.out.join(&t.name);
+            code = code.max(probe_one(&a, t.manifest, &t.options, info, &out, &cache, &mut emb)?);
+        }
+        return Ok(code);
+    }
+    let Some(manifest_path) = a.manifest.clone() else {
+        eprintln!("error: give a manifest file or --dataset NAME --root DIR");
+        return Ok(2);
+    };
+    let mut mopts = ManifestOptions {
+        task: a.task.map(|t| match t {
+            TaskArg::Single => Task::Single,
+            TaskArg::Multi => Task::Multi,
+            TaskArg::Regression => Task::Regression,
+        }),
+        targets: a.targets.iter().map(|s| s.trim().to_string()).filter(|s| !s.is_empty()).collect(),
+        ..Default::default()
+    };
+    if let Some(p) = &a.classes {
+        let t = std::fs::read_to_string(p).with_context(|| format!("{}: cannot read the class list", p.display()))?;
+        mopts.classes = Some(t.lines().map(str::trim).filter(|l| !l.is_empty()).map(String::from).collect());
+    }
+    let manifest = match Manifest::load(&manifest_path, &mopts) {
+        Ok(m) => m,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return Ok(2);
+        }
+    };
+    let info = ReportInfo {
+        manifest: manifest_path.display().to_string(),
+        dataset: String::new(),
+        model,
+        weights: a.model.weights.clone(),
+        skipped: vec![],
+    };
+    let opts = eval_options(&a);
+    let out = a.out.clone();
+    probe_one(&a, manifest, &opts, info, &out, &cache, &mut emb)
+}
+
+#[derive(Args)]
+pub struct ProbeReportArgs {
+    /// probe.json files of dataset runs (`emoclip probe --dataset ...`), or directories searched for them:
+    /// e.g. one output directory per model.
+    #[arg(required = true)]
+    pub results: Vec<PathBuf>,
+    /// Output directory for suite.md and suite.json.
+    #[arg(long, short, default_value = "probe_suite")]
+    pub out: PathBuf,
+}
+
+/// `emoclip probe-report`: paper Table 4 (one row per model) and Table 5 (BoLD / Emotic per category).
+pub fn report(a: ProbeReportArgs) -> Result<i32> {
+    let suite = match emoclip::probe::suite_report::load_suite(&a.results) {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return Ok(2);
+        }
+    };
+    let files = suite.write(&a.out)?;
+    let md = suite.markdown();
+    println!("{}", md.lines().skip_while(|l| !l.starts_with("| model")).take_while(|l| l.starts_with('|')).collect::<Vec<_>>().join("\n"));
+    for n in &suite.notes {
+        eprintln!("note: {n}");
+    }
+    eprintln!("wrote {}", files.iter().map(|f| f.display().to_string()).collect::<Vec<_>>().join(", "));
     Ok(0)
 }

@@ -172,3 +172,117 @@ fn probe_clip_baseline_on_fixture_manifests() {
     assert_eq!(o.status.code(), Some(1), "stderr:\n{err}");
     assert!(err.contains("row 8") && err.contains("missing_on_purpose.jpg"), "{err}");
 }
+
+fn probe_dataset(dataset: &str, out: &Path, extra: &[&str]) -> std::process::Output {
+    let config = repo().join("fixtures/cli/micro_random.json");
+    Command::new(bin())
+        .args(["probe", "--dataset", dataset, "--root"])
+        .arg(repo().join("fixtures/probe_datasets").join(dataset))
+        .args(["--weights", "random", "--config"])
+        .arg(&config)
+        .arg("--out")
+        .arg(out)
+        .args(extra)
+        .output()
+        .unwrap()
+}
+
+fn read_json(p: &Path) -> serde_json::Value {
+    serde_json::from_str(&std::fs::read_to_string(p).unwrap_or_else(|e| panic!("{}: {e}", p.display()))).unwrap()
+}
+
+/// MELD, LIRIS-ACCEDE and MovieGraphs official layouts → features (random micro EmotionCLIP and the CLIP
+/// baseline) → official protocol → per-task reports → the Table-4 suite across both models.
+#[test]
+fn probe_datasets_two_models_and_suite_report() {
+    let tmp = tempfile::tempdir().unwrap();
+    let cases = [
+        ("meld", "meld/emotion", vec!["Accuracy", "F1 (weighted)"], vec![]),
+        ("liris", "liris/valence-arousal", vec!["MSE valence", "Pearson r arousal", "MSE (mean)"], vec!["--savgol", "7"]),
+        ("moviegraphs", "moviegraphs/emotion", vec!["Accuracy (top-1 in labels)"], vec![]),
+    ];
+    for (model_dir, model_args) in [("ec", vec![]), ("clip", vec!["--model", "clip"])] {
+        for (dataset, task, metrics, extra) in &cases {
+            let out = tmp.path().join(model_dir);
+            let mut args: Vec<&str> = model_args.clone();
+            args.extend(extra.iter().copied());
+            let o = probe_dataset(dataset, &out, &args);
+            let err = String::from_utf8_lossy(&o.stderr);
+            // every fixture has one row without usable media/labels: listed, exit 1
+            assert_eq!(o.status.code(), Some(1), "{dataset} {model_dir}: stderr:\n{err}");
+            assert!(err.contains("1 item(s) skipped"), "{err}");
+            let j = read_json(&out.join(task).join("probe.json"));
+            assert_eq!(j["dataset"], *task);
+            assert_eq!(j["model"], if model_dir == "ec" { "emotionclip" } else { "clip" });
+            for m in metrics {
+                let split = if *dataset == "moviegraphs" { "val" } else { "test" };
+                let v = j["metrics"][m][split].as_f64().unwrap_or_else(|| panic!("{task}: {m} missing: {j}"));
+                assert!(v.is_finite(), "{task}: {m} = {v}");
+            }
+            assert!(out.join(task).join("per_class.svg").is_file());
+        }
+    }
+    let meld = read_json(&tmp.path().join("ec/meld/emotion/probe.json"));
+    assert_eq!(meld["c"], 8.0, "official C by default");
+    assert_eq!(meld["counts"]["val"], 9);
+
+    let suite = tmp.path().join("suite");
+    let o = Command::new(bin()).arg("probe-report").arg(tmp.path().join("ec")).arg(tmp.path().join("clip")).arg("--out").arg(&suite).output().unwrap();
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(0), "stderr:\n{err}");
+    let md = std::fs::read_to_string(suite.join("suite.md")).unwrap();
+    let j = read_json(&suite.join("suite.json"));
+    let rows = j["table4"]["rows"].as_array().unwrap();
+    assert_eq!(rows.len(), 2, "{j}");
+    assert_eq!(rows[0]["model"], "EmotionCLIP");
+    assert_eq!(rows[1]["model"], "CLIP (baseline)");
+    let cols = j["table4"]["columns"].as_array().unwrap();
+    let col = |task: &str, metric: &str, split: &str| {
+        cols.iter().position(|c| c["task"] == task && c["metric"] == metric && c["split"] == split).unwrap()
+    };
+    for r in rows {
+        let v = &r["values"];
+        assert!(v[col("meld/emotion", "F1 (weighted)", "test")].as_f64().is_some(), "{r}");
+        assert!(v[col("moviegraphs/emotion", "Accuracy (top-1 in labels)", "test")].as_f64().is_some(), "{r}");
+        assert!(v[col("liris/valence-arousal", "MSE arousal", "test")].as_f64().is_some(), "{r}");
+        assert!(v[col("bold/categories", "mAP (macro)", "val")].is_null(), "no BoLD run: {r}");
+    }
+    assert_eq!(rows[0]["values"][col("meld/emotion", "Accuracy", "test")], meld["metrics"]["Accuracy"]["test"]);
+    let ec_line = md.lines().find(|l| l.starts_with("| EmotionCLIP |")).unwrap();
+    assert!(ec_line.contains("| — |"), "missing cells shown as —: {ec_line}");
+    assert!(md.contains("| CLIP (baseline) |"), "{md}");
+}
+
+#[test]
+fn probe_dataset_bad_input() {
+    let tmp = tempfile::tempdir().unwrap();
+    // a root that does not exist
+    let o = Command::new(bin())
+        .args(["probe", "--dataset", "meld", "--root"])
+        .arg(tmp.path().join("nope"))
+        .args(["--weights", "random"])
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(2), "{err}");
+    assert!(err.contains("dataset root not found"), "{err}");
+    // --dataset without --root
+    let o = Command::new(bin()).args(["probe", "--dataset", "meld", "--weights", "random"]).output().unwrap();
+    assert_eq!(o.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("--root"));
+    // LIRIS with the official window on a 12-second test set: a clear error, no report
+    let out = tmp.path().join("liris");
+    let o = probe_dataset("liris", &out, &[]);
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(2), "{err}");
+    assert!(err.contains("window_length (100)"), "{err}");
+    assert!(!out.join("liris/valence-arousal/probe.json").exists());
+    // probe-report over results without a dataset task
+    let manifest_run = tmp.path().join("m");
+    std::fs::create_dir_all(&manifest_run).unwrap();
+    std::fs::write(manifest_run.join("probe.json"), r#"{"manifest": "x.csv", "model": "clip", "metrics": {}}"#).unwrap();
+    let o = Command::new(bin()).arg("probe-report").arg(&manifest_run).arg("--out").arg(tmp.path().join("s")).output().unwrap();
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(2), "{err}");
+    assert!(err.contains("no dataset probe results"), "{err}");
+}

@@ -14,6 +14,7 @@ pub mod report;
 pub mod ridge;
 pub mod savgol;
 pub mod search;
+pub mod suite_report;
 
 pub use logistic::{LogisticRegression, LogisticModel};
 pub use metrics::{

@@ -19,6 +19,8 @@ fn fmt(v: f64) -> String {
 #[derive(Debug, Clone, Default)]
 pub struct ReportInfo {
     pub manifest: String,
+    /// Dataset task (`meld/emotion`, ...) when run through a dataset adapter; empty for a manifest.
+    pub dataset: String,
     pub model: String,
     pub weights: String,
     pub skipped: Vec<String>,
@@ -27,6 +29,9 @@ pub struct ReportInfo {
 /// The Markdown page.
 pub fn markdown(r: &ProbeResult, info: &ReportInfo) -> String {
     let mut s = String::from("# Linear-probe evaluation\n\n");
+    if !info.dataset.is_empty() {
+        s += &format!("- dataset task: {}\n", info.dataset);
+    }
     s += &format!("- manifest: `{}`\n- model: {} (weights `{}`)\n- task: {}\n", info.manifest, info.model, info.weights, r.task.name());
     s += &format!("- items: train {}, val {}, test {}\n", r.counts[0], r.counts[1], r.counts[2]);
     match r.c {
@@ -86,6 +91,7 @@ pub fn to_json(r: &ProbeResult, info: &ReportInfo) -> Value {
         .collect();
     json!({
         "manifest": info.manifest,
+        "dataset": info.dataset,
         "model": info.model,
         "weights": info.weights,
         "task": r.task.name(),
