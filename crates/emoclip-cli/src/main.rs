@@ -5,6 +5,7 @@ mod bench;
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 mod commands;
+mod mer;
 mod prepare;
 mod probe;
 mod train;
@@ -44,6 +45,8 @@ enum Command {
     Probe(probe::ProbeArgs),
     /// Combine dataset probe results of several models into the paper's Table 4 / Table 5 (Markdown + JSON).
     ProbeReport(probe::ProbeReportArgs),
+    /// MER-CLIP multimodal emotion recognition on CMU-MOSI / CMU-MOSEI features (train, eval, ablation, bench).
+    Mer(mer::MerArgs),
 }
 
 fn main() {
@@ -70,6 +73,7 @@ fn main() {
         Command::Train(a) => train::run(a),
         Command::Probe(a) => probe::run(a),
         Command::ProbeReport(a) => probe::report(a),
+        Command::Mer(a) => mer::run(a, cli.threads),
     };
     match result {
         Ok(code) => std::process::exit(code),

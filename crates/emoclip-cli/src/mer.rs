@@ -1,0 +1,339 @@
+//! `emoclip mer train|eval|ablation|bench`: MER-CLIP (seed 003) on CMU-MOSI / CMU-MOSEI MMSA feature files
+//! (`emoclip::mer::{data, train, ablation}`).
+use anyhow::{bail, Context, Result};
+use clap::{Args, Subcommand, ValueEnum};
+use emoclip::mer::ablation;
+use emoclip::mer::data::{MmsaData, SyntheticSpec};
+use emoclip::mer::train::{evaluate, load_model, model_config, MerTrainConfig, MerTrainer, MetricLine};
+use emoclip::mer::{read_clip_config, FeatureDims, MerConfig, MerTask};
+use indicatif::{ProgressBar, ProgressStyle};
+use std::path::{Path, PathBuf};
+
+use std::time::Instant;
+
+#[derive(Subcommand)]
+pub enum MerCommand {
+    /// Train MER-CLIP (best-on-valid weights in OUT/best, test scores in OUT/test.json).
+    Train(TrainArgs),
+    /// Score a trained model (a run's best/ or ckpt-<step>/ directory) on one split.
+    Eval(EvalArgs),
+    /// Query-word ablation (seed 003 Tables 1–3): one run per word, Markdown table + JSON.
+    Ablation(TrainArgs),
+    /// Time one training epoch on MOSI-sized synthetic data (2,199 utterances, MOSI widths) on CPU.
+    Bench(BenchArgs),
+}
+
+#[derive(Args)]
+pub struct MerArgs {
+    #[command(subcommand)]
+    pub command: MerCommand,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum Task {
+    Emotion,
+    Sentiment,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum Dataset {
+    Mosi,
+    Mosei,
+}
+
+impl Dataset {
+    fn name(self) -> &'static str {
+        match self {
+            Dataset::Mosi => "CMU-MOSI",
+            Dataset::Mosei => "CMU-MOSEI",
+        }
+    }
+    fn dims(self) -> FeatureDims {
+        match self {
+            Dataset::Mosi => FeatureDims::MOSI,
+            Dataset::Mosei => FeatureDims::MOSEI,
+        }
+    }
+}
+
+#[derive(Args)]
+pub struct TrainArgs {
+    #[arg(long, value_enum)]
+    pub task: Task,
+    #[arg(long, value_enum)]
+    pub dataset: Dataset,
+    /// MMSA feature file (aligned_50.pkl / unaligned_50.pkl; MOSEI emotion needs `emotion_labels`).
+    #[arg(long)]
+    pub data: PathBuf,
+    /// Word after the learnable prompts ("none": prompts only); default Emotion / Sentiment by task.
+    /// Ignored by `ablation`, which sweeps all of them.
+    #[arg(long)]
+    pub query_word: Option<String>,
+    /// CLIP checkpoint for the text tower (open_clip / OpenAI / HF CLIP or EmotionCLIP); default: random.
+    #[arg(long)]
+    pub clip: Option<PathBuf>,
+    /// A MER-CLIP config JSON (emoclip::mer::MerConfig) replacing the built-in defaults.
+    #[arg(long)]
+    pub config: Option<PathBuf>,
+    /// Tiny model (text width 32, 2 layers; CMD 1 layer) for smoke tests.
+    #[arg(long)]
+    pub tiny: bool,
+    #[arg(long)]
+    pub out: PathBuf,
+    /// Continue from the newest checkpoint in --out.
+    #[arg(long)]
+    pub resume: bool,
+    #[arg(long, default_value_t = 20)]
+    pub epochs: usize,
+    #[arg(long, default_value_t = 32)]
+    pub batch_size: usize,
+    #[arg(long, default_value_t = 1e-4)]
+    pub lr: f64,
+    #[arg(long, default_value_t = 0.01)]
+    pub weight_decay: f64,
+    #[arg(long, default_value_t = 0)]
+    pub seed: u64,
+    /// Extra checkpoints every N steps (0: after each epoch only).
+    #[arg(long, default_value_t = 0)]
+    pub checkpoint_every: usize,
+    /// cpu, cuda or cuda:N.
+    #[arg(long, default_value = "cpu")]
+    pub device: String,
+}
+
+#[derive(Args)]
+pub struct EvalArgs {
+    /// A run's best/ or ckpt-<step>/ directory (model.safetensors + config.json).
+    #[arg(long)]
+    pub model: PathBuf,
+    #[arg(long)]
+    pub data: PathBuf,
+    /// Checked against the model's task when given.
+    #[arg(long, value_enum)]
+    pub task: Option<Task>,
+    #[arg(long, value_enum)]
+    pub dataset: Option<Dataset>,
+    #[arg(long, default_value = "test")]
+    pub split: String,
+    #[arg(long, default_value_t = 64)]
+    pub batch_size: usize,
+    /// Write scores and per-utterance predictions as JSON.
+    #[arg(long)]
+    pub out: Option<PathBuf>,
+    #[arg(long, default_value = "cpu")]
+    pub device: String,
+}
+
+#[derive(Args)]
+pub struct BenchArgs {
+    /// Utterances in the timed epoch (CMU-MOSI: 2,199).
+    #[arg(long, default_value_t = 2199)]
+    pub utterances: usize,
+    #[arg(long, default_value_t = 32)]
+    pub batch_size: usize,
+    #[arg(long, value_enum, default_value = "sentiment")]
+    pub task: Task,
+    /// Tiny model instead of the ViT-B/32-text default.
+    #[arg(long)]
+    pub tiny: bool,
+}
+
+fn task_of(t: Task) -> MerTask {
+    match t {
+        Task::Emotion => MerTask::Emotion,
+        Task::Sentiment => MerTask::Sentiment,
+    }
+}
+
+pub fn run(a: MerArgs, threads: Option<usize>) -> Result<i32> {
+    match a.command {
+        MerCommand::Train(t) => train(t),
+        MerCommand::Eval(e) => eval(e),
+        MerCommand::Ablation(t) => run_ablation(t),
+        MerCommand::Bench(b) => bench(b, threads),
+    }
+}
+
+/// Reads the data and builds the model + training configs shared by `train` and `ablation`.
+fn setup(a: &TrainArgs) -> Result<(MmsaData, MerConfig, MerTrainConfig)> {
+    let task = task_of(a.task);
+    if a.dataset == Dataset::Mosi && task == MerTask::Emotion {
+        bail!("CMU-MOSI has sentiment labels only: use --task sentiment, or --dataset mosei for emotions");
+    }
+    let data = MmsaData::read(&a.data)?;
+    let d = data.dims();
+    let std = a.dataset.dims();
+    if d != [std.text, std.vision, std.audio] {
+        tracing::warn!(
+            "{}: feature widths (text, vision, audio) {d:?} are not {}'s usual {:?}; the model takes the file's widths",
+            a.data.display(),
+            a.dataset.name(),
+            [std.text, std.vision, std.audio]
+        );
+    }
+    let word = match a.query_word.as_deref() {
+        None => Some(task.default_query_word()),
+        Some(w) if w.eq_ignore_ascii_case("none") => None,
+        Some(w) => Some(w.to_string()),
+    };
+    let mut cfg = match &a.config {
+        Some(p) => {
+            let mut c = MerConfig::from_file(p)?;
+            c.dims = FeatureDims { text: d[0], vision: d[1], audio: d[2] };
+            c.task = task;
+            c.label_words = task.default_label_words();
+            c.query_word = word;
+            c
+        }
+        None => model_config(task, &data, word, a.tiny),
+    };
+    match &a.clip {
+        Some(p) => cfg.clip = read_clip_config(p).with_context(|| format!("reading the CLIP config of {}", p.display()))?,
+        None if !a.resume => tracing::warn!(
+            "no --clip checkpoint: the CLIP text tower (label encoder and emotion query) is RANDOM, so label embeddings carry no meaning; pass --clip open_clip_pytorch_model.bin for real runs"
+        ),
+        None => {}
+    }
+    cfg.validate(Path::new("<mer config>"))?;
+    let tc = MerTrainConfig {
+        lr: a.lr,
+        weight_decay: a.weight_decay,
+        epochs: a.epochs,
+        batch_size: a.batch_size,
+        seed: a.seed,
+        checkpoint_every: a.checkpoint_every,
+        out_dir: a.out.clone(),
+    };
+    Ok((data, cfg, tc))
+}
+
+fn bar(len: u64) -> ProgressBar {
+    let pb = ProgressBar::new(len);
+    pb.set_style(
+        ProgressStyle::with_template("{spinner} [{bar:30}] {pos}/{len} {msg} (eta {eta})").unwrap_or_else(|_| ProgressStyle::default_bar()).progress_chars("=> "),
+    );
+    pb
+}
+
+fn describe(l: &MetricLine) -> Option<String> {
+    match l {
+        MetricLine::Step { epoch, loss, utterances_per_s, .. } => Some(format!("epoch {epoch} loss {loss:.4} {utterances_per_s:.0} utt/s")),
+        MetricLine::Epoch { epoch, train_loss, valid, best, .. } => {
+            Some(format!("epoch {epoch}: train loss {train_loss:.4}, valid {}{}", valid.summary(), if *best { " (best)" } else { "" }))
+        }
+        MetricLine::Test { .. } => None,
+    }
+}
+
+fn train(a: TrainArgs) -> Result<i32> {
+    let (data, cfg, tc) = setup(&a)?;
+    let device = crate::commands::parse_device(&a.device)?;
+    let mut tr = MerTrainer::new(tc, cfg, data, a.clip.as_deref(), device, a.resume).with_context(|| format!("setting up MER-CLIP training in {}", a.out.display()))?;
+    if a.resume {
+        match tr.last_checkpoint() {
+            Some(p) => eprintln!("resuming from {} (step {}, epoch {})", p.display(), tr.step(), tr.epoch()),
+            None => eprintln!("--resume: no checkpoint in {}, starting from scratch", a.out.display()),
+        }
+    }
+    let pb = bar(tr.total_steps() as u64);
+    pb.set_position(tr.step() as u64);
+    let test = tr.run(None, |l| {
+        if let MetricLine::Step { step, .. } = l {
+            pb.set_position(*step as u64);
+        }
+        match (l, describe(l)) {
+            (MetricLine::Epoch { .. }, Some(s)) => pb.println(s),
+            (_, Some(s)) => pb.set_message(s),
+            _ => {}
+        }
+    });
+    pb.finish_and_clear();
+    let test = test?.context("training stopped before the end")?;
+    println!("{} {:?} test ({} utterances, best-on-valid weights): {}", a.dataset.name(), a.task, test.predictions.len(), test.scores.summary());
+    eprintln!("outputs in {} (best/, test.json, metrics.jsonl, training.svg)", a.out.display());
+    Ok(0)
+}
+
+fn eval(a: EvalArgs) -> Result<i32> {
+    let device = crate::commands::parse_device(&a.device)?;
+    let (model, _) = load_model(&a.model, &device)?;
+    if let Some(t) = a.task {
+        if task_of(t) != model.task() {
+            bail!("{}: the model was trained for {:?}, not {t:?}", a.model.display(), model.task());
+        }
+    }
+    let data = MmsaData::read(&a.data)?;
+    let split = data.split(&a.split)?;
+    let ev = evaluate(&model, split, a.batch_size.max(1), &device).with_context(|| format!("evaluating {} on {}", a.model.display(), a.data.display()))?;
+    let name = a.dataset.map_or("", |d| d.name());
+    println!("{name} {} ({} utterances): loss {:.4}, {}", a.split, ev.predictions.len(), ev.loss, ev.scores.summary());
+    if let Some(out) = &a.out {
+        let s = serde_json::to_string_pretty(&ev)?;
+        emoclip::output::write_atomic(out, |f| std::io::Write::write_all(f, s.as_bytes()))?;
+        eprintln!("wrote {}", out.display());
+    }
+    Ok(0)
+}
+
+fn run_ablation(a: TrainArgs) -> Result<i32> {
+    let (data, cfg, tc) = setup(&a)?;
+    let device = crate::commands::parse_device(&a.device)?;
+    let words = emoclip::mer::QUERY_WORDS.len();
+    let spe = data.train.len().div_ceil(tc.batch_size);
+    let pb = bar((words * spe * tc.epochs) as u64);
+    let mut done = 0u64;
+    let rows = ablation::sweep(&cfg, &tc, &data, a.clip.as_deref(), &device, |w, l| {
+        if matches!(l, MetricLine::Step { .. }) {
+            done += 1;
+            pb.set_position(done);
+        }
+        if let Some(s) = describe(l) {
+            pb.set_message(format!("{}: {s}", w.unwrap_or("(no word)")));
+        }
+    });
+    pb.finish_and_clear();
+    let rows = rows?;
+    let table = ablation::markdown(task_of(a.task), a.dataset.name(), &rows);
+    print!("{table}");
+    let json = serde_json::json!({"task": task_of(a.task), "dataset": a.dataset.name(), "rows": rows});
+    let jp = a.out.join("ablation.json");
+    emoclip::output::write_atomic(&jp, |f| std::io::Write::write_all(f, serde_json::to_string_pretty(&json).unwrap_or_default().as_bytes()))?;
+    let mp = a.out.join("ablation.md");
+    emoclip::output::write_atomic(&mp, |f| std::io::Write::write_all(f, table.as_bytes()))?;
+    eprintln!("wrote {} and {}", mp.display(), jp.display());
+    Ok(0)
+}
+
+fn bench(a: BenchArgs, threads: Option<usize>) -> Result<i32> {
+    if a.utterances == 0 || a.batch_size == 0 {
+        bail!("--utterances and --batch-size must be >= 1");
+    }
+    let task = task_of(a.task);
+    let spec = SyntheticSpec { sizes: [a.utterances, 1, 1], emotion: task == MerTask::Emotion, ..SyntheticSpec::mosi() };
+    let data = MmsaData::synthetic(&spec)?;
+    let cfg = model_config(task, &data, Some(task.default_query_word()), a.tiny);
+    // Only train steps run (no validation, no checkpoint), so nothing is written to out_dir.
+    let tc = MerTrainConfig { epochs: 1, batch_size: a.batch_size, out_dir: std::env::temp_dir().join("emoclip-mer-bench"), ..Default::default() };
+    let mut tr = MerTrainer::new(tc, cfg, data, None, candle_core::Device::Cpu, false)?;
+    let steps = tr.steps_per_epoch();
+    let pb = bar(steps as u64);
+    let t0 = Instant::now();
+    for n in 0..steps {
+        tr.train_step()?;
+        pb.set_position(n as u64 + 1);
+    }
+    pb.finish_and_clear();
+    let per_epoch = t0.elapsed().as_secs_f64();
+    let threads = threads.map_or_else(|| rayon::current_num_threads().to_string(), |t| t.to_string());
+    println!("| model | task | utterances | batch | threads | s / epoch | utterances / s |");
+    println!("|---|---|---|---|---|---|---|");
+    println!(
+        "| MER-CLIP {} (L=50, 300/20/5) | {:?} | {} | {} | {threads} | {per_epoch:.1} | {:.1} |",
+        if a.tiny { "tiny" } else { "ViT-B/32 text" },
+        a.task,
+        a.utterances,
+        a.batch_size,
+        a.utterances as f64 / per_epoch
+    );
+    Ok(0)
+}
