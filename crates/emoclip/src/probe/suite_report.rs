@@ -138,6 +138,12 @@ pub fn find_results(paths: &[PathBuf]) -> Result<Vec<PathBuf>> {
     Ok(out)
 }
 
+/// Category names equal up to case and punctuation.
+fn same_name(a: &str, b: &str) -> bool {
+    let key = |s: &str| s.chars().filter(|c| c.is_alphanumeric()).flat_map(char::to_lowercase).collect::<String>();
+    key(a) == key(b)
+}
+
 /// Display name of a model kind.
 fn model_label(model: &str) -> String {
     match model {
@@ -206,27 +212,33 @@ impl Suite {
         r.metrics.get(&(c.metric.to_string(), c.split.to_string())).copied().filter(|v| v.is_finite())
     }
 
-    /// Table-5 category names (BoLD's order, then any Emotic-only names).
+    /// Table-5 category names: the 26 Emotic categories in the paper's order (as named there) that occur in a
+    /// BoLD / Emotic result, then any other names. Names match ignoring case and punctuation
+    /// (`doubt confusion` = `Doubt/Confusion`).
     fn categories(&self) -> Vec<String> {
-        let mut out: Vec<String> = Vec::new();
+        let mut seen: Vec<String> = Vec::new();
         for (_, task, _) in TABLE5 {
             for ((_, t), r) in &self.runs {
                 if t == task {
                     for n in &r.names {
-                        if !out.iter().any(|o| o.eq_ignore_ascii_case(n)) {
-                            out.push(n.clone());
+                        if !seen.iter().any(|o| same_name(o, n)) {
+                            seen.push(n.clone());
                         }
                     }
                 }
             }
         }
+        let canon = super::datasets::moviegraphs::CLASSES;
+        let mut out: Vec<String> =
+            canon.iter().filter(|c| seen.iter().any(|n| same_name(n, c))).map(|c| c.to_string()).collect();
+        out.extend(seen.into_iter().filter(|n| !canon.iter().any(|c| same_name(n, c))));
         out
     }
 
     /// Table-5 per-category value (`metric` = `AP` or `ROC-AUC`), in percent.
     fn category_value(&self, row: &str, task: &str, split: &str, metric: &str, category: &str) -> Option<f64> {
         let r = self.runs.get(&(row.to_string(), task.to_string()))?;
-        let k = r.names.iter().position(|n| n.eq_ignore_ascii_case(category))?;
+        let k = r.names.iter().position(|n| same_name(n, category))?;
         r.per_class.get(&(metric.to_string(), split.to_string()))?.get(k).copied().flatten()
     }
 
