@@ -164,11 +164,12 @@ impl MerClip {
     }
 
     /// Builds the model with the CLIP text tower (and `out_proj`, from `text_projection`ᵀ) taken from an
-    /// open_clip / OpenAI / Hugging Face CLIP or EmotionCLIP checkpoint; everything else is initialised
+    /// open_clip / OpenAI / Hugging Face CLIP or EmotionCLIP checkpoint (a file, a directory, or
+    /// `hf:<org>/<name>` from the local Hugging Face cache); everything else is initialised
     /// fresh. All parameters are registered in `varmap`. The checkpoint's text tower must match `cfg.clip`
     /// (see [`read_clip_config`] to adopt it).
     pub fn from_clip_checkpoint(cfg: &MerConfig, path: &Path, varmap: &VarMap, device: &Device) -> Result<(Self, LoadReport)> {
-        let ckpt = Checkpoint::open(path)?;
+        let ckpt = Checkpoint::open(&resolve_weights(path)?)?;
         let ck = ckpt.resolve_config(None)?.backbone;
         let diff = text_tower_differences(&cfg.clip, &ck);
         if !diff.is_empty() {
@@ -397,5 +398,13 @@ fn text_tower_differences(a: &OpenClipConfig, b: &OpenClipConfig) -> Vec<String>
 
 /// The CLIP config of a checkpoint (sidecar JSON, else inferred from shapes), to put in `MerConfig.clip`.
 pub fn read_clip_config(path: &Path) -> Result<OpenClipConfig> {
-    Checkpoint::open(path)?.resolve_config(None).map(|c| c.backbone)
+    Checkpoint::open(&resolve_weights(path)?)?.resolve_config(None).map(|c| c.backbone)
+}
+
+/// `hf:<org>/<name>` → the snapshot directory in the local Hugging Face cache; other paths unchanged.
+fn resolve_weights(path: &Path) -> Result<std::path::PathBuf> {
+    match path.to_str().and_then(|s| s.strip_prefix("hf:")) {
+        Some(repo) => crate::weights::hub::resolve(repo),
+        None => Ok(path.to_path_buf()),
+    }
 }
