@@ -1,5 +1,7 @@
 //! `emoclip bench`: full-size EmotionCLIP (random weights) inference timing on this machine, beside the
-//! PyTorch reference (`bench/pytorch_emotionclip.py`) run in the same invocation when `--pytorch` is given.
+//! PyTorch reference (`bench/pytorch_emotionclip.py`) run in the same invocation when `--pytorch` is given;
+//! `--train`: one full pre-training step (forward, SNCE, backward, fused AdamW), beside
+//! `bench/pytorch_train_step.py`, with a per-phase breakdown.
 use anyhow::{bail, Context, Result};
 use candle_core::{DType, Device, Tensor};
 use clap::Args;
@@ -22,9 +24,17 @@ pub struct BenchArgs {
     /// Python interpreter with torch installed: also time the PyTorch reference in this run.
     #[arg(long)]
     pub pytorch: Option<String>,
-    /// Path of the PyTorch timing script.
-    #[arg(long, default_value = "bench/pytorch_emotionclip.py")]
-    pub pytorch_script: String,
+    /// Path of the PyTorch timing script (default: bench/pytorch_emotionclip.py, or
+    /// bench/pytorch_train_step.py with --train).
+    #[arg(long)]
+    pub pytorch_script: Option<String>,
+    /// Time one training step instead (trainer path: SAP, temporal head with dropout, SNCE β 10, official
+    /// parameter groups, fused AdamW, logit-scale clamp) on `--train-batch` clips of 8 frames + captions.
+    #[arg(long)]
+    pub train: bool,
+    /// Clips (and captions) per training step.
+    #[arg(long, default_value_t = 2)]
+    pub train_batch: usize,
 }
 
 fn median(mut v: Vec<f64>) -> f64 {
@@ -46,6 +56,9 @@ fn time<F: FnMut() -> Result<()>>(warmup: usize, iters: usize, mut f: F) -> Resu
 }
 
 pub fn run(a: BenchArgs, threads: Option<usize>) -> Result<i32> {
+    if a.train {
+        return run_train(a, threads);
+    }
     let dev = Device::Cpu;
     let enc = load_encoder(&format!("random:{}", a.config), None, ModelKind::EmotionClip, DType::F32, &dev)?;
     let Encoder::Emotion(m) = &enc else { bail!("internal: expected EmotionCLIP") };
@@ -102,10 +115,11 @@ pub fn run(a: BenchArgs, threads: Option<usize>) -> Result<i32> {
 
 /// Runs the PyTorch timing script and parses its JSON line.
 fn run_pytorch(py: &str, a: &BenchArgs, threads: usize) -> Result<(f64, f64, f64, String)> {
+    let script = a.pytorch_script.clone().unwrap_or_else(|| "bench/pytorch_emotionclip.py".into());
     let out = std::process::Command::new(py)
-        .args([&a.pytorch_script, "--threads", &threads.to_string(), "--batch", &a.batch.to_string(), "--iters", &a.iters.to_string(), "--text"])
+        .args([&script, "--threads", &threads.to_string(), "--batch", &a.batch.to_string(), "--iters", &a.iters.to_string(), "--text"])
         .output()
-        .with_context(|| format!("cannot run {py} {}", a.pytorch_script))?;
+        .with_context(|| format!("cannot run {py} {script}"))?;
     if !out.status.success() {
         bail!("PyTorch benchmark failed: {}", String::from_utf8_lossy(&out.stderr));
     }
@@ -114,4 +128,137 @@ fn run_pytorch(py: &str, a: &BenchArgs, threads: usize) -> Result<(f64, f64, f64
     let v: serde_json::Value = serde_json::from_str(line)?;
     let f = |k: &str| v.get(k).and_then(|x| x.as_f64()).with_context(|| format!("PyTorch result lacks {k}"));
     Ok((f("s_per_clip")?, f("clips_per_s_batch")?, f("text_s_per_batch8")?, v.get("torch").and_then(|x| x.as_str()).unwrap_or("?").to_string()))
+}
+
+/// Median seconds of each phase of a training step.
+#[derive(Clone, Copy, Debug, Default)]
+struct Phases {
+    step: f64,
+    forward: f64,
+    loss: f64,
+    backward: f64,
+    optimizer: f64,
+}
+
+impl Phases {
+    fn median(runs: &[Phases]) -> Phases {
+        let m = |f: fn(&Phases) -> f64| median(runs.iter().map(f).collect());
+        Phases { step: m(|p| p.step), forward: m(|p| p.forward), loss: m(|p| p.loss), backward: m(|p| p.backward), optimizer: m(|p| p.optimizer) }
+    }
+}
+
+/// `emoclip bench --train`: one full-size training step, timed by phase, beside PyTorch.
+fn run_train(a: BenchArgs, threads: Option<usize>) -> Result<i32> {
+    use emoclip::clip::vision::l2_normalize;
+    use emoclip::emotionclip::{EmotionClipConfig, SubjectMode, TemporalFusion};
+    use emoclip::train::{param_groups, snce_loss, AdamW, SnceConfig, OFFICIAL};
+    let dev = Device::Cpu;
+    let mut cfg = match a.config.as_str() {
+        "ViT-B-32" | "vit-b-32" | "ViT-B/32" => EmotionClipConfig::default(),
+        "tiny" => emoclip::train::trainer::tiny_config(),
+        other => bail!("--config {other:?}: use ViT-B-32 or tiny"),
+    };
+    cfg.subject = SubjectMode::Sap;
+    cfg.temporal.fusion = TemporalFusion::Transformer;
+    let b = a.train_batch.max(2);
+    let (s, t, ctx) = (cfg.backbone.vision_cfg.image_size, cfg.video_len, cfg.backbone.text_cfg.context_length);
+    let (model, varmap) = emoclip::train::trainer::build_trainable(&cfg, Default::default(), 0, &dev, std::path::Path::new("<random init>"))?;
+    let mut opt = AdamW::new(&varmap, param_groups(&varmap, &OFFICIAL)?)?;
+    let n_params: usize = varmap.all_vars().iter().map(|v| v.elem_count()).sum();
+    let video = Tensor::randn(0f32, 1.0, (b, t, 3, s, s), &dev)?;
+    let mut mask = vec![0f32; b * t * s * s];
+    for (i, x) in mask.iter_mut().enumerate() {
+        let (y, xx) = ((i / s) % s, i % s);
+        *x = f32::from(y > s / 4 && y < 3 * s / 4 && xx > s / 3 && xx < 2 * s / 3);
+    }
+    let masks = Tensor::from_vec(mask, (b, t, s, s), &dev)?;
+    let tok = emoclip::tokenizer::ClipTokenizer::new()?;
+    let caps: Vec<String> = (0..b).map(|i| format!("a person who is visibly upset about thing number {i}")).collect();
+    let refs: Vec<&str> = caps.iter().map(String::as_str).collect();
+    let vocab = cfg.backbone.text_cfg.vocab_size as u32;
+    let ids = tok.tokenize_tensor(&refs, ctx, emoclip::tokenizer::Truncation::ForceEot, &dev)?;
+    // The tiny config's small vocabulary: fold the BPE ids into it (timing only).
+    let ids = if vocab < 49408 { Tensor::from_vec(ids.flatten_all()?.to_vec1::<u32>()?.into_iter().map(|x| x % vocab).collect::<Vec<_>>(), ids.dims(), &dev)? } else { ids };
+    let emotion = (Tensor::randn(0f32, 1.0, (b, 7), &dev)? * 2.0)?;
+    let snce = SnceConfig::default();
+    let mut step_no = 0u64;
+    let mut one_step = || -> Result<Phases> {
+        let t0 = Instant::now();
+        emoclip::nn::seed_dropout(step_no);
+        step_no += 1;
+        let v = l2_normalize(&model.encode_video_t(&video, Some(&masks), true)?)?;
+        let tx = l2_normalize(&model.encode_text(&ids)?)?;
+        let t1 = Instant::now();
+        let loss = snce_loss(&v, &tx, model.logit_scale(), &emotion, &snce)?;
+        let _ = loss.to_dtype(DType::F64)?.to_scalar::<f64>()?;
+        let t2 = Instant::now();
+        let grads = loss.backward()?;
+        let t3 = Instant::now();
+        opt.step(&grads)?;
+        let clamped = model.logit_scale().clamp(0.0, emoclip::train::trainer::LOGIT_SCALE_MAX)?;
+        if let Some(var) = varmap.data().lock().map_err(|_| anyhow::anyhow!("VarMap lock poisoned"))?.get("logit_scale") {
+            var.set(&clamped)?;
+        }
+        drop(grads);
+        let t4 = Instant::now();
+        let d = |x: Instant, y: Instant| y.duration_since(x).as_secs_f64();
+        Ok(Phases { step: d(t0, t4), forward: d(t0, t1), loss: d(t1, t2), backward: d(t2, t3), optimizer: d(t3, t4) })
+    };
+    for _ in 0..a.warmup.min(1) {
+        one_step()?;
+    }
+    let runs: Vec<Phases> = (0..a.iters.max(1)).map(|_| one_step()).collect::<Result<_>>()?;
+    let ours = Phases::median(&runs);
+    let n_threads = threads.unwrap_or_else(|| std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1));
+    eprintln!("emoclip step times (s): {:?}", runs.iter().map(|p| (p.step * 1000.0).round() / 1000.0).collect::<Vec<_>>());
+    let torch = match &a.pytorch {
+        None => None,
+        Some(_) if !matches!(a.config.as_str(), "ViT-B-32" | "vit-b-32" | "ViT-B/32") => bail!("--pytorch times the full ViT-B-32 model only; drop --config {}", a.config),
+        Some(py) => Some(run_pytorch_train(py, &a, b, n_threads)?),
+    };
+    println!(
+        "\nEmotionCLIP {} training step ({:.1} M parameters, SAP, temporal transformer, SNCE β {}, AdamW official groups), {b} clips × {t} frames + {b} captions, fp32 CPU, {n_threads} thread(s), median of {} steps after {} warm-up\n",
+        a.config,
+        n_params as f64 / 1e6,
+        snce.beta,
+        a.iters.max(1),
+        a.warmup.min(1)
+    );
+    println!("| implementation | s / step | forward | loss | backward | optimiser |");
+    println!("|---|---|---|---|---|---|");
+    let row = |name: &str, p: &Phases| println!("| {name} | {:.3} | {:.3} | {:.4} | {:.3} | {:.3} |", p.step, p.forward, p.loss, p.backward, p.optimizer);
+    row("emoclip (candle)", &ours);
+    if let Some((p, ver)) = torch {
+        row(&format!("PyTorch {ver}"), &p);
+        println!(
+            "| ratio (PyTorch time / emoclip time) | {:.2}x | {:.2}x | {:.2}x | {:.2}x | {:.2}x |",
+            p.step / ours.step,
+            p.forward / ours.forward,
+            p.loss / ours.loss,
+            p.backward / ours.backward,
+            p.optimizer / ours.optimizer
+        );
+    }
+    Ok(0)
+}
+
+/// Runs `bench/pytorch_train_step.py` and parses its JSON line.
+fn run_pytorch_train(py: &str, a: &BenchArgs, batch: usize, threads: usize) -> Result<(Phases, String)> {
+    let script = a.pytorch_script.clone().unwrap_or_else(|| "bench/pytorch_train_step.py".into());
+    let out = std::process::Command::new(py)
+        .args([&script, "--threads", &threads.to_string(), "--batch", &batch.to_string(), "--iters", &a.iters.max(1).to_string(), "--warmup", &a.warmup.min(1).to_string()])
+        .output()
+        .with_context(|| format!("cannot run {py} {script}"))?;
+    if !out.status.success() {
+        bail!("PyTorch training benchmark failed: {}", String::from_utf8_lossy(&out.stderr));
+    }
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let line = stdout.lines().rev().find(|l| l.trim_start().starts_with('{')).context("no JSON line from the PyTorch benchmark")?;
+    let v: serde_json::Value = serde_json::from_str(line)?;
+    let f = |k: &str| v.get(k).and_then(|x| x.as_f64()).with_context(|| format!("PyTorch result lacks {k}"));
+    eprintln!("PyTorch step times (s): {}", v.get("steps_s").map(|x| x.to_string()).unwrap_or_default());
+    Ok((
+        Phases { step: f("step_s")?, forward: f("forward_s")?, loss: f("loss_s")?, backward: f("backward_s")?, optimizer: f("optimizer_s")? },
+        v.get("torch").and_then(|x| x.as_str()).unwrap_or("?").to_string(),
+    ))
 }

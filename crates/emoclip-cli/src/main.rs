@@ -1,7 +1,8 @@
 //! `emoclip`: the command-line front end. Thin: parsing, progress and reporting; the library does the work.
 mod bench;
 
-// mimalloc reuses large buffers instead of returning them to the kernel after every tensor op.
+// mimalloc reuses large buffers instead of returning them to the kernel after every tensor op (purging is
+// turned off in `main`: re-faulting freed activations took as long as the maths of a CPU training step).
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 mod commands;
@@ -50,6 +51,11 @@ enum Command {
 }
 
 fn main() {
+    if std::env::var_os("MIMALLOC_PURGE_DELAY").is_none() {
+        // `mi_option_purge_delay` (index 15 in the v2 and v3 headers; libmimalloc-sys does not name it): -1 = never.
+        // SAFETY: sets a plain integer option before any other thread exists.
+        unsafe { libmimalloc_sys::mi_option_set(15, -1) };
+    }
     let cli = Cli::parse();
     tracing_subscriber::fmt()
         .with_env_filter(
