@@ -168,6 +168,9 @@ fn load_embedder(a: &ProbeArgs) -> Result<Embedder> {
     Ok(Embedder::new(enc, pre, device, dtype, a.frames)?)
 }
 
+/// One feature vector per item (None where embedding failed) and the failure messages.
+type Embedded = (Vec<Option<Vec<f32>>>, Vec<String>);
+
 /// Embeds the items of `manifest` not in the cache (the embedder is loaded on first need and kept for the
 /// next task). Returns one feature vector per item (None where it failed) and the failures.
 fn embed_items(
@@ -175,7 +178,7 @@ fn embed_items(
     manifest: &Manifest,
     cache: &FeatureCache,
     emb: &mut Option<Embedder>,
-) -> Result<(Vec<Option<Vec<f32>>>, Vec<String>)> {
+) -> Result<Embedded> {
     let t0 = std::time::Instant::now();
     let mkey = model_key(a);
     let keys: Vec<String> = manifest.items.iter().map(|it| item_key(&mkey, it)).collect();

@@ -194,7 +194,7 @@ fn moviegraphs_layout_keywords_and_scenes() {
     // clip 1: "cheerful", "excited" -> Happiness + Excitement
     assert_eq!(t.manifest.items[1].label, Label::Classes(vec![13, 16]));
     // the last scene's shot has no end: the official start + 8*24 frames
-    let last = t.manifest.items.iter().filter(|i| name_of(&i.path) == "tt0000004").next_back().unwrap();
+    let last = t.manifest.items.iter().rfind(|i| name_of(&i.path) == "tt0000004").unwrap();
     assert_eq!(numbers(last), vec![30, 57, 84, 112, 139, 167, 194, 222]);
 }
 
