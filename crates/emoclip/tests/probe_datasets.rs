@@ -303,3 +303,36 @@ fn dataset_names_parse() {
     }
     assert!(DatasetKind::parse("imagenet").unwrap_err().to_string().contains("bold, emotic, meld, liris or moviegraphs"));
 }
+
+/// Subject masks from official YOLO-letterbox boxes through [`letterbox_boxes`] + the two mask modes the
+/// adapters use, against the official code (meld.py / movie_graphs.py: boxes on the resized frame;
+/// liris_accede.py: boxes on the original frame, bilinear resize, `> 0.5`) on 60 random frames and boxes.
+#[test]
+fn letterbox_masks_match_official_code() {
+    use emoclip::media::{Preprocessor, IMAGENET};
+    use emoclip::probe::datasets::letterbox_boxes;
+    let fx = json(&fixture("meld").join("mask_parity.json"));
+    let unrle = |runs: &Value| -> Vec<f32> {
+        let mut out = Vec::new();
+        for (i, r) in runs.as_array().unwrap().iter().enumerate() {
+            out.extend(std::iter::repeat_n((i % 2) as f32, r.as_u64().unwrap() as usize));
+        }
+        out
+    };
+    let pre = Preprocessor { resize_short: 256, crop: 224, norm: IMAGENET };
+    let cases = fx["cases"].as_array().unwrap();
+    let mut ones = 0;
+    for (i, c) in cases.iter().enumerate() {
+        let (w, h) = (c["width"].as_u64().unwrap() as u32, c["height"].as_u64().unwrap() as u32);
+        let boxes = letterbox_boxes(&c["boxes"], w, h, "case").unwrap();
+        for (mode, key) in [(MaskMode::Letterbox, "letterbox"), (MaskMode::Bilinear, "bilinear")] {
+            let got = pre.mask_with(mode, w, h, &boxes);
+            let want = unrle(&c[key]);
+            assert_eq!(got.len(), want.len());
+            let diff = got.iter().zip(&want).filter(|(a, b)| a != b).count();
+            assert_eq!(diff, 0, "case {i} ({w}x{h}, {key}): {diff} pixel(s) differ from the official mask");
+            ones += want.iter().filter(|v| **v == 1.0).count();
+        }
+    }
+    assert!(cases.len() == 60 && ones > 100_000, "{ones}");
+}
