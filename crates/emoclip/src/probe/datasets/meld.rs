@@ -150,7 +150,6 @@ pub fn load(root: &Path, opts: &AdapterOptions) -> Result<Vec<DatasetTask>> {
     let dir = csv_dir(root);
     let mut items = Vec::new();
     let mut skipped = Vec::new();
-    let mut found_csv = 0;
     for (split_name, split, video_dirs) in SPLITS {
         let csv_path = dir.join(format!("{split_name}_sent_emo.csv"));
         if !csv_path.is_file() {
@@ -163,7 +162,6 @@ pub fn load(root: &Path, opts: &AdapterOptions) -> Result<Vec<DatasetTask>> {
             tracing::warn!("{}: not found, the MELD {split_name} split is empty", csv_path.display());
             continue;
         }
-        found_csv += 1;
         let bytes = std::fs::read(&csv_path).map_err(|e| Error::io(&csv_path, e))?;
         let rows = parse_csv(&bytes, &csv_path)?;
         let boxes_path = root.join(format!("{split_name}_human_boxes.json"));
@@ -218,7 +216,6 @@ pub fn load(root: &Path, opts: &AdapterOptions) -> Result<Vec<DatasetTask>> {
             tracing::warn!("{}: {no_boxes} {split_name} clip(s) have no entry (encoded without subject mask)", boxes_path.display());
         }
     }
-    debug_assert!(found_csv >= 1);
     let manifest = Manifest {
         source: dir,
         task: Task::Single,
