@@ -282,6 +282,7 @@ fn run_ablation(a: TrainArgs) -> Result<i32> {
     let spe = data.train.len().div_ceil(tc.batch_size);
     let pb = bar((words * spe * tc.epochs) as u64);
     let mut done = 0u64;
+    let data = std::sync::Arc::new(data);
     let rows = ablation::sweep(&cfg, &tc, &data, a.clip.as_deref(), &device, |w, l| {
         if matches!(l, MetricLine::Step { .. }) {
             done += 1;

@@ -119,3 +119,39 @@ fn nan_loss_stops_with_a_clear_error() {
     let err = tr.run(None, |_| {}).unwrap_err().to_string();
     assert!(err.contains("NaN") && err.contains("step 1") && err.contains("last good checkpoint"), "{err}");
 }
+
+#[test]
+fn clip_init_takes_the_text_tower_and_seeds_the_rest() {
+    use emoclip::mer::train::build_model;
+    let dev = Device::Cpu;
+    let data = MmsaData::read(&common::fixture("mmsa/mosei_tiny.pkl")).unwrap();
+    let cfg = model_config(MerTask::Emotion, &data, Some("Emotion".into()), true);
+    let get = |vm: &candle_nn::VarMap, k: &str| vm.data().lock().unwrap()[k].as_tensor().flatten_all().unwrap().to_vec1::<f32>().unwrap();
+    // An open_clip-layout text tower (from a differently seeded model) with its config beside it.
+    let (_, donor) = build_model(&cfg, None, 9, &dev).unwrap();
+    let text: std::collections::HashMap<String, candle_core::Tensor> =
+        donor.data().lock().unwrap().iter().filter_map(|(k, v)| k.strip_prefix("text.").map(|r| (r.to_string(), v.as_tensor().clone()))).collect();
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("clip.safetensors");
+    candle_core::safetensors::save(&text, &path).unwrap();
+    std::fs::write(dir.path().join("clip.json"), serde_json::to_string(&cfg.clip).unwrap()).unwrap();
+    let (_, plain) = build_model(&cfg, None, 3, &dev).unwrap();
+    let (_, a) = build_model(&cfg, Some(&path), 3, &dev).unwrap();
+    let (_, b) = build_model(&cfg, Some(&path), 3, &dev).unwrap();
+    for k in ["text.token_embedding.weight", "text.transformer.resblocks.1.attn.in_proj_weight", "text.positional_embedding"] {
+        assert_eq!(get(&a, k), get(&donor, k), "{k} from the checkpoint");
+        assert_ne!(get(&a, k), get(&plain, k));
+    }
+    for k in ["prompt.ctx", "proj.audio.weight", "cmd.vision.layers.0.linear1.weight"] {
+        assert_eq!(get(&a, k), get(&plain, k), "{k} seeded as without --clip");
+        assert_eq!(get(&a, k), get(&b, k));
+    }
+    let tp = donor.data().lock().unwrap()["text.text_projection"].as_tensor().t().unwrap().flatten_all().unwrap().to_vec1::<f32>().unwrap();
+    assert_eq!(get(&a, "out_proj.weight"), tp, "out_proj starts as text_projectionᵀ");
+    // Training with it leaves the frozen text tower untouched.
+    let out = tempfile::tempdir().unwrap();
+    let mut tr = MerTrainer::new(train_cfg(out.path(), 1e-2, 1, 12), cfg, data, Some(&path), dev, false).unwrap();
+    tr.train_step().unwrap();
+    assert_eq!(get(tr.varmap(), "text.transformer.resblocks.0.mlp.c_fc.weight"), get(&donor, "text.transformer.resblocks.0.mlp.c_fc.weight"));
+    assert_ne!(get(tr.varmap(), "prompt.ctx"), get(&plain, "prompt.ctx"));
+}

@@ -8,6 +8,7 @@ use crate::Result;
 use candle_core::Device;
 use serde::{Deserialize, Serialize};
 use std::path::Path;
+use std::sync::Arc;
 
 /// One row: the query word (`None` = "(no word)") and its test scores.
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
@@ -27,7 +28,7 @@ pub fn run_name(word: Option<&str>) -> String {
 pub fn sweep(
     model: &MerConfig,
     train: &MerTrainConfig,
-    data: &MmsaData,
+    data: &Arc<MmsaData>,
     clip: Option<&Path>,
     device: &Device,
     mut on_line: impl FnMut(Option<&str>, &MetricLine),

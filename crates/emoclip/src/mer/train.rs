@@ -34,6 +34,7 @@ use rand::{Rng, SeedableRng};
 use serde::{Deserialize, Serialize};
 use std::io::Write;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::Instant;
 
 /// `ln 100`, CLIP's `logit_scale` ceiling.
@@ -298,7 +299,7 @@ pub struct MerTrainer {
     model: MerClip,
     varmap: VarMap,
     opt: AdamW,
-    data: MmsaData,
+    data: Arc<MmsaData>,
     device: Device,
     step: usize,
     epoch: usize,
@@ -314,8 +315,9 @@ fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
 impl MerTrainer {
     /// Sets up training of `model_cfg` on `data`; `clip` initialises the text tower from a CLIP checkpoint;
     /// `resume` continues from the newest checkpoint in `cfg.out_dir` (its `config.json` then defines the model).
-    pub fn new(cfg: MerTrainConfig, model_cfg: MerConfig, data: MmsaData, clip: Option<&Path>, device: Device, resume: bool) -> Result<Self> {
+    pub fn new(cfg: MerTrainConfig, model_cfg: MerConfig, data: impl Into<Arc<MmsaData>>, clip: Option<&Path>, device: Device, resume: bool) -> Result<Self> {
         cfg.validate()?;
+        let data: Arc<MmsaData> = data.into();
         let resume_dir = if resume { checkpoint::latest(&cfg.out_dir)? } else { None };
         let model_cfg = match &resume_dir {
             Some(dir) => MerConfig::from_file(&dir.join("config.json"))?,
