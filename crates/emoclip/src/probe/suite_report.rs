@@ -1,4 +1,4 @@
-//! Cross-dataset, cross-model linear-probe report in the layout of the EmotionCLIP paper's Table 4 (one row per model, the five datasets' metrics as columns) and appendix Table 5 (per-category AP / AUC on BoLD and Emotic), as Markdown + JSON, built from the per-task `probe.json` files of [`super::report`].
+//! Cross-dataset, cross-model linear-probe report in the layout of the EmotionCLIP paper's Table 4 (one row per model, the five datasets' metrics as columns) and appendix Table 5 (per-category AP / AUC on BoLD and Emotic), as Markdown + JSON (+ an SVG bar chart), built from the per-task `probe.json` files of [`super::report`].
 //!
 //! Columns and the split each one is read from (`linear_eval.py` logs): BoLD mAP / AUC / R² on val (BoLD has
 //! no test split); MovieGraphs accuracy on val and test (Table 4b); MELD accuracy and weighted F1, Emotic mAP
@@ -7,6 +7,7 @@
 //! (JSON). AUC is the mean over the classes where it is defined (the `ROC-AUC (defined classes)` row; the
 //! official `roc_auc_score(average='macro')` is NaN as soon as one class has no positive in the split).
 use crate::output::write_atomic;
+use crate::plot::{bar_chart, Series, PALETTE};
 use crate::{Error, Result};
 use serde_json::{json, Value};
 use std::collections::BTreeMap;
@@ -360,7 +361,21 @@ impl Suite {
         })
     }
 
-    /// Writes `<dir>/suite.md` and `<dir>/suite.json` (atomically); returns their paths.
+    /// Grouped bar chart of the Table-4 columns in percent (mAP, AUC, accuracy, F1), one series per model.
+    pub fn chart(&self, path: &Path) -> Result<()> {
+        let cols: Vec<&Column> = TABLE4.iter().filter(|c| !c.lower_better && !c.metric.starts_with("R2") && !c.metric.starts_with("Pearson")).collect();
+        let labels: Vec<String> = cols.iter().map(|c| format!("{} {}", c.group, c.header.trim_end_matches(" ↑"))).collect();
+        let series: Vec<Series> = self
+            .rows
+            .iter()
+            .enumerate()
+            .map(|(i, row)| Series { name: row.clone(), values: cols.iter().map(|c| self.cell(row, c)).collect(), color: PALETTE[i % PALETTE.len()] })
+            .collect();
+        bar_chart(path, "Linear probe (paper Table 4 metrics in %)", &labels, &series, "%")
+    }
+
+    /// Writes `<dir>/suite.md`, `<dir>/suite.json` and `<dir>/suite.svg` (each under a temporary name, then
+    /// renamed); returns their paths.
     pub fn write(&self, dir: &Path) -> Result<Vec<PathBuf>> {
         std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
         let md = dir.join("suite.md");
@@ -369,7 +384,11 @@ impl Suite {
         write_atomic(&md, |f| f.write_all(text.as_bytes()))?;
         let j = serde_json::to_string_pretty(&self.to_json()).map_err(|e| Error::Msg(format!("{}: {e}", js.display())))?;
         write_atomic(&js, |f| f.write_all(j.as_bytes()))?;
-        Ok(vec![md, js])
+        let svg = dir.join("suite.svg");
+        let tmp = dir.join(".suite.svg.tmp");
+        self.chart(&tmp)?;
+        std::fs::rename(&tmp, &svg).map_err(|e| Error::io(&svg, e))?;
+        Ok(vec![md, js, svg])
     }
 }
 
