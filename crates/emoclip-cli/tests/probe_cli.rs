@@ -239,7 +239,7 @@ fn probe_datasets_two_models_and_suite_report() {
     let md = std::fs::read_to_string(suite.join("suite.md")).unwrap();
     let j = read_json(&suite.join("suite.json"));
     let svg = std::fs::read_to_string(suite.join("suite.svg")).unwrap();
-    assert!(svg.contains("<svg") && svg.contains("CLIP (baseline)") && svg.contains("MELD Acc"), "suite.svg");
+    assert!(svg.contains("<svg") && svg.contains("CLIP (baseline)") && svg.contains("MELD Acc") && svg.contains("MG Test Acc"), "suite.svg");
     let rows = j["table4"]["rows"].as_array().unwrap();
     assert_eq!(rows.len(), 2, "{j}");
     assert_eq!(rows[0]["model"], "EmotionCLIP");

@@ -364,7 +364,7 @@ impl Suite {
     /// Grouped bar chart of the Table-4 columns in percent (mAP, AUC, accuracy, F1), one series per model.
     pub fn chart(&self, path: &Path) -> Result<()> {
         let cols: Vec<&Column> = TABLE4.iter().filter(|c| !c.lower_better && !c.metric.starts_with("R2") && !c.metric.starts_with("Pearson")).collect();
-        let labels: Vec<String> = cols.iter().map(|c| format!("{} {}", c.group, c.header.trim_end_matches(" ↑"))).collect();
+        let labels: Vec<String> = cols.iter().map(|c| format!("{} {}", c.group.replace("MovieGraphs", "MG"), c.header.trim_end_matches(" ↑"))).collect();
         let series: Vec<Series> = self
             .rows
             .iter()
