@@ -128,6 +128,10 @@ pub struct MediaArgs {
     /// Clips per forward pass.
     #[arg(long, default_value_t = 4)]
     pub batch: usize,
+    /// Treat each input directory as one clip of pre-extracted frames (sorted by the number in the file
+    /// name, sampled like a video) instead of a folder of separate media files.
+    #[arg(long)]
+    pub frame_dirs: bool,
 }
 
 #[derive(Args)]
@@ -185,11 +189,12 @@ pub struct ConvertArgs {
     pub config: Option<PathBuf>,
 }
 
-/// Expands directories into their media files (sorted); keeps files as given.
-fn expand_inputs(inputs: &[PathBuf]) -> Result<Vec<PathBuf>> {
+/// Expands directories into their media files (sorted); keeps files as given. With `frame_dirs`, a directory
+/// is kept as one clip (a frame directory).
+fn expand_inputs(inputs: &[PathBuf], frame_dirs: bool) -> Result<Vec<PathBuf>> {
     let mut out = Vec::new();
     for p in inputs {
-        if p.is_dir() {
+        if p.is_dir() && !frame_dirs {
             let mut v: Vec<PathBuf> = std::fs::read_dir(p)
                 .with_context(|| format!("{}: cannot list directory", p.display()))?
                 .filter_map(|e| e.ok().map(|e| e.path()))
@@ -220,7 +225,7 @@ fn progress(n: usize, what: &str) -> ProgressBar {
 
 /// Embeds all media; returns (names, rows, failures). Bad files are skipped and reported.
 fn embed_all(m: &MediaArgs, model: &ModelArgs) -> Result<(Vec<String>, Vec<Vec<f32>>, Vec<(PathBuf, String)>, Embedder)> {
-    let files = expand_inputs(&m.inputs)?;
+    let files = expand_inputs(&m.inputs, m.frame_dirs)?;
     if files.is_empty() {
         bail!("no input files");
     }

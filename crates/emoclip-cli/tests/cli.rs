@@ -281,3 +281,20 @@ fn prepare_killed_midway_then_rerun_gives_every_sample_once() {
         assert!(!name.starts_with('.'), "leftover temporary file {name}");
     }
 }
+
+#[test]
+fn embed_frame_directory_as_one_clip() {
+    let dir = tempfile::tempdir().unwrap();
+    let frames = fx("probe_datasets/meld/frames/train_splits/dia1_utt0");
+    let n_files = std::fs::read_dir(&frames).unwrap().count();
+    assert!(n_files > 1);
+    let clip = dir.path().join("clip.npy");
+    let o = run_with_model(vec!["embed".into(), frames.clone(), "--frame-dirs".into(), "--out".into(), clip.display().to_string()], tiny_model());
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert_eq!(read_npy(&clip).0, 1, "a frame directory is one clip");
+    // Without the flag the directory is a folder of images, one vector each.
+    let imgs = dir.path().join("imgs.npy");
+    let o = run_with_model(vec!["embed".into(), frames, "--out".into(), imgs.display().to_string()], tiny_model());
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert_eq!(read_npy(&imgs).0, n_files);
+}
