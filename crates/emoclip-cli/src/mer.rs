@@ -96,6 +96,9 @@ pub struct TrainArgs {
     /// Extra checkpoints every N steps (0: after each epoch only).
     #[arg(long, default_value_t = 0)]
     pub checkpoint_every: usize,
+    /// Newest ckpt-<step>/ directories kept (best/ is kept apart).
+    #[arg(long, default_value_t = 2)]
+    pub keep_checkpoints: usize,
     /// cpu, cuda or cuda:N.
     #[arg(long, default_value = "cpu")]
     pub device: String,
@@ -202,6 +205,7 @@ fn setup(a: &TrainArgs) -> Result<(MmsaData, MerConfig, MerTrainConfig)> {
         batch_size: a.batch_size,
         seed: a.seed,
         checkpoint_every: a.checkpoint_every,
+        keep_checkpoints: a.keep_checkpoints,
         out_dir: a.out.clone(),
     };
     Ok((data, cfg, tc))

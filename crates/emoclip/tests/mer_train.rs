@@ -88,7 +88,8 @@ fn tiny_mosei_emotion_run_writes_best_checkpoint_test_and_plot() {
     let data = MmsaData::read(&common::fixture("mmsa/mosei_tiny.pkl")).unwrap();
     let dir = tempfile::tempdir().unwrap();
     let mcfg = model_config(MerTask::Emotion, &data, None, true);
-    let mut tr = MerTrainer::new(train_cfg(dir.path(), 2e-3, 2, 12), mcfg, data.clone(), None, Device::Cpu, false).unwrap();
+    let tc = MerTrainConfig { checkpoint_every: 1, ..train_cfg(dir.path(), 2e-3, 2, 12) };
+    let mut tr = MerTrainer::new(tc, mcfg, data.clone(), None, Device::Cpu, false).unwrap();
     let mut epochs = 0;
     let test = tr.run(None, |l| epochs += matches!(l, MetricLine::Epoch { .. }) as usize).unwrap().unwrap();
     assert_eq!(epochs, 2);
@@ -96,6 +97,10 @@ fn tiny_mosei_emotion_run_writes_best_checkpoint_test_and_plot() {
     for f in ["best/model.safetensors", "best/config.json", "best/valid.json", "test.json", "training.svg", "LATEST", "ckpt-4/optimizer.safetensors", "ckpt-4/mer_state.json"] {
         assert!(dir.path().join(f).is_file(), "{f} missing");
     }
+    // Checkpoints after every step, only the newest two kept.
+    let mut ckpts: Vec<String> = std::fs::read_dir(dir.path()).unwrap().filter_map(|e| e.unwrap().file_name().to_str().filter(|n| n.starts_with("ckpt-")).map(String::from)).collect();
+    ckpts.sort();
+    assert_eq!(ckpts, ["ckpt-3", "ckpt-4"]);
     let svg = std::fs::read_to_string(dir.path().join("training.svg")).unwrap();
     assert!(svg.contains("<svg") && svg.contains("micro_f1"));
     // The best/ model evaluates to the reported test scores.

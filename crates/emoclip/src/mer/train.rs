@@ -10,8 +10,9 @@
 //!
 //! Output directory: `ckpt-<step>/` (`model.safetensors`, `config.json` = [`MerConfig`],
 //! `optimizer.safetensors`, `state.json` = [`TrainState`], `mer_state.json` = [`MerState`]) after every epoch
-//! (and every `checkpoint_every` steps), `LATEST`, `best/` (`model.safetensors`, `config.json`, `valid.json`),
-//! `metrics.jsonl` (one `step` line per optimiser step, one `epoch` line per validation, one `test` line),
+//! and every `checkpoint_every` steps (the newest `keep_checkpoints`, default 2, are kept), `LATEST`, `best/`
+//! (`model.safetensors`, `config.json`, `valid.json`), `metrics.jsonl` (one `step` line per optimiser step, one
+//! `epoch` line per validation, one `test` line),
 //! `test.json`, `training.svg`. Everything is written under a temporary name and renamed.
 //!
 //! Exact resume: initial weights are drawn from per-parameter RNGs seeded by `(seed, name)`, batch order by
@@ -57,6 +58,9 @@ pub struct MerTrainConfig {
     /// Extra checkpoints every N optimiser steps (0: only after each epoch).
     #[serde(default)]
     pub checkpoint_every: usize,
+    /// Newest `ckpt-<step>/` directories kept (older ones are deleted; `best/` is separate). At least 1.
+    #[serde(default = "d_keep")]
+    pub keep_checkpoints: usize,
     #[serde(default = "d_out")]
     pub out_dir: PathBuf,
 }
@@ -72,21 +76,24 @@ fn d_epochs() -> usize {
 fn d_batch() -> usize {
     32
 }
+fn d_keep() -> usize {
+    2
+}
 fn d_out() -> PathBuf {
     PathBuf::from("runs/mer")
 }
 
 impl Default for MerTrainConfig {
     fn default() -> Self {
-        Self { lr: d_lr(), weight_decay: d_wd(), epochs: d_epochs(), batch_size: d_batch(), seed: 0, checkpoint_every: 0, out_dir: d_out() }
+        Self { lr: d_lr(), weight_decay: d_wd(), epochs: d_epochs(), batch_size: d_batch(), seed: 0, checkpoint_every: 0, keep_checkpoints: d_keep(), out_dir: d_out() }
     }
 }
 
 impl MerTrainConfig {
     pub fn validate(&self) -> Result<()> {
         let bad = |m: &str| Err(Error::config("<MER-CLIP training options>", m.to_string()));
-        if self.batch_size == 0 || self.epochs == 0 {
-            return bad("batch_size and epochs must be >= 1");
+        if self.batch_size == 0 || self.epochs == 0 || self.keep_checkpoints == 0 {
+            return bad("batch_size, epochs and keep_checkpoints must be >= 1");
         }
         if !(self.lr.is_finite() && self.lr >= 0.0 && self.weight_decay.is_finite() && self.weight_decay >= 0.0) {
             return bad("lr and weight_decay must be finite and >= 0");
@@ -458,7 +465,24 @@ impl MerTrainer {
         std::fs::rename(&tmp, &dir).map_err(|e| Error::io(&dir, e))?;
         write_atomic(&out.join(LATEST), name.as_bytes())?;
         self.last_checkpoint = Some(dir.clone());
+        self.prune_checkpoints()?;
         Ok(dir)
+    }
+
+    /// Deletes all but the newest `keep_checkpoints` complete `ckpt-<step>/` directories.
+    fn prune_checkpoints(&self) -> Result<()> {
+        let out = &self.cfg.out_dir;
+        let rd = std::fs::read_dir(out).map_err(|e| Error::io(out, e))?;
+        let mut steps: Vec<(usize, PathBuf)> = rd
+            .filter_map(|e| e.ok())
+            .filter_map(|e| Some((e.file_name().to_str()?.strip_prefix("ckpt-")?.parse::<usize>().ok()?, e.path())))
+            .collect();
+        steps.sort();
+        let n = steps.len().saturating_sub(self.cfg.keep_checkpoints);
+        for (_, p) in steps.into_iter().take(n) {
+            std::fs::remove_dir_all(&p).map_err(|e| Error::io(&p, e))?;
+        }
+        Ok(())
     }
 
     fn save_best(&self, valid: &Evaluation) -> Result<()> {
