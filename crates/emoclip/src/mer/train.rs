@@ -31,7 +31,7 @@ use candle_core::{DType, Device, Shape, Tensor, Var};
 use candle_nn::var_builder::SimpleBackend;
 use candle_nn::{Init, VarBuilder, VarMap};
 use rand::rngs::StdRng;
-use rand::{Rng, SeedableRng};
+use rand::SeedableRng;
 use serde::{Deserialize, Serialize};
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -226,26 +226,7 @@ fn name_hash(name: &str) -> u64 {
 impl SimpleBackend for SeededInit {
     fn get(&self, s: Shape, name: &str, h: Init, dtype: DType, dev: &Device) -> candle_core::Result<Tensor> {
         let mut rng = StdRng::seed_from_u64(mix_seed(&[self.seed, name_hash(name)]));
-        let n = s.elem_count();
-        let mut normal = |mean: f64, std: f64| -> candle_core::Result<Vec<f32>> {
-            let d = rand_distr::Normal::new(mean, std).map_err(|e| candle_core::Error::Msg(e.to_string()))?;
-            Ok((0..n).map(|_| rng.sample(d) as f32).collect())
-        };
-        let v = match h {
-            Init::Const(c) => vec![c as f32; n],
-            Init::Randn { mean, stdev } => normal(mean, stdev)?,
-            Init::Uniform { lo, up } => (0..n).map(|_| (lo + (up - lo) * rng.random::<f64>()) as f32).collect(),
-            Init::Kaiming { dist, fan, non_linearity } => {
-                let std = non_linearity.gain() / (fan.for_shape(&s) as f64).sqrt();
-                match dist {
-                    candle_nn::init::NormalOrUniform::Normal => normal(0.0, std)?,
-                    candle_nn::init::NormalOrUniform::Uniform => {
-                        let b = 3f64.sqrt() * std;
-                        (0..n).map(|_| (-b + 2.0 * b * rng.random::<f64>()) as f32).collect()
-                    }
-                }
-            }
-        };
+        let v = crate::train::trainer::draw(&mut rng, &s, h)?;
         let var = Var::from_tensor(&Tensor::from_vec(v, &s, &Device::Cpu)?.to_dtype(dtype)?.to_device(dev)?)?;
         let out = var.as_tensor().clone();
         self.varmap.data().lock().unwrap_or_else(|e| e.into_inner()).insert(name.to_string(), var);

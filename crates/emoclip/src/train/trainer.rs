@@ -287,7 +287,8 @@ struct SeededBackend {
     log: Mutex<(HashSet<String>, Vec<String>)>,
 }
 
-fn draw(rng: &mut StdRng, s: &Shape, init: Init) -> candle_core::Result<Vec<f32>> {
+/// Draws the values of a parameter of shape `s` for candle-nn's `init` from `rng` (f32, host memory).
+pub(crate) fn draw(rng: &mut StdRng, s: &Shape, init: Init) -> candle_core::Result<Vec<f32>> {
     let n = s.elem_count();
     let normal = |rng: &mut StdRng, mean: f64, std: f64| -> candle_core::Result<Vec<f32>> {
         let d = rand_distr::Normal::new(mean, std).map_err(|e| candle_core::Error::Msg(e.to_string()))?;
