@@ -19,20 +19,25 @@ pub struct Series {
 /// Grouped bar chart, one group per category label (bar i centred on x = i so integer ticks carry the
 /// names); handles negative values; a legend when there are several series.
 pub fn bar_chart(path: &Path, title: &str, labels: &[String], series: &[Series], y_label: &str) -> Result<()> {
-    let root = SVGBackend::new(path, (900, 480)).into_drawing_area();
-    root.fill(&WHITE).map_err(err)?;
     let n = labels.len().max(1);
+    // Many categories: wider chart, names written vertically in full (up to 18 characters).
+    let many = n > 8;
+    let width = if many { (n * (18 + 10 * series.len().max(1)) + 120).max(900) as u32 } else { 900 };
+    let root = SVGBackend::new(path, (width, if many { 560 } else { 480 })).into_drawing_area();
+    root.fill(&WHITE).map_err(err)?;
     let vals = series.iter().flat_map(|s| s.values.iter().flatten().copied());
     let (lo, hi) = vals.fold((0.0f64, 0.0f64), |(a, b), v| (a.min(v), b.max(v)));
-    let (lo, hi) = (lo * 1.1, (hi * 1.1).max(lo * 1.1 + 1e-9));
+    // Headroom above the tallest bar for the legend.
+    let head = if series.len() > 1 { 1.3 } else { 1.1 };
+    let (lo, hi) = (lo * 1.1, (hi * head).max(lo * 1.1 + 1e-9));
     let mut chart = ChartBuilder::on(&root)
         .caption(title, ("sans-serif", 22))
         .margin(12)
-        .x_label_area_size(90)
+        .x_label_area_size(if many { 130 } else { 50 })
         .y_label_area_size(60)
         .build_cartesian_2d(-0.5f64..n as f64 - 0.5, lo..hi)
         .map_err(err)?;
-    let style = ("sans-serif", if n > 8 { 11 } else { 13 }).into_font();
+    let style = ("sans-serif", 13).into_font();
     let names = labels.to_vec();
     chart
         .configure_mesh()
@@ -44,16 +49,23 @@ pub fn bar_chart(path: &Path, title: &str, labels: &[String], series: &[Series],
             if (x - i).abs() > 1e-6 || i < 0.0 {
                 return String::new();
             }
-            let l = names.get(i as usize).cloned().unwrap_or_default();
-            if n > 8 && l.chars().count() > 8 {
-                l.chars().take(7).chain(['…']).collect()
-            } else {
-                l
+            if many {
+                return String::new(); // drawn vertically below
             }
+            names.get(i as usize).cloned().unwrap_or_default()
         })
         .y_desc(y_label)
         .draw()
         .map_err(err)?;
+    if many {
+        // Vertical category names, starting just below the axis (the mesh would centre rotated text on the tick).
+        let vertical = ("sans-serif", 12).into_font().transform(FontTransform::Rotate90).color(&BLACK);
+        for (i, l) in labels.iter().enumerate() {
+            let l: String = if l.chars().count() > 18 { l.chars().take(17).chain(['…']).collect() } else { l.clone() };
+            let (x, y) = chart.backend_coord(&(i as f64, lo));
+            root.draw(&Text::new(l, (x + 6, y + 8), vertical.clone())).map_err(err)?;
+        }
+    }
     let w = 0.8 / series.len().max(1) as f64;
     for (si, s) in series.iter().enumerate() {
         let color = s.color;
@@ -67,7 +79,13 @@ pub fn bar_chart(path: &Path, title: &str, labels: &[String], series: &[Series],
             .legend(move |(x, y)| Rectangle::new([(x, y - 5), (x + 12, y + 5)], color.filled()));
     }
     if series.len() > 1 {
-        chart.configure_series_labels().border_style(BLACK).background_style(WHITE).draw().map_err(err)?;
+        chart
+            .configure_series_labels()
+            .position(SeriesLabelPosition::UpperRight)
+            .border_style(BLACK)
+            .background_style(WHITE)
+            .draw()
+            .map_err(err)?;
     }
     root.present().map_err(err)?;
     Ok(())
