@@ -27,8 +27,8 @@ fn numpy_arrays_and_object_arrays_are_read_in_every_protocol() {
                 let Value::Array(a) = s.get(key).unwrap() else { panic!("{split}.{key} is not an array") };
                 let mut want = Vec::new();
                 flat(&exp[split][key], &mut want);
-                assert_eq!(a.data.len(), want.len(), "p{proto} {split}.{key}");
-                for (x, y) in a.data.iter().zip(&want) {
+                assert_eq!(a.len(), want.len(), "p{proto} {split}.{key}");
+                for (x, y) in a.to_f64_vec().iter().zip(&want) {
                     assert!((x - y).abs() <= 1e-6 * y.abs().max(1.0), "p{proto} {split}.{key}: {x} vs {y}");
                 }
             }

@@ -31,7 +31,8 @@
 //! Targets: emotion = multi-hot `intensity > 0`; sentiment = 2 classes, negative / positive, positive when
 //! `label >= 0` (MMSA's "has0" convention, used for training); evaluation also reports "non0" (zero labels
 //! dropped), see [`super::metrics`].
-use super::pickle::{self, NdArray, Value};
+use super::bert_text::BertIds;
+use super::pickle::{self, ArrayData, NdArray, Value};
 use crate::train::data::{epoch_order, mix_seed};
 use crate::{Error, Result};
 use candle_core::{Device, Tensor};
@@ -78,6 +79,8 @@ pub struct Split {
     pub name: String,
     pub ids: Vec<String>,
     pub text: Seq,
+    /// MMSA's BERT token ids (`text_bert`), when the file has them.
+    pub text_bert: Option<BertIds>,
     pub vision: Seq,
     pub audio: Seq,
     /// Sentiment in [-3, 3].
@@ -135,6 +138,17 @@ impl Ctx<'_> {
     fn required<'v>(&self, s: &'v Value, key: &str, fix: &str) -> Result<&'v NdArray> {
         self.array(s, key)?.ok_or_else(|| self.err(key, format!("missing (keys present: {}); {fix}", s.keys().join(", "))))
     }
+    fn array_mut<'v>(&self, s: &'v mut Value, key: &str) -> Result<Option<&'v mut NdArray>> {
+        match s.get_mut(key) {
+            None => Ok(None),
+            Some(Value::Array(a)) => Ok(Some(a)),
+            Some(other) => Err(self.err(key, format!("expected a numpy array, found {}", kind(other)))),
+        }
+    }
+    fn required_mut<'v>(&self, s: &'v mut Value, key: &str, fix: &str) -> Result<&'v mut NdArray> {
+        let keys = s.keys();
+        self.array_mut(s, key)?.ok_or_else(|| self.err(key, format!("missing (keys present: {}); {fix}", keys.join(", "))))
+    }
     fn check_n(&self, key: &str, got: usize, n: usize) -> Result<()> {
         if got != n {
             return Err(self.err(key, format!("has {got} utterances but regression_labels has {n}; every key of a split needs the same first dimension (re-export the file)")));
@@ -158,32 +172,51 @@ fn kind(v: &Value) -> &'static str {
     }
 }
 
-/// Reads `[N, L, D]` features, replacing ±inf by 0 (counted) and refusing NaN.
-fn features(c: &Ctx, a: &NdArray, key: &str, n: usize, inf: &mut usize) -> Result<Seq> {
+/// Reads `[N, L, D]` features, replacing ±inf by 0 (counted) and refusing NaN. Float32 data is moved out of
+/// the array (it is left empty) and cleaned in place: no second copy of the features.
+fn features(c: &Ctx, a: &mut NdArray, key: &str, n: usize, inf: &mut usize) -> Result<Seq> {
     if a.shape.len() != 3 {
         return Err(c.err(key, format!("expected a [N, L, D] array, got shape {:?}", a.shape)));
     }
     c.check_n(key, a.shape[0], n)?;
-    let mut data = Vec::with_capacity(a.data.len());
-    for (i, &x) in a.data.iter().enumerate() {
-        if x.is_nan() {
-            let row = i / (a.shape[1] * a.shape[2]).max(1);
-            return Err(c.err(key, format!("NaN at utterance {row}; clean the features (e.g. numpy.nan_to_num) and re-save")));
+    let nan = |i: usize| c.err(key, format!("NaN at utterance {}; clean the features (e.g. numpy.nan_to_num) and re-save", i / (a.shape[1] * a.shape[2]).max(1)));
+    let data = match std::mem::take(&mut a.data) {
+        ArrayData::F32(mut data) => {
+            for (i, x) in data.iter_mut().enumerate() {
+                if x.is_nan() {
+                    return Err(nan(i));
+                }
+                if x.is_infinite() {
+                    *inf += 1;
+                    *x = 0.0;
+                }
+            }
+            data
         }
-        if x.is_infinite() {
-            *inf += 1;
-            data.push(0.0);
-        } else {
-            data.push(x as f32);
+        // Other dtypes: checked in f64 before rounding to f32, as numpy's astype(float32) would.
+        other => {
+            let mut data = Vec::with_capacity(other.len());
+            for (i, x) in other.iter_f64().enumerate() {
+                if x.is_nan() {
+                    return Err(nan(i));
+                }
+                if x.is_infinite() {
+                    *inf += 1;
+                    data.push(0.0);
+                } else {
+                    data.push(x as f32);
+                }
+            }
+            data
         }
-    }
+    };
     Ok(Seq { n, len: a.shape[1], dim: a.shape[2], data, lengths: None })
 }
 
 fn lengths(c: &Ctx, s: &Value, key: &str, n: usize, max: usize, raised: &mut usize) -> Result<Option<Vec<usize>>> {
     let raw: Vec<f64> = match s.get(key) {
         None => return Ok(None),
-        Some(Value::Array(a)) if a.shape.len() == 1 => a.data.clone(),
+        Some(Value::Array(a)) if a.shape.len() == 1 => a.to_f64_vec(),
         Some(Value::List(v)) | Some(Value::Tuple(v)) => v
             .iter()
             .map(|x| match x {
@@ -225,48 +258,52 @@ fn strings(c: &Ctx, s: &Value, key: &str, n: usize) -> Result<Option<Vec<String>
     }).collect()))
 }
 
-fn read_split(path: &Path, root: &Value, name: &str, inf: &mut usize, raised: &mut usize) -> Result<Split> {
+fn read_split(path: &Path, root: &mut Value, name: &str, bert: bool, inf: &mut usize, raised: &mut usize) -> Result<Split> {
     let c = Ctx { path, split: name };
-    let s = match root.get(name) {
+    let top_keys = root.keys();
+    let s = match root.get_mut(name) {
         Some(s @ Value::Dict(_)) => s,
         Some(other) => return Err(c.err("-", format!("the split is {}, expected a dict of arrays", kind(other)))),
         None => {
             return Err(Error::Data {
                 path: path.to_path_buf(),
-                msg: format!("split '{name}' is missing (top-level keys: {}); MMSA files hold 'train', 'valid' and 'test'", root.keys().join(", ")),
+                msg: format!("split '{name}' is missing (top-level keys: {}); MMSA files hold 'train', 'valid' and 'test'", top_keys.join(", ")),
             })
         }
     };
     let reg = c.required(s, "regression_labels", "MMSA files store the sentiment score in [-3, 3] there")?;
     let n = reg.shape.first().copied().unwrap_or(0);
-    if reg.data.len() != n {
+    if reg.len() != n {
         return Err(c.err("regression_labels", format!("expected shape [N] (or [N, 1]), got {:?}", reg.shape)));
     }
-    if let Some(i) = reg.data.iter().position(|x| !x.is_finite()) {
+    if let Some(i) = reg.data.iter_f64().position(|x| !x.is_finite()) {
         return Err(c.err("regression_labels", format!("non-finite label at utterance {i}; fix the file")));
     }
-    if let Some(b) = c.array(s, "text_bert")? {
-        if b.shape.len() != 3 || b.shape[1] != 3 {
-            return Err(c.err("text_bert", format!("expected [N, 3, L] (ids / mask / segments), got {:?}", b.shape)));
-        }
-        c.check_n("text_bert", b.shape[0], n)?;
-        if let Some(i) = b.data.iter().position(|x| !(x.is_finite() && *x >= 0.0 && x.fract() == 0.0)) {
-            return Err(c.err("text_bert", format!("value {} at flat index {i} is not a token id / mask / segment integer", b.data[i])));
-        }
-    }
-    let text = match c.array(s, "text")? {
-        Some(a) => features(&c, a, "text", n, inf)?,
-        None if s.get("text_bert").is_some() => {
-            return Err(c.err(
-                "text",
-                "missing: this file only has BERT token ids ('text_bert'), which MER-CLIP here does not encode yet; \
-                 use an MMSA file with GloVe features under 'text' (aligned_50.pkl / unaligned_50.pkl ship both)",
-            ))
-        }
-        None => return Err(c.err("text", format!("missing (keys present: {}); MMSA stores GloVe features [N, L, 300] there", s.keys().join(", ")))),
+    let regression = reg.to_f32_vec();
+    let text_bert = match c.array(s, "text_bert")? {
+        Some(b) => Some(BertIds::from_array(b, n).map_err(|m| c.err("text_bert", m))?),
+        None => None,
     };
-    let mut vision = features(&c, c.required(s, "vision", "MMSA stores Facet features [N, L, D] there")?, "vision", n, inf)?;
-    let mut audio = features(&c, c.required(s, "audio", "MMSA stores COVAREP features [N, L, D] there")?, "audio", n, inf)?;
+    let text = match (bert, &text_bert) {
+        // BERT text: the features are filled in by `bert_text` (dim 0 until then); lengths = mask sums.
+        (true, Some(b)) => Seq { n, len: b.len, dim: 0, data: Vec::new(), lengths: Some(b.lengths(raised)) },
+        (true, None) => {
+            return Err(c.err("text_bert", format!("missing (keys present: {}); BERT text needs MMSA's token ids [N, 3, L] there; use GloVe 'text' features instead (no --text bert)", s.keys().join(", "))))
+        }
+        (false, _) => match c.array_mut(s, "text")? {
+            Some(a) => features(&c, a, "text", n, inf)?,
+            None if text_bert.is_some() => {
+                return Err(c.err(
+                    "text",
+                    "missing: this file only has BERT token ids ('text_bert'); encode them with a BERT model \
+                     (`emoclip mer train --text bert --bert <HF BERT dir or hf:bert-base-uncased>`, or `MmsaData::read_bert`)",
+                ))
+            }
+            None => return Err(c.err("text", format!("missing (keys present: {}); MMSA stores GloVe features [N, L, 300] there", s.keys().join(", ")))),
+        },
+    };
+    let mut vision = features(&c, c.required_mut(s, "vision", "MMSA stores Facet features [N, L, D] there")?, "vision", n, inf)?;
+    let mut audio = features(&c, c.required_mut(s, "audio", "MMSA stores COVAREP features [N, L, D] there")?, "audio", n, inf)?;
     vision.lengths = lengths(&c, s, "vision_lengths", n, vision.len, raised)?;
     audio.lengths = lengths(&c, s, "audio_lengths", n, audio.len, raised)?;
     let emotion = match c.array(s, "emotion_labels")? {
@@ -276,33 +313,40 @@ fn read_split(path: &Path, root: &Value, name: &str, inf: &mut usize, raised: &m
                 return Err(c.err("emotion_labels", format!("expected [N, 6] intensities ({}), got shape {:?}", EMOTIONS.join(", "), e.shape)));
             }
             c.check_n("emotion_labels", e.shape[0], n)?;
-            if let Some(i) = e.data.iter().position(|x| !x.is_finite()) {
+            let e = e.to_f64_vec();
+            if let Some(i) = e.iter().position(|x| !x.is_finite()) {
                 return Err(c.err("emotion_labels", format!("non-finite intensity at utterance {}; fix the file", i / 6)));
             }
-            Some(e.data.chunks(6).map(|r| std::array::from_fn(|k| r[k] as f32)).collect())
+            Some(e.chunks(6).map(|r| std::array::from_fn(|k| r[k] as f32)).collect())
         }
     };
     let ids = strings(&c, s, "id", n)?.unwrap_or_else(|| (0..n).map(|i| format!("{name}-{i}")).collect());
     strings(&c, s, "raw_text", n)?;
-    Ok(Split { name: name.to_string(), ids, text, vision, audio, regression: reg.data.iter().map(|&x| x as f32).collect(), emotion })
+    Ok(Split { name: name.to_string(), ids, text, text_bert, vision, audio, regression, emotion })
 }
 
 impl MmsaData {
     /// Reads and validates an MMSA feature pickle (no code in it is run).
     pub fn read(path: &Path) -> Result<Self> {
         let v = pickle::read(path)?;
-        Self::from_value(&v, path)
+        Self::from_value(v, path)
     }
 
-    /// Validates a decoded pickle (`path` names it in errors).
-    pub fn from_value(root: &Value, path: &Path) -> Result<Self> {
+    /// Validates a decoded pickle (`path` names it in errors); the feature arrays are moved, not copied.
+    pub fn from_value(root: Value, path: &Path) -> Result<Self> {
+        Self::from_value_with(root, path, false)
+    }
+
+    /// [`Self::from_value`]; with `bert`, the language comes from `text_bert` (required; `text` is ignored)
+    /// and the text features stay empty (width 0) for [`super::bert_text`] to fill.
+    pub fn from_value_with(mut root: Value, path: &Path, bert: bool) -> Result<Self> {
         if !matches!(root, Value::Dict(_)) {
-            return Err(Error::Data { path: path.to_path_buf(), msg: format!("the pickle holds {}, expected a dict with 'train', 'valid', 'test' (an MMSA feature file)", kind(root)) });
+            return Err(Error::Data { path: path.to_path_buf(), msg: format!("the pickle holds {}, expected a dict with 'train', 'valid', 'test' (an MMSA feature file)", kind(&root)) });
         }
         let (mut inf, mut raised) = (0, 0);
-        let train = read_split(path, root, "train", &mut inf, &mut raised)?;
-        let valid = read_split(path, root, "valid", &mut inf, &mut raised)?;
-        let test = read_split(path, root, "test", &mut inf, &mut raised)?;
+        let train = read_split(path, &mut root, "train", bert, &mut inf, &mut raised)?;
+        let valid = read_split(path, &mut root, "valid", bert, &mut inf, &mut raised)?;
+        let test = read_split(path, &mut root, "test", bert, &mut inf, &mut raised)?;
         let data = Self { path: path.to_path_buf(), train, valid, test, replaced_inf: inf, raised_lengths: raised };
         data.check_consistent()?;
         if inf > 0 {
@@ -387,7 +431,7 @@ impl MmsaData {
             let audio = seqs.pop().unwrap_or_else(|| unreachable!());
             let vision = seqs.pop().unwrap_or_else(|| unreachable!());
             let text = seqs.pop().unwrap_or_else(|| unreachable!());
-            Split { name: name.into(), ids: (0..n).map(|i| format!("{name}-{i}")).collect(), text, vision, audio, regression, emotion }
+            Split { name: name.into(), ids: (0..n).map(|i| format!("{name}-{i}")).collect(), text, text_bert: None, vision, audio, regression, emotion }
         };
         let train = make("train", spec.sizes[0]);
         let valid = make("valid", spec.sizes[1]);

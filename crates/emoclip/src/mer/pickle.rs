@@ -22,19 +22,126 @@ pub enum Value {
     Array(NdArray),
 }
 
-/// A numpy array as f64 values (MMSA features are float32/float64; labels float; ids strings become
-/// `Value::List` of strings instead).
+/// A numeric numpy array in C order, stored in its own element type (object arrays such as MMSA `id` /
+/// `raw_text` become `Value::List` of strings instead). `dtype` is numpy's `str` form, e.g. `"<f4"`.
 #[derive(Clone, Debug, PartialEq)]
 pub struct NdArray {
     pub shape: Vec<usize>,
     pub dtype: String,
-    pub data: Vec<f64>,
+    pub data: ArrayData,
+}
+
+/// Typed array elements: float32 (and float16, exactly widened) as `F32`, float64 as `F64`, signed and
+/// unsigned ints up to 32 bits and int64 as `I64`, uint64 as `U64`, bool as `Bool`. Decoded straight from the
+/// pickle's bytes, so a float32 feature file costs its own size once (no f64 detour).
+#[derive(Clone, Debug, PartialEq)]
+pub enum ArrayData {
+    F32(Vec<f32>),
+    F64(Vec<f64>),
+    I64(Vec<i64>),
+    U64(Vec<u64>),
+    Bool(Vec<bool>),
+}
+
+impl Default for ArrayData {
+    fn default() -> Self {
+        ArrayData::F32(Vec::new())
+    }
+}
+
+impl ArrayData {
+    pub fn len(&self) -> usize {
+        match self {
+            ArrayData::F32(v) => v.len(),
+            ArrayData::F64(v) => v.len(),
+            ArrayData::I64(v) => v.len(),
+            ArrayData::U64(v) => v.len(),
+            ArrayData::Bool(v) => v.len(),
+        }
+    }
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+    /// Element `i` as f64 (exact for floats and for ints below 2^53).
+    pub fn get_f64(&self, i: usize) -> Option<f64> {
+        Some(match self {
+            ArrayData::F32(v) => *v.get(i)? as f64,
+            ArrayData::F64(v) => *v.get(i)?,
+            ArrayData::I64(v) => *v.get(i)? as f64,
+            ArrayData::U64(v) => *v.get(i)? as f64,
+            ArrayData::Bool(v) => *v.get(i)? as u8 as f64,
+        })
+    }
+    /// All elements as f64, in order.
+    pub fn iter_f64(&self) -> impl ExactSizeIterator<Item = f64> + '_ {
+        (0..self.len()).map(move |i| self.get_f64(i).unwrap_or(f64::NAN))
+    }
+    pub fn to_f64_vec(&self) -> Vec<f64> {
+        match self {
+            ArrayData::F64(v) => v.clone(),
+            _ => self.iter_f64().collect(),
+        }
+    }
+    /// All elements as f32 (f64 and ints rounded once through f64, i.e. `x as f64 as f32`).
+    pub fn to_f32_vec(&self) -> Vec<f32> {
+        match self {
+            ArrayData::F32(v) => v.clone(),
+            _ => self.iter_f64().map(|x| x as f32).collect(),
+        }
+    }
+    /// Like [`Self::to_f32_vec`], moving float32 data without a copy.
+    pub fn into_f32_vec(self) -> Vec<f32> {
+        match self {
+            ArrayData::F32(v) => v,
+            other => other.to_f32_vec(),
+        }
+    }
+    pub fn as_f32(&self) -> Option<&[f32]> {
+        if let ArrayData::F32(v) = self { Some(v) } else { None }
+    }
+    pub fn as_f64(&self) -> Option<&[f64]> {
+        if let ArrayData::F64(v) = self { Some(v) } else { None }
+    }
+    pub fn as_i64(&self) -> Option<&[i64]> {
+        if let ArrayData::I64(v) = self { Some(v) } else { None }
+    }
+    pub fn as_u64(&self) -> Option<&[u64]> {
+        if let ArrayData::U64(v) = self { Some(v) } else { None }
+    }
+    pub fn as_bool(&self) -> Option<&[bool]> {
+        if let ArrayData::Bool(v) = self { Some(v) } else { None }
+    }
+}
+
+impl NdArray {
+    /// Number of elements.
+    pub fn len(&self) -> usize {
+        self.data.len()
+    }
+    pub fn is_empty(&self) -> bool {
+        self.data.is_empty()
+    }
+    pub fn to_f64_vec(&self) -> Vec<f64> {
+        self.data.to_f64_vec()
+    }
+    pub fn to_f32_vec(&self) -> Vec<f32> {
+        self.data.to_f32_vec()
+    }
+    pub fn into_f32_vec(self) -> Vec<f32> {
+        self.data.into_f32_vec()
+    }
 }
 
 impl Value {
     pub fn get(&self, key: &str) -> Option<&Value> {
         match self {
             Value::Dict(kv) => kv.iter().find(|(k, _)| matches!(k, Value::Str(s) if s == key)).map(|(_, v)| v),
+            _ => None,
+        }
+    }
+    pub fn get_mut(&mut self, key: &str) -> Option<&mut Value> {
+        match self {
+            Value::Dict(kv) => kv.iter_mut().find(|(k, _)| matches!(k, Value::Str(s) if s == key)).map(|(_, v)| v),
             _ => None,
         }
     }
@@ -50,6 +157,11 @@ impl Value {
 #[derive(Clone, Debug)]
 enum Node {
     V(Value),
+    /// A byte string read in place: `(offset, len)` into the pickle buffer (no copy; numpy payloads are
+    /// decoded from here straight into their typed vector, memo entries keep only the range).
+    Raw(usize, usize),
+    /// `_codecs.encode(text, "latin1")` of the string node (protocol 2 bytes), decoded on use.
+    Latin1(usize),
     List(Vec<usize>),
     Tuple(Vec<usize>),
     Dict(Vec<(usize, usize)>),
@@ -142,9 +254,25 @@ impl<'a> Vm<'a> {
         Ok(())
     }
     fn bytes_node(&mut self, n: usize) -> Result<()> {
-        let s = self.take(n)?.to_vec();
-        self.push(Node::V(Value::Bytes(s)));
+        let start = self.pos;
+        self.take(n)?;
+        self.push(Node::Raw(start, n));
         Ok(())
+    }
+    /// The bytes of a byte-string node, borrowed when they lie in the pickle buffer.
+    fn payload(&self, i: usize) -> Result<Option<std::borrow::Cow<'a, [u8]>>> {
+        use std::borrow::Cow;
+        Ok(match &self.arena[i] {
+            Node::Raw(start, n) => Some(Cow::Borrowed(&self.b[*start..*start + *n])),
+            Node::V(Value::Bytes(b)) => Some(Cow::Owned(b.clone())),
+            Node::Latin1(j) => match &self.arena[*j] {
+                Node::V(Value::Str(t)) => Some(Cow::Owned(
+                    t.chars().map(|c| u8::try_from(c as u32).map_err(|_| self.err("non-latin1 bytes"))).collect::<Result<Vec<u8>>>()?,
+                )),
+                _ => return Err(self.err("bad _codecs.encode arguments")),
+            },
+            _ => None,
+        })
     }
     fn global(&mut self, module: String, name: String) -> Result<()> {
         if !ALLOWED.iter().any(|(m, n)| *m == module && *n == name) {
@@ -342,14 +470,16 @@ impl<'a> Vm<'a> {
                             continue;
                         }
                         if m == "_codecs" && n == "encode" {
-                            let bytes = match &self.arena[args] {
+                            let text = match &self.arena[args] {
                                 Node::Tuple(a) if !a.is_empty() => match &self.arena[a[0]] {
-                                    Node::V(Value::Str(t)) => t.chars().map(|c| c as u32).map(|c| u8::try_from(c).map_err(|_| self.err("non-latin1 bytes"))).collect::<Result<Vec<u8>>>()?,
+                                    Node::V(Value::Str(t)) if t.chars().all(|c| (c as u32) < 256) => a[0],
+                                    Node::V(Value::Str(_)) => return Err(self.err("non-latin1 bytes")),
                                     _ => return Err(self.err("bad _codecs.encode arguments")),
                                 },
                                 _ => return Err(self.err("bad _codecs.encode arguments")),
                             };
-                            self.push(Node::V(Value::Bytes(bytes)));
+                            // Kept as a reference to the text: the array decoder reads it without a bytes copy.
+                            self.push(Node::Latin1(text));
                             continue;
                         }
                     }
@@ -394,6 +524,7 @@ impl<'a> Vm<'a> {
         }
         Ok(match &self.arena[i] {
             Node::V(v) => v.clone(),
+            Node::Raw(..) | Node::Latin1(_) => Value::Bytes(self.payload(i)?.map(|c| c.into_owned()).unwrap_or_default()),
             Node::List(items) => Value::List(items.iter().map(|&j| self.value(j, depth + 1)).collect::<Result<_>>()?),
             Node::Tuple(items) => Value::Tuple(items.iter().map(|&j| self.value(j, depth + 1)).collect::<Result<_>>()?),
             Node::Dict(kv) => Value::Dict(
@@ -425,31 +556,63 @@ impl<'a> Vm<'a> {
         Ok(format!("{}{code}", if order == "|" { "<" } else { &order }))
     }
 
-    fn decode(&self, dtype: &str, raw: &[u8]) -> Result<Vec<f64>> {
-        let (order, code) = dtype.split_at(1);
+    /// Element width in bytes of a dtype string such as `"<f4"` (1 when it has no number).
+    fn width(dtype: &str) -> usize {
+        dtype.get(2..).and_then(|w| w.parse().ok()).unwrap_or(1)
+    }
+
+    /// Raw array bytes → typed elements (numpy dtype `str`, byte order first).
+    fn decode(&self, dtype: &str, raw: &[u8]) -> Result<ArrayData> {
+        let (order, code) = if dtype.is_char_boundary(1) { dtype.split_at(1) } else { ("<", dtype) };
         let be = order == ">";
         macro_rules! conv {
-            ($t:ty, $n:expr) => {
+            ($t:ty, $n:expr, $as:ty) => {
                 raw.chunks_exact($n)
                     .map(|c| {
                         let a: [u8; $n] = c.try_into().unwrap_or([0; $n]);
-                        (if be { <$t>::from_be_bytes(a) } else { <$t>::from_le_bytes(a) }) as f64
+                        (if be { <$t>::from_be_bytes(a) } else { <$t>::from_le_bytes(a) }) as $as
                     })
                     .collect()
             };
         }
         Ok(match code {
-            "f4" => conv!(f32, 4),
-            "f8" => conv!(f64, 8),
-            "f2" => raw.chunks_exact(2).map(|c| half::f16::from_bits(u16::from_le_bytes([c[0], c[1]])).to_f64()).collect(),
-            "i8" => conv!(i64, 8),
-            "i4" => conv!(i32, 4),
-            "i2" => conv!(i16, 2),
-            "i1" => raw.iter().map(|&x| x as i8 as f64).collect(),
-            "u1" | "b1" => raw.iter().map(|&x| x as f64).collect(),
-            "u4" => conv!(u32, 4),
-            "u8" => conv!(u64, 8),
+            "f4" => ArrayData::F32(conv!(f32, 4, f32)),
+            "f8" => ArrayData::F64(conv!(f64, 8, f64)),
+            "f2" => ArrayData::F32(
+                raw.chunks_exact(2)
+                    .map(|c| half::f16::from_bits(if be { u16::from_be_bytes([c[0], c[1]]) } else { u16::from_le_bytes([c[0], c[1]]) }).to_f32())
+                    .collect(),
+            ),
+            "i8" => ArrayData::I64(conv!(i64, 8, i64)),
+            "i4" => ArrayData::I64(conv!(i32, 4, i64)),
+            "i2" => ArrayData::I64(conv!(i16, 2, i64)),
+            "i1" => ArrayData::I64(raw.iter().map(|&x| x as i8 as i64).collect()),
+            "u1" => ArrayData::I64(raw.iter().map(|&x| x as i64).collect()),
+            "b1" => ArrayData::Bool(raw.iter().map(|&x| x != 0).collect()),
+            "u4" => ArrayData::I64(conv!(u32, 4, i64)),
+            "u8" => ArrayData::U64(conv!(u64, 8, u64)),
             other => return Err(self.err(format!("numpy dtype {other} is not supported (numeric arrays only)"))),
+        })
+    }
+
+    /// Checks the payload size and decodes `[shape]` elements of `dtype`, then turns Fortran into C order.
+    fn typed(&self, raw: &[u8], shape: &[usize], dtype: &str, fortran: bool) -> Result<ArrayData> {
+        let n = shape.iter().try_fold(1usize, |a, &d| a.checked_mul(d)).ok_or_else(|| self.err(format!("array shape {shape:?} is too large")))?;
+        let width = Self::width(dtype);
+        if n.checked_mul(width) != Some(raw.len()) {
+            return Err(self.err(format!("array {shape:?} {dtype} holds {} bytes, expected {}", raw.len(), n.saturating_mul(width))));
+        }
+        let data = self.decode(dtype, raw)?;
+        Ok(if fortran && shape.len() > 1 {
+            match data {
+                ArrayData::F32(v) => ArrayData::F32(to_c_order(&v, shape)),
+                ArrayData::F64(v) => ArrayData::F64(to_c_order(&v, shape)),
+                ArrayData::I64(v) => ArrayData::I64(to_c_order(&v, shape)),
+                ArrayData::U64(v) => ArrayData::U64(to_c_order(&v, shape)),
+                ArrayData::Bool(v) => ArrayData::Bool(to_c_order(&v, shape)),
+            }
+        } else {
+            data
         })
     }
 
@@ -467,21 +630,16 @@ impl<'a> Vm<'a> {
         let shape: Vec<usize> = shape.iter().map(|v| if let Value::Int(i) = v { Ok(*i as usize) } else { Err(self.err("bad dim")) }).collect::<Result<_>>()?;
         let dtype = self.dtype(st[2], depth)?;
         let fortran = matches!(self.value(st[3], depth + 1)?, Value::Bool(true));
-        let n: usize = shape.iter().product();
-        let data = match self.value(st[4], depth + 1)? {
-            Value::Bytes(raw) => {
-                let width: usize = dtype[2..].parse().unwrap_or(1);
-                if raw.len() != n * width {
-                    return Err(self.err(format!("array {shape:?} {dtype} holds {} bytes, expected {}", raw.len(), n * width)));
-                }
-                self.decode(&dtype, &raw)?
-            }
+        // The payload is decoded from the pickle buffer in place: no intermediate bytes value.
+        if let Some(raw) = self.payload(st[4])? {
+            let data = self.typed(&raw, &shape, &dtype, fortran)?;
+            return Ok(Value::Array(NdArray { shape, dtype, data }));
+        }
+        match self.value(st[4], depth + 1)? {
             // Object arrays (e.g. MMSA `id`, `raw_text`) are lists of Python values: return them as a list.
-            Value::List(items) => return Ok(Value::List(items)),
-            _ => return Err(self.err("unsupported ndarray data")),
-        };
-        let data = if fortran && shape.len() > 1 { to_c_order(&data, &shape) } else { data };
-        Ok(Value::Array(NdArray { shape, dtype, data }))
+            Value::List(items) => Ok(Value::List(items)),
+            _ => Err(self.err("unsupported ndarray data")),
+        }
     }
 
     /// `numpy.core.multiarray.scalar(dtype, bytes)` → a float/int value.
@@ -490,28 +648,22 @@ impl<'a> Vm<'a> {
             Node::Global(_, n) if n == "scalar" => {
                 let Node::Tuple(a) = &self.arena[args] else { return Err(self.err("bad scalar")) };
                 let dtype = self.dtype(*a.first().ok_or_else(|| self.err("bad scalar"))?, depth)?;
-                let Value::Bytes(raw) = self.value(*a.get(1).ok_or_else(|| self.err("bad scalar"))?, depth + 1)? else {
+                let Some(raw) = self.payload(*a.get(1).ok_or_else(|| self.err("bad scalar"))?)? else {
                     return Err(self.err("bad scalar data"));
                 };
-                Ok(Value::Float(*self.decode(&dtype, &raw)?.first().ok_or_else(|| self.err("empty scalar"))?))
+                Ok(Value::Float(self.decode(&dtype, &raw)?.get_f64(0).ok_or_else(|| self.err("empty scalar"))?))
             }
             Node::Global(_, n) if n == "_frombuffer" => {
                 let Node::Tuple(a) = &self.arena[args] else { return Err(self.err("bad _frombuffer")) };
                 if a.len() != 4 {
                     return Err(self.err("bad _frombuffer arguments"));
                 }
-                let Value::Bytes(raw) = self.value(a[0], depth + 1)? else { return Err(self.err("bad _frombuffer data")) };
+                let Some(raw) = self.payload(a[0])? else { return Err(self.err("bad _frombuffer data")) };
                 let dtype = self.dtype(a[1], depth)?;
                 let Value::Tuple(shape) = self.value(a[2], depth + 1)? else { return Err(self.err("bad _frombuffer shape")) };
                 let shape: Vec<usize> = shape.iter().map(|v| if let Value::Int(i) = v { Ok(*i as usize) } else { Err(self.err("bad dim")) }).collect::<Result<_>>()?;
                 let fortran = matches!(self.value(a[3], depth + 1)?, Value::Str(o) if o == "F");
-                let n: usize = shape.iter().product();
-                let width: usize = dtype[2..].parse().unwrap_or(1);
-                if raw.len() != n * width {
-                    return Err(self.err(format!("array {shape:?} {dtype} holds {} bytes, expected {}", raw.len(), n * width)));
-                }
-                let data = self.decode(&dtype, &raw)?;
-                let data = if fortran && shape.len() > 1 { to_c_order(&data, &shape) } else { data };
+                let data = self.typed(&raw, &shape, &dtype, fortran)?;
                 Ok(Value::Array(NdArray { shape, dtype, data }))
             }
             Node::Global(m, n) => Err(self.err(format!("call of {m}.{n} outside an array"))),
@@ -520,9 +672,9 @@ impl<'a> Vm<'a> {
     }
 }
 
-fn to_c_order(data: &[f64], shape: &[usize]) -> Vec<f64> {
+fn to_c_order<T: Copy + Default>(data: &[T], shape: &[usize]) -> Vec<T> {
     let n = data.len();
-    let mut out = vec![0.0; n];
+    let mut out = vec![T::default(); n];
     let rank = shape.len();
     let mut idx = vec![0usize; rank];
     for (f, &v) in data.iter().enumerate() {
