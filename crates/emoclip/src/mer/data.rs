@@ -7,8 +7,8 @@
 //!
 //! | key | shape | use |
 //! |---|---|---|
-//! | `text` | [N, L, Dt] float (GloVe, Dt = 300) | language features (required) |
-//! | `text_bert` | [N, 3, L] (token ids / mask / segment ids) | read and validated; not used yet (see below) |
+//! | `text` | [N, L, Dt] float (GloVe, Dt = 300) | language features (required unless BERT text) |
+//! | `text_bert` | [N, 3, L] (token ids / mask / segment ids, right-padded) | BERT text ([`MmsaData::read_bert`], `--text bert`): encoded by a frozen BERT into [N, L, 768] features, `text_len` = mask sum; else validated and kept in [`Split::text_bert`] |
 //! | `vision` | [N, Lv, Dv] float (Facet: MOSI 20, MOSEI 35) | required |
 //! | `audio` | [N, La, Da] float (COVAREP: MOSI 5, MOSEI 74) | required |
 //! | `vision_lengths`, `audio_lengths` | [N] ints (unaligned files) | optional valid lengths (else all L) |
@@ -25,8 +25,10 @@
 //! agree across splits; errors name the file, split and key and say how to fix them. MMSA's COVAREP audio
 //! holds `-inf` values (a known quirk): every ±inf feature is replaced by 0 and counted in one warning
 //! ([`MmsaData::replaced_inf`]); NaN features or any non-finite label are errors. Zero valid lengths are
-//! raised to 1 (attention needs one key) and counted too. Text BERT ids are refused for now: the model takes
-//! GloVe-style feature sequences, so use the `text` key (MMSA's files ship both).
+//! raised to 1 (attention needs one key) and counted too. Language: GloVe `text` by default ([`MmsaData::read`]);
+//! [`MmsaData::read_bert`] instead runs `text_bert` through a frozen HF BERT once per split (see
+//! [`super::bert_text`]: batches, in-memory features, optional disk cache), so the text width is the BERT
+//! hidden size and padded tokens are masked through the text lengths. A file with only `text_bert` needs BERT.
 //!
 //! Targets: emotion = multi-hot `intensity > 0`; sentiment = 2 classes, negative / positive, positive when
 //! `label >= 0` (MMSA's "has0" convention, used for training); evaluation also reports "non0" (zero labels

@@ -2,6 +2,7 @@
 //! reader for the MMSA feature files.
 pub mod pickle;
 pub mod data;
+pub mod bert_text;
 pub mod metrics;
 pub mod train;
 pub mod ablation;
