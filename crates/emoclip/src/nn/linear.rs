@@ -43,6 +43,10 @@ impl Linear {
             Some(b) if super::fused::usable(&y, b) && super::fused::usable(&self.weight, b) => {
                 y = super::fused::bias_act(&y, b, act)?;
             }
+            // Training on CPU: the same fusion with its own backward (candle's GELU backward is ~15 passes).
+            Some(b) if act == Some(super::Activation::Gelu) && super::fused_grad::usable(&y, b) => {
+                y = super::fused_grad::bias_gelu(&y, b)?;
+            }
             other => {
                 if let Some(b) = other {
                     y = y.broadcast_add(b)?;

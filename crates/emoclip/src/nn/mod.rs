@@ -5,6 +5,7 @@ pub mod activation;
 pub mod attention;
 pub mod autocast;
 pub mod fused;
+pub mod fused_grad;
 pub mod layer_norm;
 pub mod linear;
 
