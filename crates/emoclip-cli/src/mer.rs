@@ -3,9 +3,11 @@
 use anyhow::{bail, Context, Result};
 use clap::{Args, Subcommand, ValueEnum};
 use emoclip::mer::ablation;
+use emoclip::mer::bert_text::BertText;
 use emoclip::mer::data::{MmsaData, SyntheticSpec};
 use emoclip::mer::train::{evaluate, load_model, model_config, MerTrainConfig, MerTrainer, MetricLine};
 use emoclip::mer::{read_clip_config, FeatureDims, MerConfig, MerTask};
+use emoclip::text_emotion::BertModel;
 use indicatif::{ProgressBar, ProgressStyle};
 use std::path::{Path, PathBuf};
 
@@ -56,6 +58,33 @@ impl Dataset {
     }
 }
 
+/// Where the language features come from.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum TextSource {
+    /// MMSA's GloVe vectors (`text` [N, L, 300]).
+    Glove,
+    /// MMSA's BERT token ids (`text_bert` [N, 3, L]) through a frozen BERT (`--bert`): last hidden states.
+    Bert,
+}
+
+/// Language-feature options shared by train / ablation / eval.
+#[derive(Args, Clone)]
+pub struct TextArgs {
+    /// Language features: GloVe `text` or BERT `text_bert` ids encoded by `--bert` (eval: the model's own).
+    #[arg(long, value_enum)]
+    pub text: Option<TextSource>,
+    /// HF BERT model for `--text bert`: a directory (config.json + model.safetensors / pytorch_model.bin),
+    /// its weights file, or hf:<org>/<name> (e.g. hf:bert-base-uncased, from the local HF cache).
+    #[arg(long)]
+    pub bert: Option<String>,
+    /// Cache the BERT features per split here (keyed by the data file and the BERT weights).
+    #[arg(long)]
+    pub bert_cache: Option<PathBuf>,
+    /// Utterances per BERT batch.
+    #[arg(long, default_value_t = 64)]
+    pub bert_batch_size: usize,
+}
+
 #[derive(Args)]
 pub struct TrainArgs {
     #[arg(long, value_enum)]
@@ -65,6 +94,8 @@ pub struct TrainArgs {
     /// MMSA feature file (aligned_50.pkl / unaligned_50.pkl; MOSEI emotion needs `emotion_labels`).
     #[arg(long)]
     pub data: PathBuf,
+    #[command(flatten)]
+    pub text: TextArgs,
     /// Word after the learnable prompts ("none": prompts only); default Emotion / Sentiment by task.
     /// Ignored by `ablation`, which sweeps all of them.
     #[arg(long)]
@@ -111,6 +142,8 @@ pub struct EvalArgs {
     pub model: PathBuf,
     #[arg(long)]
     pub data: PathBuf,
+    #[command(flatten)]
+    pub text: TextArgs,
     /// Checked against the model's task when given.
     #[arg(long, value_enum)]
     pub task: Option<Task>,
@@ -157,15 +190,61 @@ pub fn run(a: MerArgs, threads: Option<usize>) -> Result<i32> {
     }
 }
 
+/// The BERT model `--text bert` asks for (`model_bert`: the one a trained model was made with), or `None`
+/// for GloVe; clear errors for inconsistent options.
+fn bert_spec(t: &TextArgs, model_bert: Option<&str>) -> Result<Option<String>> {
+    match (t.text, &t.bert) {
+        (Some(TextSource::Bert), Some(b)) => Ok(Some(b.clone())),
+        (Some(TextSource::Bert), None) => match model_bert {
+            Some(b) => Ok(Some(b.to_string())),
+            None => bail!("--text bert needs the BERT weights: add --bert <HF BERT directory, weights file or hf:bert-base-uncased> (MMSA tokenised text_bert with bert-base-uncased)"),
+        },
+        (Some(TextSource::Glove), Some(_)) => bail!("--bert is only used with --text bert"),
+        (Some(TextSource::Glove), None) => Ok(None),
+        (None, Some(b)) if model_bert.is_some() => Ok(Some(b.clone())),
+        (None, Some(_)) => bail!("--bert given without --text bert: add --text bert to use BERT text features"),
+        (None, None) => Ok(model_bert.map(String::from)),
+    }
+}
+
+/// Reads the MMSA file, with BERT text features when `bert` names a model (progress bar while encoding).
+fn read_data(path: &Path, bert: Option<&str>, t: &TextArgs, device: &candle_core::Device) -> Result<MmsaData> {
+    let Some(spec) = bert else { return Ok(MmsaData::read(path)?) };
+    let model = BertModel::load(spec, device).with_context(|| format!("loading the BERT model {spec} for --text bert"))?;
+    let opts = BertText { model: &model, batch_size: t.bert_batch_size.max(1), cache_dir: t.bert_cache.clone(), device: device.clone() };
+    let pb = bar(0);
+    let t0 = Instant::now();
+    let data = MmsaData::read_bert(path, &opts, |split, done, total| {
+        pb.set_length(total as u64);
+        pb.set_position(done as u64);
+        pb.set_message(format!("BERT {split}"));
+    });
+    pb.finish_and_clear();
+    let data = data?;
+    eprintln!(
+        "BERT text features ({} dims) for {} utterances in {:.1}s{}",
+        data.dims()[0],
+        data.train.len() + data.valid.len() + data.test.len(),
+        t0.elapsed().as_secs_f64(),
+        t.bert_cache.as_ref().map_or(String::new(), |d| format!(" (cache: {})", d.display()))
+    );
+    Ok(data)
+}
+
 /// Reads the data and builds the model + training configs shared by `train` and `ablation`.
 fn setup(a: &TrainArgs) -> Result<(MmsaData, MerConfig, MerTrainConfig)> {
     let task = task_of(a.task);
     if a.dataset == Dataset::Mosi && task == MerTask::Emotion {
         bail!("CMU-MOSI has sentiment labels only: use --task sentiment, or --dataset mosei for emotions");
     }
-    let data = MmsaData::read(&a.data)?;
+    let bert = bert_spec(&a.text, None)?;
+    let device = crate::commands::parse_device(&a.device)?;
+    let data = read_data(&a.data, bert.as_deref(), &a.text, &device)?;
     let d = data.dims();
-    let std = a.dataset.dims();
+    let mut std = a.dataset.dims();
+    if bert.is_some() {
+        std.text = d[0];
+    }
     if d != [std.text, std.vision, std.audio] {
         tracing::warn!(
             "{}: feature widths (text, vision, audio) {d:?} are not {}'s usual {:?}; the model takes the file's widths",
@@ -190,6 +269,7 @@ fn setup(a: &TrainArgs) -> Result<(MmsaData, MerConfig, MerTrainConfig)> {
         }
         None => model_config(task, &data, word, a.tiny),
     };
+    cfg.bert = bert;
     match &a.clip {
         Some(p) => cfg.clip = read_clip_config(p).with_context(|| format!("reading the CLIP config of {}", p.display()))?,
         None if !a.resume => tracing::warn!(
@@ -266,7 +346,21 @@ fn eval(a: EvalArgs) -> Result<i32> {
             bail!("{}: the model was trained for {:?}, not {t:?}", a.model.display(), model.task());
         }
     }
-    let data = MmsaData::read(&a.data)?;
+    let mc = MerConfig::from_file(&a.model.join("config.json"))?;
+    let bert = bert_spec(&a.text, mc.bert.as_deref())?;
+    let data = read_data(&a.data, bert.as_deref(), &a.text, &device)?;
+    let want = [mc.dims.text, mc.dims.vision, mc.dims.audio];
+    if data.dims() != want {
+        bail!(
+            "{}: feature widths (text, vision, audio) {:?} differ from the model's {want:?}; {}",
+            a.data.display(),
+            data.dims(),
+            match &mc.bert {
+                Some(b) => format!("the model was trained on BERT text ({b}): drop --text glove"),
+                None => "the model was trained on GloVe text: drop --text bert".into(),
+            }
+        );
+    }
     let split = data.split(&a.split)?;
     let ev = evaluate(&model, split, a.batch_size.max(1), &device).with_context(|| format!("evaluating {} on {}", a.model.display(), a.data.display()))?;
     let name = a.dataset.map_or("", |d| d.name());

@@ -101,3 +101,72 @@ fn synthetic_data_and_gather() {
     assert_eq!(rows[0][2], d.train.vision.data[4 * 12 + 6..4 * 12 + 9].to_vec());
     assert!(MmsaData::synthetic(&SyntheticSpec { len: 0, ..spec }).is_err());
 }
+
+fn bert_text<'a>(model: &'a emoclip::text_emotion::BertModel, cache: Option<&std::path::Path>) -> emoclip::mer::bert_text::BertText<'a> {
+    emoclip::mer::bert_text::BertText { model, batch_size: 16, cache_dir: cache.map(|p| p.to_path_buf()), device: Device::Cpu }
+}
+
+#[test]
+fn bert_text_features_match_transformers_and_are_cached() {
+    let model = emoclip::text_emotion::BertModel::load(&common::fixture("bert_tiny").display().to_string(), &Device::Cpu).unwrap();
+    let path = common::fixture("mmsa/mosi_bert_tiny.pkl");
+    let exp: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(common::fixture("mmsa/mosi_bert_expected.json")).unwrap()).unwrap();
+    let mut calls = 0;
+    let d = MmsaData::read_bert(&path, &bert_text(&model, None), |_, _, _| calls += 1).unwrap();
+    assert_eq!(d.dims(), [32, 5, 4], "text width = BERT hidden size");
+    assert!(calls > 3, "encoded in batches ({calls} progress calls)");
+    for split in ["train", "valid", "test"] {
+        let s = d.split(split).unwrap();
+        let want: Vec<usize> = serde_json::from_value(exp[split]["lengths"].clone()).unwrap();
+        assert_eq!(s.text.lengths.as_ref(), Some(&want), "{split}: text_len = mask sums");
+        assert!(want.iter().any(|&l| l < s.text.len), "{split} has padding");
+        assert!(s.text_bert.is_some());
+    }
+    // The first two test utterances against transformers' last_hidden_state; padded positions are 0.
+    let t = &d.test.text;
+    let want: Vec<Vec<Vec<f32>>> = serde_json::from_value(exp["test"]["first_two"].clone()).unwrap();
+    let lens = t.lengths.clone().unwrap();
+    let mut worst = 0f32;
+    for (i, rows) in want.iter().enumerate() {
+        for (j, row) in rows.iter().enumerate() {
+            let got = &t.data[(i * t.len + j) * 32..(i * t.len + j + 1) * 32];
+            if j < lens[i] {
+                worst = row.iter().zip(got).fold(worst, |w, (a, b)| w.max((a - b).abs()));
+            } else {
+                assert!(got.iter().all(|&x| x == 0.0), "padded position {j} of utterance {i} is zero");
+            }
+        }
+    }
+    eprintln!("BERT features vs transformers: max |difference| = {worst:e}");
+    assert!(worst < 1e-5, "{worst}");
+    // Disk cache: a second read takes every split from it (one progress call per split), identical values.
+    let cache = tempfile::tempdir().unwrap();
+    let a = MmsaData::read_bert(&path, &bert_text(&model, Some(cache.path())), |_, _, _| {}).unwrap();
+    assert_eq!(std::fs::read_dir(cache.path()).unwrap().count(), 3, "one file per split");
+    let mut calls = 0;
+    let b = MmsaData::read_bert(&path, &bert_text(&model, Some(cache.path())), |_, done, total| {
+        calls += 1;
+        assert_eq!(done, total);
+    })
+    .unwrap();
+    assert_eq!(calls, 3);
+    assert_eq!(a, b);
+    assert_eq!(a.train.text, d.train.text);
+}
+
+#[test]
+fn bert_text_errors_name_the_file_and_the_fix() {
+    let model = emoclip::text_emotion::BertModel::load(&common::fixture("bert_tiny").display().to_string(), &Device::Cpu).unwrap();
+    // mosi_tiny.pkl's ids (1000-2000, bert-base-uncased-like) do not fit the 120-id tiny vocabulary.
+    let err = MmsaData::read_bert(&common::fixture("mmsa/mosi_tiny.pkl"), &bert_text(&model, None), |_, _, _| {}).unwrap_err().to_string();
+    assert!(err.contains("mosi_tiny.pkl") && err.contains("'text_bert'") && err.contains("vocabulary") && err.contains("--bert"), "{err}");
+    // A file without text_bert.
+    let err = MmsaData::read_bert(&common::fixture("mmsa/mosei_p2.pkl"), &bert_text(&model, None), |_, _, _| {}).unwrap_err().to_string();
+    assert!(err.contains("mosei_p2.pkl") && err.contains("text_bert") && err.contains("missing"), "{err}");
+    // A BERT-only file read as GloVe says how to encode it.
+    let err = MmsaData::read(&common::fixture("mmsa/bert_only.pkl")).unwrap_err().to_string();
+    assert!(err.contains("--text bert") && err.contains("bert_only.pkl"), "{err}");
+    // ...and reads with BERT text once the ids fit (bert_only has mosi_tiny's ids: same vocabulary error).
+    let err = MmsaData::read_bert(&common::fixture("mmsa/bert_only.pkl"), &bert_text(&model, None), |_, _, _| {}).unwrap_err().to_string();
+    assert!(err.contains("token id") && err.contains("120"), "{err}");
+}

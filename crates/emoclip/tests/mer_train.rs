@@ -160,3 +160,26 @@ fn clip_init_takes_the_text_tower_and_seeds_the_rest() {
     assert_eq!(get(tr.varmap(), "text.transformer.resblocks.0.mlp.c_fc.weight"), get(&donor, "text.transformer.resblocks.0.mlp.c_fc.weight"));
     assert_ne!(get(tr.varmap(), "prompt.ctx"), get(&plain, "prompt.ctx"));
 }
+
+#[test]
+fn learns_from_bert_text_features() {
+    // mosi_bert_tiny.pkl: only the BERT token ids carry the sentiment (vision / audio are noise, no GloVe `text`).
+    let t0 = std::time::Instant::now();
+    let bert = emoclip::text_emotion::BertModel::load(&common::fixture("bert_tiny").display().to_string(), &Device::Cpu).unwrap();
+    let opts = emoclip::mer::bert_text::BertText { model: &bert, batch_size: 32, cache_dir: None, device: Device::Cpu };
+    let data = MmsaData::read_bert(&common::fixture("mmsa/mosi_bert_tiny.pkl"), &opts, |_, _, _| {}).unwrap();
+    assert_eq!(data.dims()[0], 32);
+    let dir = tempfile::tempdir().unwrap();
+    let mut mcfg = model_config(MerTask::Sentiment, &data, Some("Sentiment".into()), true);
+    mcfg.bert = Some(common::fixture("bert_tiny").display().to_string());
+    let mut tr = MerTrainer::new(train_cfg(dir.path(), 3e-3, 8, 16), mcfg, data.clone(), None, Device::Cpu, false).unwrap();
+    let test = tr.run(None, |_| {}).unwrap().unwrap();
+    let Scores::Sentiment(m) = test.scores else { panic!("sentiment scores") };
+    let pos = data.test.sentiment_positive().iter().filter(|&&p| p).count() as f64 / data.test.len() as f64;
+    let majority = pos.max(1.0 - pos);
+    eprintln!("BERT text: test {} (majority {majority:.3}, {:.1}s)", test.scores.summary(), t0.elapsed().as_secs_f64());
+    assert!(m.acc2_has0 > 0.85 && m.acc2_has0 > majority + 0.2, "Acc-2 {} vs majority {majority}", m.acc2_has0);
+    // The run's config records where the text features came from.
+    let cfg = emoclip::mer::MerConfig::from_file(&dir.path().join("best/config.json")).unwrap();
+    assert!(cfg.bert.unwrap().ends_with("bert_tiny"));
+}

@@ -7,6 +7,7 @@
 //! |---|---|---|
 //! | `clip` | open_clip `ViT-B-32` (text: width 512, 12 layers, 8 heads, ctx 77, embed 512) | the label encoder / query encoder |
 //! | `dims` | MOSI 300 / 20 / 5 ([`MerConfig::mosi`]), MOSEI 300 / 35 / 74 ([`MerConfig::mosei`]) | GloVe text, Facet vision, COVAREP audio |
+//! | `bert` | `null` (GloVe `text`) | BERT text: the model (HF dir or `hf:` name) that encoded `text_bert`; `dims.text` = its hidden size |
 //! | `n_prompt` | 8, init N(0, 0.02) | CoOp-style learnable context vectors |
 //! | `query_word` | "Emotion" (emotion task), "Sentiment" (sentiment task), `null` = prompts only | seed 003 Tables 1–3 |
 //! | `label_words` | happy, sad, angry, fear, disgust, surprise / negative, positive | MMSA order happiness, sadness, anger, fear, disgust, surprise |
@@ -153,6 +154,10 @@ pub struct MerConfig {
     /// Sentiment: initial value of the learnable log scale.
     #[serde(default = "d_logit_scale_init")]
     pub logit_scale_init: f64,
+    /// Language features from BERT (`text_bert` ids through this HF BERT directory / `hf:` name, see
+    /// `mer::bert_text`) instead of GloVe `text`; evaluation re-encodes with it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bert: Option<String>,
 }
 
 impl MerConfig {
@@ -172,6 +177,7 @@ impl MerConfig {
             std_unbiased: true,
             std_eps: 1e-6,
             logit_scale_init: d_logit_scale_init(),
+            bert: None,
         }
     }
 
