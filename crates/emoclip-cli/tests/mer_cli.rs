@@ -101,3 +101,60 @@ fn ablation_prints_the_seed_table_for_every_word() {
     assert_eq!(j["rows"].as_array().unwrap().len(), 7);
     assert!(dir.path().join("no-word/test.json").is_file() && dir.path().join("ablation.md").is_file());
 }
+
+#[test]
+fn bert_text_train_and_eval() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("run").display().to_string();
+    let cache = dir.path().join("bert-cache").display().to_string();
+    let data = fixture("mosi_bert_tiny.pkl");
+    let bert = repo().join("fixtures/bert_tiny").display().to_string();
+    let run_on = |file: &str, extra: &[&str]| {
+        let base = ["mer", "train", "--task", "sentiment", "--dataset", "mosi", "--data", file, "--tiny", "--epochs", "8", "--batch-size", "16", "--lr", "3e-3"];
+        emoclip(&[&base[..], extra].concat())
+    };
+    let run = |extra: &[&str]| run_on(&data, extra);
+    let o = run(&["--text", "bert", "--bert", &bert, "--bert-cache", &cache, "--out", &out]);
+    let (so, se) = text(&o);
+    assert!(o.status.success(), "{so}\n{se}");
+    assert!(se.contains("BERT text features (32 dims) for 416 utterances"), "{se}");
+    assert!(!se.contains("not CMU-MOSI's usual [300"), "the BERT width is expected: {se}");
+    assert_eq!(std::fs::read_dir(&cache).unwrap().count(), 3, "one cached feature file per split");
+    let acc: f64 = so.split("Acc-2 ").nth(1).and_then(|s| s.split('/').next()).unwrap().parse().unwrap();
+    assert!(acc > 85.0, "text-only task learned from BERT features: {so}");
+    let cfg: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(Path::new(&out).join("best/config.json")).unwrap()).unwrap();
+    assert_eq!(cfg["bert"], serde_json::Value::String(bert.clone()));
+    assert_eq!(cfg["dims"]["text"], 32);
+    // eval re-encodes with the model's own BERT (no --text needed) and reproduces the test scores.
+    let best = Path::new(&out).join("best").display().to_string();
+    let pj = dir.path().join("pred.json").display().to_string();
+    let e = emoclip(&["mer", "eval", "--model", &best, "--data", &data, "--out", &pj]);
+    let (eo, ee) = text(&e);
+    assert!(e.status.success(), "{eo}\n{ee}");
+    let want: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(Path::new(&out).join("test.json")).unwrap()).unwrap();
+    let got: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&pj).unwrap()).unwrap();
+    assert_eq!(got["predictions"], want["predictions"]);
+    // Inconsistent options and inputs exit 2 with the fix.
+    let mosi = fixture("mosi_tiny.pkl");
+    let cases: [(Vec<&str>, &[&str]); 4] = [
+        (vec!["--text", "bert", "--out", &out], &["--text bert needs the BERT weights", "--bert"]),
+        (vec!["--bert", &bert, "--out", &out], &["without --text bert"]),
+        (vec!["--text", "glove", "--out", &out], &["mosi_bert_tiny.pkl", "'text'", "--text bert"]),
+        (vec!["--text", "bert", "--bert", "/nonexistent/bert", "--out", &out], &["/nonexistent/bert", "no such file"]),
+    ];
+    for (extra, needles) in cases {
+        let o = run(&extra);
+        let (_, se) = text(&o);
+        assert_eq!(o.status.code(), Some(2), "{extra:?}: {se}");
+        for n in needles {
+            assert!(se.contains(n), "{extra:?}: {se:?} lacks {n:?}");
+        }
+    }
+    let o = run_on(&mosi, &["--text", "bert", "--bert", &bert, "--out", &out]);
+    assert_eq!(o.status.code(), Some(2));
+    let se = text(&o).1;
+    assert!(se.contains("mosi_tiny.pkl") && se.contains("vocabulary") && se.contains("--bert"), "{se}");
+    let e = emoclip(&["mer", "eval", "--model", &best, "--data", &mosi, "--text", "glove"]);
+    assert_eq!(e.status.code(), Some(2));
+    assert!(text(&e).1.contains("trained on BERT text"), "{}", text(&e).1);
+}
