@@ -74,7 +74,7 @@ pub struct TextArgs {
     #[arg(long, value_enum)]
     pub text: Option<TextSource>,
     /// HF BERT model for `--text bert`: a directory (config.json + model.safetensors / pytorch_model.bin),
-    /// its weights file, or hf:<org>/<name> (e.g. hf:bert-base-uncased, from the local HF cache).
+    /// its weights file, or hf:<org>/<name> (e.g. hf:google-bert/bert-base-uncased, from the local HF cache).
     #[arg(long)]
     pub bert: Option<String>,
     /// Cache the BERT features per split here (keyed by the data file and the BERT weights).
@@ -197,7 +197,7 @@ fn bert_spec(t: &TextArgs, model_bert: Option<&str>) -> Result<Option<String>> {
         (Some(TextSource::Bert), Some(b)) => Ok(Some(b.clone())),
         (Some(TextSource::Bert), None) => match model_bert {
             Some(b) => Ok(Some(b.to_string())),
-            None => bail!("--text bert needs the BERT weights: add --bert <HF BERT directory, weights file or hf:bert-base-uncased> (MMSA tokenised text_bert with bert-base-uncased)"),
+            None => bail!("--text bert needs the BERT weights: add --bert <HF BERT directory, weights file or hf:google-bert/bert-base-uncased> (MMSA tokenised text_bert with bert-base-uncased)"),
         },
         (Some(TextSource::Glove), Some(_)) => bail!("--bert is only used with --text bert"),
         (Some(TextSource::Glove), None) => Ok(None),

@@ -307,7 +307,7 @@ fn read_split(path: &Path, root: &mut Value, name: &str, bert: bool, inf: &mut u
                 return Err(c.err(
                     "text",
                     "missing: this file only has BERT token ids ('text_bert'); encode them with a BERT model \
-                     (`emoclip mer train --text bert --bert <HF BERT dir or hf:bert-base-uncased>`, or `MmsaData::read_bert`)",
+                     (`emoclip mer train --text bert --bert <HF BERT dir or hf:google-bert/bert-base-uncased>`, or `MmsaData::read_bert`)",
                 ))
             }
             None => return Err(c.err("text", format!("missing (keys present: {}); MMSA stores GloVe features [N, L, 300] there", s.keys().join(", ")))),
