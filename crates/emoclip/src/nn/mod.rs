@@ -26,6 +26,10 @@ pub fn softmax_last_dim(xs: &Tensor) -> Result<Tensor> {
     if !tracked(&[xs]) && xs.dtype() != DType::F64 {
         return candle_nn::ops::softmax_last_dim(&xs.contiguous()?);
     }
+    if xs.device().is_cpu() && xs.dtype() == DType::F32 {
+        // Training on CPU: one fused kernel with its own backward (fused_grad.rs).
+        return fused_grad::softmax_last_dim(xs);
+    }
     // The max is detached: softmax is invariant to the shift, so the gradient is unchanged.
     let max = xs.max_keepdim(D::Minus1)?.detach();
     let e = xs.broadcast_sub(&max)?.exp()?;
