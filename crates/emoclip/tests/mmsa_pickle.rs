@@ -1,7 +1,8 @@
 //! The safe pickle reader on MMSA-layout feature files written by Python (protocols 2, 4, 5), a malicious
 //! pickle and a truncated one (`scripts/fixtures/gen_mmsa.py`); typed storage of every numpy dtype bit for bit;
-//! and the memory bound of reading a feature file (file bytes + one f32 copy of the arrays, counted by a
-//! per-thread allocation counter).
+//! and the memory bound of reading a feature file (one f32 copy of the arrays: byte strings stay in the pickle
+//! buffer, the file is mapped; counted by a per-thread allocation counter), including a payload shared by two
+//! arrays whose mapped pages were released in between.
 mod common;
 use emoclip::mer::data::MmsaData;
 use emoclip::mer::pickle::{read, parse, ArrayData, Value};
@@ -181,10 +182,9 @@ fn every_dtype_is_stored_typed_and_bit_exact() {
     assert_eq!(ArrayData::I64(vec![7]).as_f32(), None);
 }
 
-/// A protocol-4 pickle laid out as numpy writes one (`_reconstruct` + BUILD state with the float32 payload as
-/// a memoised BINBYTES8), built here so that the test can make it megabytes large without a big fixture.
-/// Checked once with Python: `pickle.loads` gives the same dict of arrays.
-fn mmsa_pickle(sizes: [usize; 3], len: usize, dims: [usize; 3]) -> (Vec<u8>, usize) {
+/// Numpy's `_reconstruct` array pickle (protocol 4 opcodes) with a float32 payload: `data` as a memoised
+/// BINBYTES8, or (`None`) a BINGET of memo entry `memo` (the same bytes object used by two arrays).
+fn array_with(o: &mut Vec<u8>, shape: &[usize], data: Option<&[f32]>, memo: u8) {
     fn s(o: &mut Vec<u8>, t: &str) {
         o.push(0x8c);
         o.push(t.len() as u8);
@@ -203,26 +203,45 @@ fn mmsa_pickle(sizes: [usize; 3], len: usize, dims: [usize; 3]) -> (Vec<u8>, usi
         s(o, n);
         o.push(0x93);
     }
+    global(o, "numpy.core.multiarray", "_reconstruct");
+    global(o, "numpy", "ndarray");
+    int(o, 0);
+    o.push(0x85);
+    o.extend([b'C', 1, b'b', 0x87, b'R', b'(']);
+    int(o, 1);
+    shape.iter().for_each(|&d| int(o, d));
+    o.push([0x85, 0x86, 0x87][shape.len() - 1]);
+    global(o, "numpy", "dtype");
+    s(o, "f4");
+    o.extend([0x89, 0x88, 0x87, b'R', b'(']);
+    int(o, 3);
+    s(o, "<");
+    o.extend([b'N', b'N', b'N', b'J', 255, 255, 255, 255, b'J', 255, 255, 255, 255]);
+    int(o, 0);
+    o.extend([b't', b'b', 0x89]);
+    match data {
+        Some(data) => {
+            o.push(0x8e);
+            o.extend_from_slice(&((data.len() * 4) as u64).to_le_bytes());
+            data.iter().for_each(|x| o.extend_from_slice(&x.to_le_bytes()));
+            o.push(0x94);
+        }
+        None => o.extend([b'h', memo]),
+    }
+    o.extend([b't', b'b']);
+}
+
+/// A protocol-4 pickle laid out as numpy writes one (`_reconstruct` + BUILD state with the float32 payload as
+/// a memoised BINBYTES8), built here so that the test can make it megabytes large without a big fixture.
+/// Checked once with Python: `pickle.loads` gives the same dict of arrays.
+fn mmsa_pickle(sizes: [usize; 3], len: usize, dims: [usize; 3]) -> (Vec<u8>, usize) {
+    fn s(o: &mut Vec<u8>, t: &str) {
+        o.push(0x8c);
+        o.push(t.len() as u8);
+        o.extend_from_slice(t.as_bytes());
+    }
     fn array(o: &mut Vec<u8>, shape: &[usize], data: &[f32]) {
-        global(o, "numpy.core.multiarray", "_reconstruct");
-        global(o, "numpy", "ndarray");
-        int(o, 0);
-        o.push(0x85);
-        o.extend([b'C', 1, b'b', 0x87, b'R', b'(']);
-        int(o, 1);
-        shape.iter().for_each(|&d| int(o, d));
-        o.push([0x85, 0x86, 0x87][shape.len() - 1]);
-        global(o, "numpy", "dtype");
-        s(o, "f4");
-        o.extend([0x89, 0x88, 0x87, b'R', b'(']);
-        int(o, 3);
-        s(o, "<");
-        o.extend([b'N', b'N', b'N', b'J', 255, 255, 255, 255, b'J', 255, 255, 255, 255]);
-        int(o, 0);
-        o.extend([b't', b'b', 0x89, 0x8e]);
-        o.extend_from_slice(&((data.len() * 4) as u64).to_le_bytes());
-        data.iter().for_each(|x| o.extend_from_slice(&x.to_le_bytes()));
-        o.extend([0x94, b't', b'b']);
+        array_with(o, shape, Some(data), 0)
     }
     let mut o = vec![0x80, 4, b'}', b'('];
     let mut floats = 0;
@@ -248,7 +267,7 @@ fn mmsa_pickle(sizes: [usize; 3], len: usize, dims: [usize; 3]) -> (Vec<u8>, usi
 }
 
 #[test]
-fn reading_a_feature_file_costs_the_file_plus_one_f32_copy() {
+fn reading_a_feature_file_costs_one_f32_copy_of_its_arrays() {
     let (sizes, len, dims) = ([160, 24, 24], 50, [300, 35, 74]);
     let (bytes, array_bytes) = mmsa_pickle(sizes, len, dims);
     assert!(array_bytes > 16_000_000 && bytes.len() < array_bytes + 10_000, "{} {array_bytes}", bytes.len());
@@ -265,7 +284,8 @@ fn reading_a_feature_file_costs_the_file_plus_one_f32_copy() {
     std::fs::write(&path, &bytes).unwrap();
     let (d, peak) = measure(|| MmsaData::read(&path).unwrap());
     eprintln!("MmsaData::read: peak {:.1} MB", peak as f64 / 1e6);
-    assert!(peak < bytes.len() + array_bytes + (1 << 20), "read peak {peak} B for a {} B file", bytes.len());
+    // The file is memory-mapped (not on the heap) and its pages are dropped as they are decoded.
+    assert!(peak < array_bytes + (1 << 20), "read peak {peak} B for {array_bytes} B of arrays");
     assert_eq!(d.dims(), dims);
     assert_eq!((d.train.len(), d.valid.len(), d.test.len()), (160, 24, 24));
     assert_eq!(d.replaced_inf, 3);
@@ -273,4 +293,31 @@ fn reading_a_feature_file_costs_the_file_plus_one_f32_copy() {
     let i = 1234;
     assert_eq!(d.test.text.data[i], ((i * 7919) % 1000) as f32 / 100.0 - 5.0);
     assert_eq!(d.train.regression[80], 0.0);
+}
+
+#[test]
+fn a_payload_shared_by_two_arrays_decodes_the_same_after_its_pages_are_released() {
+    // Two arrays over one memoised 4 MB bytes object (BINGET): reading the file maps it and drops the payload's
+    // pages after the first decode, so the second decode faults them back in from the file.
+    let data: Vec<f32> = (0..1_000_000).map(|i| (i as f32).sqrt() - 300.0).collect();
+    let mut o = vec![0x80, 4, b'}', b'(', 0x8c, 1, b'a'];
+    array_with(&mut o, &[1000, 1000], Some(&data), 0);
+    o.extend([0x8c, 1, b'b']);
+    array_with(&mut o, &[1000, 1000], None, 0);
+    o.extend([b'u', b'.']);
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("shared.pkl");
+    std::fs::write(&path, &o).unwrap();
+    for v in [read(&path).unwrap(), parse(&o, &path).unwrap()] {
+        for key in ["a", "b"] {
+            let Some(Value::Array(a)) = v.get(key) else { panic!("{key}") };
+            assert_eq!(a.shape, [1000, 1000]);
+            assert!(a.data.as_f32() == Some(&data[..]), "{key}");
+        }
+    }
+    // An empty file is read without a map and reported as truncated.
+    let empty = dir.path().join("empty.pkl");
+    std::fs::write(&empty, b"").unwrap();
+    let err = read(&empty).unwrap_err().to_string();
+    assert!(err.contains("empty.pkl") && err.contains("truncated"), "{err}");
 }

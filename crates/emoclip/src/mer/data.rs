@@ -35,13 +35,15 @@
 //! dropped), see [`super::metrics`].
 //!
 //! # Memory and load time
-//! The pickle is read into memory once; float32 arrays are decoded from it straight into `Vec<f32>`
-//! ([`super::pickle::ArrayData`]) and then moved (not copied) into [`Seq`], ±inf cleaned in place, so the
-//! peak is about the file size plus one f32 copy of the features. Measured (`examples/mmsa_load.rs` under
-//! `/usr/bin/time -v`, release build, on a MOSEI-sized aligned file of random float32 features from
-//! `bench/mmsa_big.py`: 16,326 / 1,871 / 4,659 utterances × 50 × (300 + 35 + 74), 1.88 GB, protocol 4):
-//! peak RSS 3.70 GB, load 2.7–4.8 s; before (every array as f64 plus byte-string copies and an f32 copy)
-//! 7.65 GB and 12.6–22.4 s. A quarter-size file: 0.93 GB (was 1.93 GB), protocols 4 and 5 alike.
+//! [`super::pickle::read`] maps the file, walks its opcodes without touching the array payloads, then decodes
+//! each float32 payload straight into a `Vec<f32>` ([`super::pickle::ArrayData`]) and drops the decoded file
+//! pages; the vectors are then moved (not copied) into [`Seq`] and ±inf cleaned in place. The peak is about
+//! one f32 copy of the features. Measured (`examples/mmsa_load.rs` under `/usr/bin/time -v`, release build)
+//! on a MOSEI-sized aligned file of random float32 features from `bench/mmsa_big.py` (16,326 / 1,871 / 4,659
+//! utterances × 50 × (300 + 35 + 74); 1.75 GiB file, 1.74 GiB of features, protocol 4): peak RSS 1.78 GiB,
+//! load 2.5–3.7 s on this 2-core VM. Before (file read into memory, byte strings copied, every array as f64,
+//! then an f32 copy): 7.30 GiB, 12.6–22.4 s. Quarter-size file (0.44 GiB): 0.45 GiB, was 1.84 GiB;
+//! protocols 4 and 5 alike.
 use super::bert_text::BertIds;
 use super::pickle::{self, ArrayData, NdArray, Value};
 use crate::train::data::{epoch_order, mix_seed};

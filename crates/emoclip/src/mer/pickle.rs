@@ -3,6 +3,10 @@
 //! arrays; any global outside a short allow-list (numpy array/dtype/scalar reconstruction, OrderedDict)
 //! is refused. Written by hand: candle's pickle reader has no bytes type nor protocol-4 opcodes, and no
 //! crate reads numpy pickles without executing them.
+//!
+//! Memory: byte strings stay in the (memory-mapped) pickle as ranges, memo entries included; each numpy
+//! payload is decoded once, straight into its typed vector ([`ArrayData`]: float32 stays f32), and the file
+//! pages it came from are released, so a feature file costs about one copy of its arrays.
 use crate::{Error, Result};
 use std::collections::HashMap;
 use std::path::Path;
@@ -191,6 +195,8 @@ const ALLOWED: &[(&str, &str)] = &[
 
 struct Vm<'a> {
     b: &'a [u8],
+    /// The memory map `b` lies in, when read from a file: decoded payload pages are handed back to the OS.
+    map: Option<&'a memmap2::Mmap>,
     pos: usize,
     arena: Vec<Node>,
     stack: Vec<usize>,
@@ -273,6 +279,26 @@ impl<'a> Vm<'a> {
             },
             _ => None,
         })
+    }
+    /// Offset in the pickle buffer of a byte-string node read in place.
+    fn raw_offset(&self, i: usize) -> Option<usize> {
+        if let Node::Raw(start, _) = self.arena[i] { Some(start) } else { None }
+    }
+    /// Once `[from, to)` of the mapped file has been decoded, drops those pages from this process (they stay in
+    /// the page cache): resident memory holds the decoded arrays, not the file as well. Whole 64 KiB blocks
+    /// only (a multiple of every page size), so a partly decoded page is never dropped.
+    fn release(&self, from: usize, to: usize) {
+        const BLOCK: usize = 1 << 16;
+        let (a, b) = (from.div_ceil(BLOCK) * BLOCK, to / BLOCK * BLOCK);
+        #[cfg(unix)]
+        if let Some(map) = self.map {
+            if b > a && b <= map.len() {
+                // SAFETY: the map is private and read-only, so its pages were never modified: after DONTNEED a
+                // later read of the range (a memoised payload used twice) faults the same file bytes back in.
+                let _ = unsafe { map.unchecked_advise_range(memmap2::UncheckedAdvice::DontNeed, a, b - a) };
+            }
+        }
+        let _ = (a, b);
     }
     fn global(&mut self, module: String, name: String) -> Result<()> {
         if !ALLOWED.iter().any(|(m, n)| *m == module && *n == name) {
@@ -561,19 +587,27 @@ impl<'a> Vm<'a> {
         dtype.get(2..).and_then(|w| w.parse().ok()).unwrap_or(1)
     }
 
-    /// Raw array bytes → typed elements (numpy dtype `str`, byte order first).
-    fn decode(&self, dtype: &str, raw: &[u8]) -> Result<ArrayData> {
+    /// Raw array bytes → typed elements (numpy dtype `str`, byte order first). `offset`: where `raw` lies in
+    /// the mapped file, to release its pages as decoding goes (8 MiB at a time).
+    fn decode(&self, dtype: &str, raw: &[u8], offset: Option<usize>) -> Result<ArrayData> {
+        const CHUNK: usize = 8 << 20;
         let (order, code) = if dtype.is_char_boundary(1) { dtype.split_at(1) } else { ("<", dtype) };
         let be = order == ">";
         macro_rules! conv {
-            ($t:ty, $n:expr, $as:ty) => {
-                raw.chunks_exact($n)
-                    .map(|c| {
+            ($t:ty, $n:expr, $as:ty) => {{
+                let mut out = Vec::with_capacity(raw.len() / $n);
+                // CHUNK is a multiple of every width, so no element straddles two chunks.
+                for (k, part) in raw.chunks(CHUNK).enumerate() {
+                    out.extend(part.chunks_exact($n).map(|c| {
                         let a: [u8; $n] = c.try_into().unwrap_or([0; $n]);
                         (if be { <$t>::from_be_bytes(a) } else { <$t>::from_le_bytes(a) }) as $as
-                    })
-                    .collect()
-            };
+                    }));
+                    if let Some(o) = offset {
+                        self.release(o, o + k * CHUNK + part.len());
+                    }
+                }
+                out
+            }};
         }
         Ok(match code {
             "f4" => ArrayData::F32(conv!(f32, 4, f32)),
@@ -596,13 +630,13 @@ impl<'a> Vm<'a> {
     }
 
     /// Checks the payload size and decodes `[shape]` elements of `dtype`, then turns Fortran into C order.
-    fn typed(&self, raw: &[u8], shape: &[usize], dtype: &str, fortran: bool) -> Result<ArrayData> {
+    fn typed(&self, raw: &[u8], offset: Option<usize>, shape: &[usize], dtype: &str, fortran: bool) -> Result<ArrayData> {
         let n = shape.iter().try_fold(1usize, |a, &d| a.checked_mul(d)).ok_or_else(|| self.err(format!("array shape {shape:?} is too large")))?;
         let width = Self::width(dtype);
         if n.checked_mul(width) != Some(raw.len()) {
             return Err(self.err(format!("array {shape:?} {dtype} holds {} bytes, expected {}", raw.len(), n.saturating_mul(width))));
         }
-        let data = self.decode(dtype, raw)?;
+        let data = self.decode(dtype, raw, offset)?;
         Ok(if fortran && shape.len() > 1 {
             match data {
                 ArrayData::F32(v) => ArrayData::F32(to_c_order(&v, shape)),
@@ -632,7 +666,7 @@ impl<'a> Vm<'a> {
         let fortran = matches!(self.value(st[3], depth + 1)?, Value::Bool(true));
         // The payload is decoded from the pickle buffer in place: no intermediate bytes value.
         if let Some(raw) = self.payload(st[4])? {
-            let data = self.typed(&raw, &shape, &dtype, fortran)?;
+            let data = self.typed(&raw, self.raw_offset(st[4]), &shape, &dtype, fortran)?;
             return Ok(Value::Array(NdArray { shape, dtype, data }));
         }
         match self.value(st[4], depth + 1)? {
@@ -651,7 +685,7 @@ impl<'a> Vm<'a> {
                 let Some(raw) = self.payload(*a.get(1).ok_or_else(|| self.err("bad scalar"))?)? else {
                     return Err(self.err("bad scalar data"));
                 };
-                Ok(Value::Float(self.decode(&dtype, &raw)?.get_f64(0).ok_or_else(|| self.err("empty scalar"))?))
+                Ok(Value::Float(self.decode(&dtype, &raw, None)?.get_f64(0).ok_or_else(|| self.err("empty scalar"))?))
             }
             Node::Global(_, n) if n == "_frombuffer" => {
                 let Node::Tuple(a) = &self.arena[args] else { return Err(self.err("bad _frombuffer")) };
@@ -663,7 +697,7 @@ impl<'a> Vm<'a> {
                 let Value::Tuple(shape) = self.value(a[2], depth + 1)? else { return Err(self.err("bad _frombuffer shape")) };
                 let shape: Vec<usize> = shape.iter().map(|v| if let Value::Int(i) = v { Ok(*i as usize) } else { Err(self.err("bad dim")) }).collect::<Result<_>>()?;
                 let fortran = matches!(self.value(a[3], depth + 1)?, Value::Str(o) if o == "F");
-                let data = self.typed(&raw, &shape, &dtype, fortran)?;
+                let data = self.typed(&raw, self.raw_offset(a[0]), &shape, &dtype, fortran)?;
                 Ok(Value::Array(NdArray { shape, dtype, data }))
             }
             Node::Global(m, n) => Err(self.err(format!("call of {m}.{n} outside an array"))),
@@ -692,12 +726,30 @@ fn to_c_order<T: Copy + Default>(data: &[T], shape: &[usize]) -> Vec<T> {
 
 /// Parses pickle bytes (`path` only names the source in errors).
 pub fn parse(bytes: &[u8], path: &Path) -> Result<Value> {
-    let mut vm = Vm { b: bytes, pos: 0, arena: Vec::new(), stack: Vec::new(), memo: HashMap::new(), path };
+    run(bytes, None, path)
+}
+
+fn run(bytes: &[u8], map: Option<&memmap2::Mmap>, path: &Path) -> Result<Value> {
+    let mut vm = Vm { b: bytes, map, pos: 0, arena: Vec::new(), stack: Vec::new(), memo: HashMap::new(), path };
     let root = vm.run()?;
     vm.value(root, 0)
 }
 
+/// Reads a pickle file. It is memory-mapped (read-only) rather than copied: the opcodes are walked first
+/// without touching the array payloads, then each payload is decoded into its typed vector and its pages are
+/// dropped, so the peak is about one copy of the arrays (a plain read where mapping fails). As with any
+/// mapped file, do not rewrite the file while it is being read.
 pub fn read(path: &Path) -> Result<Value> {
-    let bytes = std::fs::read(path).map_err(|e| Error::io(path, e))?;
-    parse(&bytes, path)
+    let file = std::fs::File::open(path).map_err(|e| Error::io(path, e))?;
+    let len = file.metadata().map_err(|e| Error::io(path, e))?.len();
+    // SAFETY: a private read-only map; every access is bounds-checked by the VM. The caveat is the usual one
+    // for mapped files (candle, safetensors): another process truncating the file meanwhile would fault.
+    let map = if len > 0 { unsafe { memmap2::Mmap::map(&file) }.ok() } else { None };
+    match map {
+        Some(map) => run(&map, Some(&map), path),
+        None => {
+            let bytes = std::fs::read(path).map_err(|e| Error::io(path, e))?;
+            parse(&bytes, path)
+        }
+    }
 }
