@@ -5,7 +5,7 @@ MMSA's aligned CMU-MOSEI: 16,326 / 1,871 / 4,659 utterances, L = 50, GloVe text 
 COVAREP audio 74 (about 1.9 GB of float32). `--scale 0.25` writes a quarter of the utterances.
 The values are random (not real features); a few audio values are -inf like MMSA's COVAREP.
 
-Run: /work/venv-fix/bin/python bench/mmsa_big.py /tmp/mosei_big.pkl [--scale 0.25] [--protocol 4]
+Run: .venv-fixtures/bin/python bench/mmsa_big.py /tmp/mosei_big.pkl [--scale 0.25] [--protocol 4]
 Not a fixture: do not commit the output (GBs).
 """
 import argparse

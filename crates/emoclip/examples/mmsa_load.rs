@@ -1,7 +1,7 @@
 //! Loads an MMSA feature pickle through `emoclip::mer::data::MmsaData::read` and prints the load time and
 //! shapes: the memory measurement of the `mer/data.rs` module doc (run under `/usr/bin/time -v`).
 //!
-//! `/work/venv-fix/bin/python bench/mmsa_big.py /tmp/mosei.pkl` then
+//! `.venv-fixtures/bin/python bench/mmsa_big.py /tmp/mosei.pkl` (any Python with numpy) then
 //! `cargo build --release -p emoclip --example mmsa_load && /usr/bin/time -v target/release/examples/mmsa_load /tmp/mosei.pkl`
 use std::time::Instant;
 
