@@ -210,10 +210,13 @@ impl Default for StreamOptions {
 /// Default shuffle-buffer size (samples).
 pub const DEFAULT_SHUFFLE_BUFFER: usize = 512;
 
+/// `(seed, epoch, order, position of each sample)`.
+type OrderCache = (u64, usize, Arc<Vec<usize>>, Arc<Vec<usize>>);
+
 /// The open stream and the cached order of the last epoch asked for.
 #[derive(Default)]
 struct StreamState {
-    order: Option<(u64, usize, Arc<Vec<usize>>, Arc<Vec<usize>>)>,
+    order: Option<OrderCache>,
     stream: Option<stream::ShardStream>,
 }
 
@@ -480,7 +483,7 @@ impl Dataset for ShardDataset {
         let mut raws = Vec::with_capacity(pos.len());
         for (&want, &g) in pos.iter().zip(indices) {
             loop {
-                let Some((p, got, raw)) = stream.next() else {
+                let Some((p, got, raw)) = stream.next_sample() else {
                     return Err(Error::Msg(format!("internal: the shard stream ended before position {want} (sample {g})")));
                 };
                 if p == want {

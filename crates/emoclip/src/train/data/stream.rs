@@ -86,6 +86,9 @@ pub fn stream_order(counts: &[usize], buffer: usize, seed: u64, epoch: usize) ->
     out
 }
 
+/// A sample's members: `(extension, bytes)` in tar order.
+pub type Members = Vec<(String, Vec<u8>)>;
+
 /// Where each sample of a shard starts (byte offset of its first tar header) and its key.
 #[derive(Clone, Debug)]
 pub struct ShardEntry {
@@ -173,13 +176,13 @@ impl ShardIndex {
     }
 
     /// Reads sample `j` of shard `s` with a reader of that shard.
-    pub fn read<R: Read + Seek>(&self, s: usize, j: usize, reader: &mut R) -> Result<Vec<(String, Vec<u8>)>> {
+    pub fn read<R: Read + Seek>(&self, s: usize, j: usize, reader: &mut R) -> Result<Members> {
         let sh = &self.shards[s];
         read_sample_at(reader, &sh.path, sh.offsets[j], &sh.keys[j])
     }
 
     /// Reads the sample with global index `index` (random access: opens its shard and seeks).
-    pub fn read_index(&self, index: usize) -> Result<(PathBuf, Vec<(String, Vec<u8>)>)> {
+    pub fn read_index(&self, index: usize) -> Result<(PathBuf, Members)> {
         let (s, j) = self.locate(index).ok_or_else(|| Error::Msg(format!("sample {index} is out of range ({} samples)", self.len())))?;
         let path = &self.shards[s].path;
         let mut r = BufReader::new(File::open(path).map_err(|e| Error::io(path, e))?);
@@ -188,7 +191,7 @@ impl ShardIndex {
 }
 
 /// Reads the members of sample `key` whose first header is at byte `off`: `(ext, bytes)` in tar order.
-pub fn read_sample_at<R: Read + Seek>(reader: &mut R, path: &Path, off: u64, key: &str) -> Result<Vec<(String, Vec<u8>)>> {
+pub fn read_sample_at<R: Read + Seek>(reader: &mut R, path: &Path, off: u64, key: &str) -> Result<Members> {
     let bad = |e: std::io::Error| Error::media(path, format!("sample {key}: corrupt shard ({e}); rerun `emoclip prepare` for this video"));
     reader.seek(SeekFrom::Start(off)).map_err(bad)?;
     let mut ar = tar::Archive::new(reader);
@@ -249,13 +252,13 @@ impl Drop for Resident {
 #[derive(Debug)]
 pub struct RawSample {
     pub path: PathBuf,
-    pub files: Vec<(String, Vec<u8>)>,
+    pub files: Members,
     _resident: Resident,
 }
 
 impl RawSample {
     /// Wraps bytes read outside a stream, counted in `residency` while alive.
-    pub fn new(path: PathBuf, files: Vec<(String, Vec<u8>)>, residency: &Arc<Residency>) -> Self {
+    pub fn new(path: PathBuf, files: Members, residency: &Arc<Residency>) -> Self {
         Self { path, files, _resident: residency.acquire() }
     }
 }
@@ -267,7 +270,7 @@ pub type Emitted = (usize, usize, Result<RawSample>);
 pub struct ShardStream {
     pub seed: u64,
     pub epoch: usize,
-    /// Position of the next sample [`ShardStream::next`] returns.
+    /// Position of the next sample [`ShardStream::next_sample`] returns.
     pub next_pos: usize,
     rx: Option<Receiver<Emitted>>,
     stop: Arc<AtomicBool>,
@@ -343,7 +346,7 @@ impl ShardStream {
     }
 
     /// The next sample of the stream, `None` at the end of the epoch.
-    pub fn next(&mut self) -> Option<Emitted> {
+    pub fn next_sample(&mut self) -> Option<Emitted> {
         let item = self.rx.as_ref()?.recv().ok()?;
         self.next_pos = item.0 + 1;
         Some(item)
