@@ -14,7 +14,8 @@ after --warmup steps is reported.
 
 Prints one JSON line:
   {"impl":"pytorch","threads":N,"batch":B,"step_s":..,"forward_s":..,"loss_s":..,"backward_s":..,
-   "optimizer_s":..,"torch":".."}
+   "optimizer_s":..,"cpu_s":..,"sys_s":..,"torch":".."}
+(cpu_s: process CPU seconds of the step, user + system, all threads; sys_s: the system part.)
 
 Example: python bench/pytorch_train_step.py --threads 2 --batch 2 --iters 5
 """
@@ -24,6 +25,7 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import os
 import statistics
 import sys
 import time
@@ -98,6 +100,7 @@ def main():
     emotion = 2.0 * torch.randn(args.batch, 7, generator=gen)
 
     def step():
+        c0 = os.times()
         t0 = time.perf_counter()
         opt.zero_grad(set_to_none=True)
         v = F.normalize(model.encode_video(video, mask), dim=-1)
@@ -112,7 +115,9 @@ def main():
         with torch.no_grad():
             model.logit_scale.clamp_(0, math.log(100))
         t4 = time.perf_counter()
-        return (t4 - t0, t1 - t0, t2 - t1, t3 - t2, t4 - t3)
+        c1 = os.times()
+        cpu = (c1.user - c0.user) + (c1.system - c0.system)
+        return (t4 - t0, t1 - t0, t2 - t1, t3 - t2, t4 - t3, cpu, c1.system - c0.system)
 
     for _ in range(args.warmup):
         step()
@@ -121,6 +126,7 @@ def main():
     print(json.dumps({
         "impl": "pytorch", "threads": args.threads, "batch": args.batch,
         "step_s": med(0), "forward_s": med(1), "loss_s": med(2), "backward_s": med(3), "optimizer_s": med(4),
+        "cpu_s": med(5), "sys_s": med(6),
         "steps_s": [round(r[0], 4) for r in runs], "torch": torch.__version__,
     }))
 

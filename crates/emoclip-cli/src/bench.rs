@@ -138,12 +138,34 @@ struct Phases {
     loss: f64,
     backward: f64,
     optimizer: f64,
+    /// Process CPU seconds (user + system, all threads) of the step, and the system part.
+    cpu: f64,
+    sys: f64,
+}
+
+/// This process's (user, system) CPU seconds so far (Linux `/proc/self/stat`; zeros elsewhere).
+fn cpu_times() -> (f64, f64) {
+    let Ok(stat) = std::fs::read_to_string("/proc/self/stat") else { return (0.0, 0.0) };
+    // Fields after the parenthesised command name: state is field 3; utime, stime are fields 14, 15.
+    let rest = stat.rsplit_once(')').map(|(_, r)| r).unwrap_or("");
+    let f: Vec<&str> = rest.split_whitespace().collect();
+    let tick = 100.0; // USER_HZ on Linux
+    let get = |i: usize| f.get(i).and_then(|x| x.parse::<f64>().ok()).unwrap_or(0.0) / tick;
+    (get(11), get(12))
 }
 
 impl Phases {
     fn median(runs: &[Phases]) -> Phases {
         let m = |f: fn(&Phases) -> f64| median(runs.iter().map(f).collect());
-        Phases { step: m(|p| p.step), forward: m(|p| p.forward), loss: m(|p| p.loss), backward: m(|p| p.backward), optimizer: m(|p| p.optimizer) }
+        Phases {
+            step: m(|p| p.step),
+            forward: m(|p| p.forward),
+            loss: m(|p| p.loss),
+            backward: m(|p| p.backward),
+            optimizer: m(|p| p.optimizer),
+            cpu: m(|p| p.cpu),
+            sys: m(|p| p.sys),
+        }
     }
 }
 
@@ -183,6 +205,7 @@ fn run_train(a: BenchArgs, threads: Option<usize>) -> Result<i32> {
     let snce = SnceConfig::default();
     let mut step_no = 0u64;
     let mut one_step = || -> Result<Phases> {
+        let (u0, s0) = cpu_times();
         let t0 = Instant::now();
         emoclip::nn::seed_dropout(step_no);
         step_no += 1;
@@ -201,8 +224,9 @@ fn run_train(a: BenchArgs, threads: Option<usize>) -> Result<i32> {
         }
         drop(grads);
         let t4 = Instant::now();
+        let (u1, s1) = cpu_times();
         let d = |x: Instant, y: Instant| y.duration_since(x).as_secs_f64();
-        Ok(Phases { step: d(t0, t4), forward: d(t0, t1), loss: d(t1, t2), backward: d(t2, t3), optimizer: d(t3, t4) })
+        Ok(Phases { step: d(t0, t4), forward: d(t0, t1), loss: d(t1, t2), backward: d(t2, t3), optimizer: d(t3, t4), cpu: u1 - u0 + s1 - s0, sys: s1 - s0 })
     };
     for _ in 0..a.warmup.min(1) {
         one_step()?;
@@ -224,19 +248,22 @@ fn run_train(a: BenchArgs, threads: Option<usize>) -> Result<i32> {
         a.iters.max(1),
         a.warmup.min(1)
     );
-    println!("| implementation | s / step | forward | loss | backward | optimiser |");
-    println!("|---|---|---|---|---|---|");
-    let row = |name: &str, p: &Phases| println!("| {name} | {:.3} | {:.3} | {:.4} | {:.3} | {:.3} |", p.step, p.forward, p.loss, p.backward, p.optimizer);
+    println!("| implementation | s / step | forward | loss | backward | optimiser | CPU s / step (system) |");
+    println!("|---|---|---|---|---|---|---|");
+    let row = |name: &str, p: &Phases| {
+        println!("| {name} | {:.3} | {:.3} | {:.4} | {:.3} | {:.3} | {:.2} ({:.2}) |", p.step, p.forward, p.loss, p.backward, p.optimizer, p.cpu, p.sys)
+    };
     row("emoclip (candle)", &ours);
     if let Some((p, ver)) = torch {
         row(&format!("PyTorch {ver}"), &p);
         println!(
-            "| ratio (PyTorch time / emoclip time) | {:.2}x | {:.2}x | {:.2}x | {:.2}x | {:.2}x |",
+            "| ratio (PyTorch time / emoclip time) | {:.2}x | {:.2}x | {:.2}x | {:.2}x | {:.2}x | {:.2}x |",
             p.step / ours.step,
             p.forward / ours.forward,
             p.loss / ours.loss,
             p.backward / ours.backward,
-            p.optimizer / ours.optimizer
+            p.optimizer / ours.optimizer,
+            p.cpu / ours.cpu
         );
     }
     Ok(0)
@@ -258,7 +285,15 @@ fn run_pytorch_train(py: &str, a: &BenchArgs, batch: usize, threads: usize) -> R
     let f = |k: &str| v.get(k).and_then(|x| x.as_f64()).with_context(|| format!("PyTorch result lacks {k}"));
     eprintln!("PyTorch step times (s): {}", v.get("steps_s").map(|x| x.to_string()).unwrap_or_default());
     Ok((
-        Phases { step: f("step_s")?, forward: f("forward_s")?, loss: f("loss_s")?, backward: f("backward_s")?, optimizer: f("optimizer_s")? },
+        Phases {
+            step: f("step_s")?,
+            forward: f("forward_s")?,
+            loss: f("loss_s")?,
+            backward: f("backward_s")?,
+            optimizer: f("optimizer_s")?,
+            cpu: f("cpu_s")?,
+            sys: f("sys_s")?,
+        },
         v.get("torch").and_then(|x| x.as_str()).unwrap_or("?").to_string(),
     ))
 }

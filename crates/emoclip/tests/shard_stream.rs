@@ -216,6 +216,33 @@ fn corrupt_samples_are_reported_and_skipped() {
     assert!(ds.get(3, &mut item_rng(0, 0, 3)).is_err());
 }
 
+#[test]
+fn long_sample_keys_use_gnu_long_names_and_still_stream() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut w = ShardWriter::new(dir.path(), "emo", 10, u64::MAX).unwrap();
+    for i in 0..4 {
+        let mut s = sample(i);
+        if i % 2 == 1 {
+            s.key = format!("{}_{i}", "k".repeat(120)); // member names > 100 bytes: GNU long-name entries
+        }
+        w.write(&s).unwrap();
+    }
+    w.finish().unwrap();
+    let ds = open(dir.path(), 2, 1);
+    assert_eq!(ds.len(), 4);
+    let order = ds.epoch_order(5, 0);
+    let mut ids: Vec<usize> = ds.get_many(&order[..], 5, 0).unwrap().iter().map(id).collect();
+    ids.sort_unstable();
+    assert_eq!(ids, vec![0, 1, 2, 3]);
+    assert_eq!(id(&ds.get(3, &mut item_rng(5, 0, 3)).unwrap()), 3);
+    assert!(ds.skipped().is_empty(), "{:?}", ds.skipped());
+    // Every member is read, the first one (whose long name precedes its header) included.
+    let index = emoclip::train::data::stream::ShardIndex::scan(&emoclip::train::data::shard_paths(dir.path()).unwrap()).unwrap();
+    let (_, files) = index.read_index(1).unwrap();
+    assert_eq!(files.len(), 10);
+    assert_eq!(files[0].0, "frame000.jpg");
+}
+
 fn weights(t: &Trainer) -> HashMap<String, Vec<f32>> {
     let data = t.varmap().data().lock().unwrap();
     data.iter().map(|(k, v)| (k.clone(), v.as_tensor().flatten_all().unwrap().to_vec1::<f32>().unwrap())).collect()

@@ -122,6 +122,9 @@ impl ShardIndex {
             let f = File::open(path).map_err(|e| Error::io(path, e))?;
             let mut ar = tar::Archive::new(BufReader::new(f));
             let (mut offsets, mut keys) = (Vec::new(), Vec::<String>::new());
+            // A sample starts where the previous member's data ended: that is where a GNU long-name or PAX
+            // pseudo-entry of its first member sits (`raw_header_position` points past them).
+            let mut prev_end = 0u64;
             let entries = ar.entries_with_seek().map_err(|e| Error::media(path, format!("not a tar shard ({e})")))?;
             for entry in entries {
                 let entry = match entry {
@@ -139,6 +142,8 @@ impl ShardIndex {
                         break;
                     }
                 };
+                let start = prev_end;
+                prev_end = entry.raw_file_position() + entry.size().div_ceil(512) * 512;
                 let name = match entry.path() {
                     Ok(p) => p.to_string_lossy().to_string(),
                     Err(_) => continue,
@@ -146,7 +151,7 @@ impl ShardIndex {
                 let Some((key, _)) = split_member(&name) else { continue };
                 if keys.last().map(String::as_str) != Some(key) {
                     keys.push(key.to_string());
-                    offsets.push(entry.raw_header_position());
+                    offsets.push(start);
                 }
             }
             shards.push(ShardEntry { path: path.clone(), offsets, keys });
