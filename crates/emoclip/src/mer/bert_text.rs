@@ -38,6 +38,9 @@ impl BertIds {
             return Err(format!("has {} utterances but regression_labels has {n}; every key of a split needs the same first dimension (re-export the file)", a.shape[0]));
         }
         let len = a.shape[2];
+        if len == 0 {
+            return Err("has 0 tokens per utterance (shape [N, 3, 0]); re-export the file with the BERT ids".into());
+        }
         let (mut ids, mut mask, mut segments) = (Vec::with_capacity(n * len), Vec::with_capacity(n * len), Vec::with_capacity(n * len));
         for (i, x) in a.data.iter_f64().enumerate() {
             if !(x.is_finite() && x >= 0.0 && x.fract() == 0.0 && x < u32::MAX as f64) {
@@ -209,4 +212,35 @@ fn encode_split(path: &Path, split: &mut Split, bert: &BertText, mut progress: i
     let lengths = split.text.lengths.take();
     split.text = Seq { n: ids.n, len: ids.len, dim: h, data, lengths };
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::mer::pickle::ArrayData;
+
+    fn arr(rows: &[[[f32; 4]; 3]]) -> NdArray {
+        NdArray { shape: vec![rows.len(), 3, 4], dtype: "<f4".into(), data: ArrayData::F32(rows.iter().flatten().flatten().copied().collect()) }
+    }
+
+    #[test]
+    fn ids_mask_segments_and_lengths() {
+        let a = arr(&[[[1., 7., 2., 0.], [1., 1., 1., 0.], [0., 0., 1., 0.]], [[0.; 4], [0.; 4], [0.; 4]]]);
+        let b = BertIds::from_array(&a, 2).unwrap();
+        assert_eq!((b.ids[..4].to_vec(), b.segments[..4].to_vec()), (vec![1, 7, 2, 0], vec![0, 0, 1, 0]));
+        let mut raised = 0;
+        assert_eq!(b.lengths(&mut raised), vec![3, 1]);
+        assert_eq!(raised, 1, "the all-padding row is raised to 1 and counted");
+        assert!(BertIds::from_array(&a, 3).unwrap_err().contains("has 2 utterances"));
+    }
+
+    #[test]
+    fn malformed_ids_are_refused() {
+        let left_padded = arr(&[[[0., 1., 7., 2.], [0., 1., 1., 1.], [0.; 4]]]);
+        assert!(BertIds::from_array(&left_padded, 1).unwrap_err().contains("not 1s followed by 0s"));
+        let fractional = arr(&[[[1., 7.5, 2., 0.], [1., 1., 1., 0.], [0.; 4]]]);
+        assert!(BertIds::from_array(&fractional, 1).unwrap_err().contains("7.5"));
+        let wrong = NdArray { shape: vec![1, 2, 4], dtype: "<f4".into(), data: ArrayData::F32(vec![0.; 8]) };
+        assert!(BertIds::from_array(&wrong, 1).unwrap_err().contains("[N, 3, L]"));
+    }
 }
