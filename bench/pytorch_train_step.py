@@ -87,33 +87,48 @@ def main():
     ap.add_argument("--batch", type=int, default=2)
     ap.add_argument("--iters", type=int, default=5)
     ap.add_argument("--warmup", type=int, default=1)
+    ap.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N")
+    ap.add_argument("--precision", default="fp32", choices=["fp32", "bf16"],
+                    help="bf16: torch.autocast mixed precision (the official trainer's AMP), fp32 master weights")
     args = ap.parse_args()
+    dev = torch.device(args.device)
+    amp = args.precision == "bf16"
+
+    def sync():
+        if dev.type == "cuda":
+            torch.cuda.synchronize(dev)
 
     torch.set_num_threads(args.threads)
     torch.manual_seed(0)
     gen = torch.Generator().manual_seed(0)
     model = ref.EmotionCLIP(ref.VIT_B_32_CFG, variant="sap", temporal_fusion="transformer",
-                            head=ref.FULL_HEAD).float().train()
+                            head=ref.FULL_HEAD).float().train().to(dev)
     opt = torch.optim.AdamW(official_groups(model), betas=(0.98, 0.9), eps=1e-6)
     video, mask = make_clip_batch(args.batch, gen)
     text = make_text(args.batch, gen)
     emotion = 2.0 * torch.randn(args.batch, 7, generator=gen)
+    video, mask, text, emotion = video.to(dev), mask.to(dev), text.to(dev), emotion.to(dev)
 
     def step():
+        sync()
         c0 = os.times()
         t0 = time.perf_counter()
         opt.zero_grad(set_to_none=True)
-        v = F.normalize(model.encode_video(video, mask), dim=-1)
-        t = F.normalize(model.encode_text(text), dim=-1)
+        with torch.autocast(device_type=dev.type, dtype=torch.bfloat16, enabled=amp):
+            v = F.normalize(model.encode_video(video, mask), dim=-1)
+            t = F.normalize(model.encode_text(text), dim=-1)
+        sync()
         t1 = time.perf_counter()
-        loss = snce(v, t, model.logit_scale.exp(), emotion)
+        loss = snce(v.float(), t.float(), model.logit_scale.exp(), emotion)
         float(loss)
         t2 = time.perf_counter()
         loss.backward()
+        sync()
         t3 = time.perf_counter()
         opt.step()
         with torch.no_grad():
             model.logit_scale.clamp_(0, math.log(100))
+        sync()
         t4 = time.perf_counter()
         c1 = os.times()
         cpu = (c1.user - c0.user) + (c1.system - c0.system)

@@ -35,6 +35,15 @@ pub struct BenchArgs {
     /// Clips (and captions) per training step.
     #[arg(long, default_value_t = 2)]
     pub train_batch: usize,
+    /// Device of the training step: cpu, cuda or cuda:N (the PyTorch side uses the same).
+    #[arg(long, default_value = "cpu")]
+    pub device: String,
+    /// Training precision: fp32, or bf16 mixed precision (ours: `nn::autocast`; PyTorch: `torch.autocast`).
+    #[arg(long, default_value = "fp32")]
+    pub precision: String,
+    /// Peak dense TFLOP/s of the device at this precision (e.g. 989 for H100 SXM bf16), to print MFU.
+    #[arg(long)]
+    pub peak_tflops: Option<f64>,
 }
 
 fn median(mut v: Vec<f64>) -> f64 {
@@ -174,7 +183,12 @@ fn run_train(a: BenchArgs, threads: Option<usize>) -> Result<i32> {
     use emoclip::clip::vision::l2_normalize;
     use emoclip::emotionclip::{EmotionClipConfig, SubjectMode, TemporalFusion};
     use emoclip::train::{param_groups, snce_loss, AdamW, SnceConfig, OFFICIAL};
-    let dev = Device::Cpu;
+    let dev = crate::commands::parse_device(&a.device)?;
+    let autocast = match a.precision.as_str() {
+        "fp32" => None,
+        "bf16" => Some(DType::BF16),
+        other => bail!("--precision {other:?}: use fp32 or bf16"),
+    };
     let mut cfg = match a.config.as_str() {
         "ViT-B-32" | "vit-b-32" | "ViT-B/32" => EmotionClipConfig::default(),
         "tiny" => emoclip::train::trainer::tiny_config(),
@@ -204,18 +218,31 @@ fn run_train(a: BenchArgs, threads: Option<usize>) -> Result<i32> {
     let emotion = (Tensor::randn(0f32, 1.0, (b, 7), &dev)? * 2.0)?;
     let snce = SnceConfig::default();
     let mut step_no = 0u64;
+    // Model FLOPs of one step by the dense rule 6 · parameters · tokens per tower (attention scores left out):
+    // the frame encoder sees b·t frames of (S/P)² + 1 tokens, the text tower b captions of `ctx` tokens.
+    let count = |prefix: &str| -> usize {
+        let data = varmap.data().lock().map(|d| d.iter().filter(|(k, _)| k.starts_with(prefix)).map(|(_, v)| v.elem_count()).sum()).unwrap_or(0);
+        data
+    };
+    let grid = s / cfg.backbone.vision_cfg.patch_size;
+    let frame_tokens = (b * t * (grid * grid + 1)) as f64;
+    let flops = 6.0 * (count("backbone.visual.") as f64 * frame_tokens + count("backbone.transformer.") as f64 * (b * ctx) as f64 + count("visual_head.") as f64 * (b * (t + 1)) as f64);
+    let _autocast = emoclip::nn::autocast::autocast(autocast);
     let mut one_step = || -> Result<Phases> {
+        dev.synchronize()?;
         let (u0, s0) = cpu_times();
         let t0 = Instant::now();
         emoclip::nn::seed_dropout(step_no);
         step_no += 1;
         let v = l2_normalize(&model.encode_video_t(&video, Some(&masks), true)?)?;
         let tx = l2_normalize(&model.encode_text(&ids)?)?;
+        dev.synchronize()?;
         let t1 = Instant::now();
         let loss = snce_loss(&v, &tx, model.logit_scale(), &emotion, &snce)?;
         let _ = loss.to_dtype(DType::F64)?.to_scalar::<f64>()?;
         let t2 = Instant::now();
         let grads = loss.backward()?;
+        dev.synchronize()?;
         let t3 = Instant::now();
         opt.step(&grads)?;
         let clamped = model.logit_scale().clamp(0.0, emoclip::train::trainer::LOGIT_SCALE_MAX)?;
@@ -223,6 +250,7 @@ fn run_train(a: BenchArgs, threads: Option<usize>) -> Result<i32> {
             var.set(&clamped)?;
         }
         drop(grads);
+        dev.synchronize()?;
         let t4 = Instant::now();
         let (u1, s1) = cpu_times();
         let d = |x: Instant, y: Instant| y.duration_since(x).as_secs_f64();
@@ -241,17 +269,31 @@ fn run_train(a: BenchArgs, threads: Option<usize>) -> Result<i32> {
         Some(py) => Some(run_pytorch_train(py, &a, b, n_threads)?),
     };
     println!(
-        "\nEmotionCLIP {} training step ({:.1} M parameters, SAP, temporal transformer, SNCE β {}, AdamW official groups), {b} clips × {t} frames + {b} captions, fp32 CPU, {n_threads} thread(s), median of {} steps after {} warm-up\n",
+        "\nEmotionCLIP {} training step ({:.1} M parameters, SAP, temporal transformer, SNCE β {}, AdamW official groups), {b} clips × {t} frames + {b} captions, {} on {}, {n_threads} CPU thread(s), median of {} steps after {} warm-up\n",
         a.config,
         n_params as f64 / 1e6,
         snce.beta,
+        a.precision,
+        a.device,
         a.iters.max(1),
         a.warmup.min(1)
     );
-    println!("| implementation | s / step | forward | loss | backward | optimiser | CPU s / step (system) |");
-    println!("|---|---|---|---|---|---|---|");
+    println!("| implementation | s / step | forward | loss | backward | optimiser | CPU s / step (system) | clips/s | model TFLOP/s | MFU |");
+    println!("|---|---|---|---|---|---|---|---|---|---|");
     let row = |name: &str, p: &Phases| {
-        println!("| {name} | {:.3} | {:.3} | {:.4} | {:.3} | {:.3} | {:.2} ({:.2}) |", p.step, p.forward, p.loss, p.backward, p.optimizer, p.cpu, p.sys)
+        let tflops = flops / p.step / 1e12;
+        let mfu = a.peak_tflops.map(|peak| format!("{:.1}%", 100.0 * tflops / peak)).unwrap_or_else(|| "—".into());
+        println!(
+            "| {name} | {:.3} | {:.3} | {:.4} | {:.3} | {:.3} | {:.2} ({:.2}) | {:.2} | {tflops:.3} | {mfu} |",
+            p.step,
+            p.forward,
+            p.loss,
+            p.backward,
+            p.optimizer,
+            p.cpu,
+            p.sys,
+            b as f64 / p.step
+        )
     };
     row("emoclip (candle)", &ours);
     if let Some((p, ver)) = torch {
@@ -266,6 +308,7 @@ fn run_train(a: BenchArgs, threads: Option<usize>) -> Result<i32> {
             p.cpu / ours.cpu
         );
     }
+    println!("\nmodel FLOPs per step (6 · parameters · tokens per tower): {:.2} TFLOP", flops / 1e12);
     Ok(0)
 }
 
@@ -274,6 +317,7 @@ fn run_pytorch_train(py: &str, a: &BenchArgs, batch: usize, threads: usize) -> R
     let script = a.pytorch_script.clone().unwrap_or_else(|| "bench/pytorch_train_step.py".into());
     let out = std::process::Command::new(py)
         .args([&script, "--threads", &threads.to_string(), "--batch", &batch.to_string(), "--iters", &a.iters.max(1).to_string(), "--warmup", &a.warmup.min(1).to_string()])
+        .args(["--device", a.device.as_str(), "--precision", a.precision.as_str()])
         .output()
         .with_context(|| format!("cannot run {py} {script}"))?;
     if !out.status.success() {

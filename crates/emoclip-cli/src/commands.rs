@@ -83,7 +83,7 @@ pub fn parse_device(s: &str) -> Result<Device> {
         None => bail!("bad device {s:?}: use cpu, cuda or cuda:N"),
     };
     if !candle_core::utils::cuda_is_available() {
-        bail!("--device {s}: this binary was built without CUDA; rebuild with `cargo build --release --features cuda`");
+        bail!("--device {s}: this binary was built without CUDA; build the CUDA one with `bash scripts/build_cuda.sh` (target/cuda/release/emoclip)");
     }
     // cudarc panics (instead of returning an error) when the driver library or a GPU is missing: silence the
     // panic report and turn it into one error carrying cudarc's message.
