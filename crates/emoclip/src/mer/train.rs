@@ -555,7 +555,8 @@ pub fn load_model(dir: &Path, dev: &Device) -> Result<(MerClip, VarMap)> {
 
 /// Plots the training loss per step and the validation selection metric per epoch from `metrics.jsonl`.
 pub fn plot_training(metrics: &Path, svg: &Path) -> Result<()> {
-    use plotters::prelude::*;
+    use crate::plot::{line_charts, Line};
+    use plotters::style::{BLUE, RED};
     let text = std::fs::read_to_string(metrics).map_err(|e| Error::io(metrics, e))?;
     let (mut loss, mut valid) = (std::collections::BTreeMap::new(), std::collections::BTreeMap::new());
     let mut key = "valid";
@@ -574,37 +575,29 @@ pub fn plot_training(metrics: &Path, svg: &Path) -> Result<()> {
     if loss.is_empty() {
         return Err(Error::config(metrics, "no finite loss to plot"));
     }
-    let tmp = svg.with_extension("svg.tmp");
-    let err = |e: &dyn std::fmt::Display| Error::Msg(format!("{}: plotting failed: {e}", svg.display()));
-    {
-        let root = SVGBackend::new(&tmp, (1100, 440)).into_drawing_area();
-        root.fill(&WHITE).map_err(|e| err(&e))?;
-        let (left, right) = root.split_horizontally(600);
-        let xmax = loss.keys().last().copied().unwrap_or(1).max(1) as f64;
-        let ymax = loss.values().cloned().fold(0.0f64, f64::max).max(1e-6) * 1.05;
-        let mut c = ChartBuilder::on(&left)
-            .caption("Training loss", ("sans-serif", 20))
-            .margin(12)
-            .x_label_area_size(40)
-            .y_label_area_size(55)
-            .build_cartesian_2d(0f64..xmax, 0f64..ymax)
-            .map_err(|e| err(&e))?;
-        c.configure_mesh().x_desc("step").y_desc("loss").draw().map_err(|e| err(&e))?;
-        c.draw_series(LineSeries::new(loss.iter().map(|(&k, &v)| (k as f64, v)), BLUE.stroke_width(2))).map_err(|e| err(&e))?;
-        let emax = valid.keys().last().copied().unwrap_or(0).max(1) as f64;
-        let mut c = ChartBuilder::on(&right)
-            .caption(format!("Validation {key}"), ("sans-serif", 20))
-            .margin(12)
-            .x_label_area_size(40)
-            .y_label_area_size(55)
-            .build_cartesian_2d(0f64..emax, 0f64..1f64)
-            .map_err(|e| err(&e))?;
-        c.configure_mesh().x_desc("epoch").y_desc(key).draw().map_err(|e| err(&e))?;
-        c.draw_series(LineSeries::new(valid.iter().map(|(&k, &v)| (k as f64, v)), RED.stroke_width(2))).map_err(|e| err(&e))?;
-        c.draw_series(valid.iter().map(|(&k, &v)| Circle::new((k as f64, v), 3, RED.filled()))).map_err(|e| err(&e))?;
-        root.present().map_err(|e| err(&e))?;
-    }
-    std::fs::rename(&tmp, svg).map_err(|e| Error::io(svg, e))
+    let loss_line = Line {
+        title: "Training loss".into(),
+        x_label: "step",
+        y_label: "loss",
+        x_max: loss.keys().last().copied().unwrap_or(1).max(1) as f64,
+        y_max: loss.values().cloned().fold(0.0f64, f64::max).max(1e-6) * 1.05,
+        points: loss.iter().map(|(&k, &v)| (k as f64, v)).collect(),
+        color: BLUE,
+        markers: false,
+        mark: None,
+    };
+    let valid_line = Line {
+        title: format!("Validation {key}"),
+        x_label: "epoch",
+        y_label: key,
+        x_max: valid.keys().last().copied().unwrap_or(0).max(1) as f64,
+        y_max: 1.0,
+        points: valid.iter().map(|(&k, &v)| (k as f64, v)).collect(),
+        color: RED,
+        markers: true,
+        mark: None,
+    };
+    line_charts(svg, &[loss_line, valid_line])
 }
 
 /// Builds the model config for a task and dataset: MOSI / MOSEI feature widths from the data, the given query

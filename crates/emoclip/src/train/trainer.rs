@@ -795,7 +795,8 @@ fn start_fingerprint(cfg: &TrainConfig, varmap: &VarMap, opt: &AdamW, step: usiz
 
 /// Plots the loss of `metrics.jsonl` (the last value logged for each step, so resumed runs read right) to an SVG.
 pub fn plot_loss(metrics: &Path, svg: &Path) -> Result<()> {
-    use plotters::prelude::*;
+    use crate::plot::{line_charts, Line};
+    use plotters::style::BLUE;
     let text = std::fs::read_to_string(metrics).map_err(|e| Error::io(metrics, e))?;
     let mut by_step = BTreeMap::new();
     for (i, line) in text.lines().enumerate().filter(|(_, l)| !l.trim().is_empty()) {
@@ -807,22 +808,9 @@ pub fn plot_loss(metrics: &Path, svg: &Path) -> Result<()> {
     if by_step.is_empty() {
         return Err(Error::config(metrics, "no finite loss to plot"));
     }
-    let err = |e: &dyn std::fmt::Display| Error::Msg(format!("{}: plotting failed: {e}", svg.display()));
-    let xmax = by_step.keys().last().copied().unwrap_or(1).max(1) as f64;
-    let ymax = by_step.values().cloned().fold(0.0f64, f64::max).max(1e-6) * 1.05;
-    let root = SVGBackend::new(svg, (900, 480)).into_drawing_area();
-    root.fill(&WHITE).map_err(|e| err(&e))?;
-    let mut chart = ChartBuilder::on(&root)
-        .caption("Training loss", ("sans-serif", 22))
-        .margin(12)
-        .x_label_area_size(50)
-        .y_label_area_size(60)
-        .build_cartesian_2d(0f64..xmax, 0f64..ymax)
-        .map_err(|e| err(&e))?;
-    chart.configure_mesh().x_desc("step").y_desc("loss").draw().map_err(|e| err(&e))?;
-    chart
-        .draw_series(LineSeries::new(by_step.iter().map(|(&k, &v)| (k as f64, v)), BLUE.stroke_width(2)))
-        .map_err(|e| err(&e))?;
-    root.present().map_err(|e| err(&e))?;
-    Ok(())
+    let x_max = by_step.keys().last().copied().unwrap_or(1).max(1) as f64;
+    let y_max = by_step.values().cloned().fold(0.0f64, f64::max).max(1e-6) * 1.05;
+    let points = by_step.iter().map(|(&k, &v)| (k as f64, v)).collect();
+    let line = Line { title: "Training loss".into(), x_label: "step", y_label: "loss", points, x_max, y_max, color: BLUE, markers: false, mark: None };
+    line_charts(svg, &[line])
 }
