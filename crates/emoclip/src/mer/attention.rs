@@ -1,8 +1,8 @@
 //! `nn.MultiheadAttention(d, h, dropout, batch_first=True)` with separate query and key/value inputs (the
 //! decoder's self- and cross-attention; PyTorch layout: fused `in_proj_weight [3D, D]` split into q/k/v rows,
 //! `in_proj_bias`, `out_proj`), additive key mask, dropout on the attention weights in training.
-use crate::nn::{dropout, softmax_last_dim, Linear};
-use candle_core::{Result, Tensor, D};
+use crate::nn::Linear;
+use candle_core::{Result, Tensor};
 use candle_nn::VarBuilder;
 
 #[derive(Clone, Debug)]
@@ -49,13 +49,7 @@ impl Attention {
         let kvp = self.kv.forward(kv)?.reshape((b, s, 2, h, hd))?.permute((2, 0, 3, 1, 4))?; // [2, B, H, S, hd]
         let k = kvp.get(0)?.contiguous()?;
         let v = kvp.get(1)?.contiguous()?;
-        let mut att = q.matmul(&k.transpose(D::Minus2, D::Minus1)?.contiguous()?)?; // [B, H, Lq, S]
-        if let Some(m) = mask {
-            att = att.broadcast_add(&m.to_dtype(att.dtype())?)?;
-        }
-        let att = softmax_last_dim(&att)?;
-        let att = dropout(&att, self.dropout, train)?;
-        let y = att.matmul(&v)?.transpose(1, 2)?.contiguous()?.reshape((b, lq, d))?;
+        let y = crate::nn::attention::attend(&q, &k, &v, mask, self.dropout, train)?;
         self.out_proj.forward(&y)
     }
 }

@@ -39,14 +39,22 @@ impl MultiheadAttention {
         let q = (qkv.get(0)?.contiguous()? * (1.0 / (hd as f64).sqrt()))?;
         let k = qkv.get(1)?.contiguous()?;
         let v = qkv.get(2)?.contiguous()?;
-        let mut att = super::autocast::matmul(&q, &k.transpose(D::Minus2, D::Minus1)?.contiguous()?)?; // [B, H, L, L]
-        if let Some(m) = mask {
-            att = att.broadcast_add(&m.to_dtype(att.dtype())?)?;
-        }
-        let att = softmax_last_dim(&att)?;
-        let att = super::dropout(&att, self.dropout, train)?;
-        let y = super::autocast::matmul(&att, &v)?; // [B, H, L, hd]
-        let y = y.transpose(1, 2)?.contiguous()?.reshape((b, l, d))?;
+        let y = attend(&q, &k, &v, mask, self.dropout, train)?;
         self.out_proj.forward(&y)
     }
+}
+
+/// Scaled dot-product attention of `q: [B, H, Lq, hd]` (already scaled by 1/√hd) over `k, v: [B, H, S, hd]`:
+/// additive `mask` broadcastable to `[B, H, Lq, S]`, differentiable softmax, dropout `p` on the weights in
+/// training, matrix products under [`super::autocast`]. Returns the heads concatenated, `[B, Lq, H·hd]`.
+pub fn attend(q: &Tensor, k: &Tensor, v: &Tensor, mask: Option<&Tensor>, p: f32, train: bool) -> Result<Tensor> {
+    let (b, h, lq, hd) = q.dims4()?;
+    let mut att = super::autocast::matmul(q, &k.transpose(D::Minus2, D::Minus1)?.contiguous()?)?; // [B, H, Lq, S]
+    if let Some(m) = mask {
+        att = att.broadcast_add(&m.to_dtype(att.dtype())?)?;
+    }
+    let att = softmax_last_dim(&att)?;
+    let att = super::dropout(&att, p, train)?;
+    let y = super::autocast::matmul(&att, v)?; // [B, H, Lq, hd]
+    y.transpose(1, 2)?.contiguous()?.reshape((b, lq, h * hd))
 }
