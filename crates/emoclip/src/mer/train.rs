@@ -219,13 +219,9 @@ struct SeededInit {
     varmap: VarMap,
 }
 
-fn name_hash(name: &str) -> u64 {
-    name.bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| (h ^ b as u64).wrapping_mul(0x100_0000_01b3))
-}
-
 impl SimpleBackend for SeededInit {
     fn get(&self, s: Shape, name: &str, h: Init, dtype: DType, dev: &Device) -> candle_core::Result<Tensor> {
-        let mut rng = StdRng::seed_from_u64(mix_seed(&[self.seed, name_hash(name)]));
+        let mut rng = StdRng::seed_from_u64(mix_seed(&[self.seed, crate::probe::cache::fnv1a64(name.as_bytes())]));
         let v = crate::train::trainer::draw(&mut rng, &s, h)?;
         let var = Var::from_tensor(&Tensor::from_vec(v, &s, &Device::Cpu)?.to_dtype(dtype)?.to_device(dev)?)?;
         let out = var.as_tensor().clone();
