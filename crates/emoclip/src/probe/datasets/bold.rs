@@ -105,9 +105,10 @@ pub fn read_annotations(path: &Path) -> Result<Vec<Row>> {
     let text = std::fs::read(path).map_err(|e| Error::io(path, e))?;
     let mut rdr = csv::ReaderBuilder::new().has_headers(false).flexible(true).from_reader(text.as_slice());
     let mut rows = Vec::new();
+    let mut lines = super::LineCounter::new(&text);
     for rec in rdr.records() {
         let rec = rec.map_err(|e| Error::Data { path: path.to_path_buf(), msg: format!("malformed CSV ({e})") })?;
-        let line = csv_line(&text, &rec);
+        let line = rec.position().map_or(0, |p| lines.line_at(p.byte()));
         if rec.len() == 1 && rec[0].trim().is_empty() {
             continue;
         }
@@ -161,16 +162,6 @@ pub fn read_annotations(path: &Path) -> Result<Vec<Row>> {
         });
     }
     Ok(rows)
-}
-
-/// 1-based line on which a CSV record starts. (The `csv` crate's own `Position::line` is one too low for
-/// the records of CRLF files, which is what Python's `csv` module writes.)
-pub(crate) fn csv_line(text: &[u8], rec: &csv::StringRecord) -> usize {
-    let mut b = rec.position().map_or(0, |p| p.byte() as usize).min(text.len());
-    while b < text.len() && matches!(text[b], b'\r' | b'\n') {
-        b += 1;
-    }
-    1 + text[..b].iter().filter(|&&c| c == b'\n').count()
 }
 
 /// The joints file of a clip: `joints/<video_id without its .mp4 extension>.npy`.

@@ -106,9 +106,10 @@ pub fn read_annotations(path: &Path) -> Result<Vec<Row>> {
     };
     let (cf, cn, cs, cb) = (col("Folder")?, col("Filename")?, col("Image Size")?, col("BBox")?);
     let mut rows = Vec::new();
+    let mut lines = super::LineCounter::new(&text);
     for rec in rdr.records() {
         let rec = rec.map_err(|e| data(format!("malformed CSV ({e})")))?;
-        let line = super::bold::csv_line(&text, &rec);
+        let line = rec.position().map_or(0, |p| lines.line_at(p.byte()));
         let bad = |msg: String| data(format!("line {line}: {msg}"));
         let get = |j: usize| rec.get(j).unwrap_or("").trim();
         let size = match parse_list(get(cs)).as_deref() {
