@@ -122,19 +122,27 @@ pub fn run(a: BenchArgs, threads: Option<usize>) -> Result<i32> {
     Ok(0)
 }
 
-/// Runs the PyTorch timing script and parses its JSON line.
-fn run_pytorch(py: &str, a: &BenchArgs, threads: usize) -> Result<(f64, f64, f64, String)> {
-    let script = a.pytorch_script.clone().unwrap_or_else(|| "bench/pytorch_emotionclip.py".into());
+/// Runs a PyTorch timing script (`--pytorch-script`, else `default_script`) with `args` and parses the JSON line
+/// it prints last.
+fn pytorch_json(py: &str, a: &BenchArgs, default_script: &str, args: &[String]) -> Result<serde_json::Value> {
+    let script = a.pytorch_script.clone().unwrap_or_else(|| default_script.into());
     let out = std::process::Command::new(py)
-        .args([&script, "--threads", &threads.to_string(), "--batch", &a.batch.to_string(), "--iters", &a.iters.to_string(), "--text"])
+        .arg(&script)
+        .args(args)
         .output()
         .with_context(|| format!("cannot run {py} {script}"))?;
     if !out.status.success() {
-        bail!("PyTorch benchmark failed: {}", String::from_utf8_lossy(&out.stderr));
+        bail!("PyTorch benchmark {script} failed: {}", String::from_utf8_lossy(&out.stderr));
     }
     let stdout = String::from_utf8_lossy(&out.stdout);
     let line = stdout.lines().rev().find(|l| l.trim_start().starts_with('{')).context("no JSON line from the PyTorch benchmark")?;
-    let v: serde_json::Value = serde_json::from_str(line)?;
+    Ok(serde_json::from_str(line)?)
+}
+
+/// Runs the PyTorch inference timing script.
+fn run_pytorch(py: &str, a: &BenchArgs, threads: usize) -> Result<(f64, f64, f64, String)> {
+    let args = ["--threads", &threads.to_string(), "--batch", &a.batch.to_string(), "--iters", &a.iters.to_string(), "--text"].map(String::from);
+    let v = pytorch_json(py, a, "bench/pytorch_emotionclip.py", &args)?;
     let f = |k: &str| v.get(k).and_then(|x| x.as_f64()).with_context(|| format!("PyTorch result lacks {k}"));
     Ok((f("s_per_clip")?, f("clips_per_s_batch")?, f("text_s_per_batch8")?, v.get("torch").and_then(|x| x.as_str()).unwrap_or("?").to_string()))
 }
@@ -312,20 +320,24 @@ fn run_train(a: BenchArgs, threads: Option<usize>) -> Result<i32> {
     Ok(0)
 }
 
-/// Runs `bench/pytorch_train_step.py` and parses its JSON line.
+/// Runs `bench/pytorch_train_step.py` (or `--pytorch-script`).
 fn run_pytorch_train(py: &str, a: &BenchArgs, batch: usize, threads: usize) -> Result<(Phases, String)> {
-    let script = a.pytorch_script.clone().unwrap_or_else(|| "bench/pytorch_train_step.py".into());
-    let out = std::process::Command::new(py)
-        .args([&script, "--threads", &threads.to_string(), "--batch", &batch.to_string(), "--iters", &a.iters.max(1).to_string(), "--warmup", &a.warmup.min(1).to_string()])
-        .args(["--device", a.device.as_str(), "--precision", a.precision.as_str()])
-        .output()
-        .with_context(|| format!("cannot run {py} {script}"))?;
-    if !out.status.success() {
-        bail!("PyTorch training benchmark failed: {}", String::from_utf8_lossy(&out.stderr));
-    }
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    let line = stdout.lines().rev().find(|l| l.trim_start().starts_with('{')).context("no JSON line from the PyTorch benchmark")?;
-    let v: serde_json::Value = serde_json::from_str(line)?;
+    let args = [
+        "--threads",
+        &threads.to_string(),
+        "--batch",
+        &batch.to_string(),
+        "--iters",
+        &a.iters.max(1).to_string(),
+        "--warmup",
+        &a.warmup.min(1).to_string(),
+        "--device",
+        &a.device,
+        "--precision",
+        &a.precision,
+    ]
+    .map(String::from);
+    let v = pytorch_json(py, a, "bench/pytorch_train_step.py", &args)?;
     let f = |k: &str| v.get(k).and_then(|x| x.as_f64()).with_context(|| format!("PyTorch result lacks {k}"));
     eprintln!("PyTorch step times (s): {}", v.get("steps_s").map(|x| x.to_string()).unwrap_or_default());
     Ok((
