@@ -1,11 +1,29 @@
 #!/usr/bin/env bash
 # Installs the Debian packages emoclip needs to build (FFmpeg development libraries for ffmpeg-next,
-# clang/libclang for its bindgen step, pkg-config) and ONNX Runtime's shared library. Idempotent.
+# clang/libclang for its bindgen step, pkg-config, the ffmpeg CLI for decoder-parity tests) and ONNX Runtime's shared library. Idempotent.
 set -euo pipefail
+#
+# Each "already there?" test checks what the consumer actually loads, not a look-alike file:
+#  - FFmpeg: pkg-config must resolve every library ffmpeg-sys-next links (its .pc files come only with -dev).
+#  - libclang: bindgen (clang-sys) dlopens libclang.so / libclang-N.so / libclang.so.N and needs clang's
+#    builtin headers (stddef.h). libclang-cpp.so.N (the C++ API, present on the base image) is NOT libclang.
+#  - ffmpeg: the command-line tool the decoder-parity tests compare against.
 need=()
-pkg-config --exists libavcodec libavformat libavutil libswscale 2>/dev/null || need+=(libavcodec-dev libavformat-dev libavutil-dev libswscale-dev libavfilter-dev libavdevice-dev)
 command -v pkg-config >/dev/null 2>&1 || need+=(pkg-config)
-ls /usr/lib/llvm-*/lib/libclang*.so* >/dev/null 2>&1 || ls /usr/lib/x86_64-linux-gnu/libclang*.so* >/dev/null 2>&1 || need+=(libclang-dev clang)
+pkg-config --exists libavcodec libavformat libavutil libswscale libswresample libavfilter libavdevice 2>/dev/null \
+    || need+=(libavcodec-dev libavformat-dev libavutil-dev libswscale-dev libswresample-dev libavfilter-dev libavdevice-dev)
+have_libclang() {
+    local d f
+    for d in ${LIBCLANG_PATH:-} /usr/lib/llvm-*/lib /usr/lib/x86_64-linux-gnu /usr/lib64 /usr/lib /usr/local/lib; do
+        for f in "$d"/libclang.so "$d"/libclang.so.* "$d"/libclang-[0-9]*.so "$d"/libclang-[0-9]*.so.*; do
+            [ -e "$f" ] && return 0
+        done
+    done
+    return 1
+}
+have_clang_headers() { compgen -G '/usr/lib/llvm-*/lib/clang/*/include/stddef.h' >/dev/null; }
+{ have_libclang && have_clang_headers; } || need+=(libclang-dev clang)
+command -v ffmpeg >/dev/null 2>&1 || need+=(ffmpeg)
 if [ "${#need[@]}" -gt 0 ]; then
     as_root() { if [ "$(id -u)" -eq 0 ]; then "$@"; else sudo "$@"; fi; }
     echo "installing build dependencies: ${need[*]}"
