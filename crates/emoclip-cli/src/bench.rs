@@ -106,7 +106,10 @@ pub fn run(a: BenchArgs, threads: Option<usize>) -> Result<i32> {
         None => None,
         Some(py) => Some(run_pytorch(py, &a, n_threads)?),
     };
-    println!("\nEmotionCLIP {} (SAP, 8 frames, temporal transformer), fp32 CPU, {n_threads} thread(s), median of {} runs\n", a.config, a.iters);
+    println!(
+        "\nEmotionCLIP {} (SAP, 8 frames, temporal transformer), fp32 CPU, {n_threads} thread(s), median of {} runs\n",
+        a.config, a.iters
+    );
     println!("| implementation | s / clip (batch 1) | clips/s (batch {}) | s / 8 prompts (text) |", a.batch);
     println!("|---|---|---|---|");
     println!("| emoclip (candle) | {:.3} | {:.2} | {:.3} |", rust.0, rust.1, rust.2);
@@ -135,16 +138,27 @@ fn pytorch_json(py: &str, a: &BenchArgs, default_script: &str, args: &[String]) 
         bail!("PyTorch benchmark {script} failed: {}", String::from_utf8_lossy(&out.stderr));
     }
     let stdout = String::from_utf8_lossy(&out.stdout);
-    let line = stdout.lines().rev().find(|l| l.trim_start().starts_with('{')).context("no JSON line from the PyTorch benchmark")?;
+    let line = stdout
+        .lines()
+        .rev()
+        .find(|l| l.trim_start().starts_with('{'))
+        .context("no JSON line from the PyTorch benchmark")?;
     Ok(serde_json::from_str(line)?)
 }
 
 /// Runs the PyTorch inference timing script.
 fn run_pytorch(py: &str, a: &BenchArgs, threads: usize) -> Result<(f64, f64, f64, String)> {
-    let args = ["--threads", &threads.to_string(), "--batch", &a.batch.to_string(), "--iters", &a.iters.to_string(), "--text"].map(String::from);
+    let args =
+        ["--threads", &threads.to_string(), "--batch", &a.batch.to_string(), "--iters", &a.iters.to_string(), "--text"]
+            .map(String::from);
     let v = pytorch_json(py, a, "bench/pytorch_emotionclip.py", &args)?;
     let f = |k: &str| v.get(k).and_then(|x| x.as_f64()).with_context(|| format!("PyTorch result lacks {k}"));
-    Ok((f("s_per_clip")?, f("clips_per_s_batch")?, f("text_s_per_batch8")?, v.get("torch").and_then(|x| x.as_str()).unwrap_or("?").to_string()))
+    Ok((
+        f("s_per_clip")?,
+        f("clips_per_s_batch")?,
+        f("text_s_per_batch8")?,
+        v.get("torch").and_then(|x| x.as_str()).unwrap_or("?").to_string(),
+    ))
 }
 
 /// Median seconds of each phase of a training step.
@@ -206,7 +220,13 @@ fn run_train(a: BenchArgs, threads: Option<usize>) -> Result<i32> {
     cfg.temporal.fusion = TemporalFusion::Transformer;
     let b = a.train_batch.max(2);
     let (s, t, ctx) = (cfg.backbone.vision_cfg.image_size, cfg.video_len, cfg.backbone.text_cfg.context_length);
-    let (model, varmap) = emoclip::train::trainer::build_trainable(&cfg, Default::default(), 0, &dev, std::path::Path::new("<random init>"))?;
+    let (model, varmap) = emoclip::train::trainer::build_trainable(
+        &cfg,
+        Default::default(),
+        0,
+        &dev,
+        std::path::Path::new("<random init>"),
+    )?;
     let mut opt = AdamW::new(&varmap, param_groups(&varmap, &OFFICIAL)?)?;
     let n_params: usize = varmap.all_vars().iter().map(|v| v.elem_count()).sum();
     let video = Tensor::randn(0f32, 1.0, (b, t, 3, s, s), &dev)?;
@@ -222,19 +242,34 @@ fn run_train(a: BenchArgs, threads: Option<usize>) -> Result<i32> {
     let vocab = cfg.backbone.text_cfg.vocab_size as u32;
     let ids = tok.tokenize_tensor(&refs, ctx, emoclip::tokenizer::Truncation::ForceEot, &dev)?;
     // The tiny config's small vocabulary: fold the BPE ids into it (timing only).
-    let ids = if vocab < 49408 { Tensor::from_vec(ids.flatten_all()?.to_vec1::<u32>()?.into_iter().map(|x| x % vocab).collect::<Vec<_>>(), ids.dims(), &dev)? } else { ids };
+    let ids = if vocab < 49408 {
+        Tensor::from_vec(
+            ids.flatten_all()?.to_vec1::<u32>()?.into_iter().map(|x| x % vocab).collect::<Vec<_>>(),
+            ids.dims(),
+            &dev,
+        )?
+    } else {
+        ids
+    };
     let emotion = (Tensor::randn(0f32, 1.0, (b, 7), &dev)? * 2.0)?;
     let snce = SnceConfig::default();
     let mut step_no = 0u64;
     // Model FLOPs of one step by the dense rule 6 · parameters · tokens per tower (attention scores left out):
     // the frame encoder sees b·t frames of (S/P)² + 1 tokens, the text tower b captions of `ctx` tokens.
     let count = |prefix: &str| -> usize {
-        let data = varmap.data().lock().map(|d| d.iter().filter(|(k, _)| k.starts_with(prefix)).map(|(_, v)| v.elem_count()).sum()).unwrap_or(0);
+        let data = varmap
+            .data()
+            .lock()
+            .map(|d| d.iter().filter(|(k, _)| k.starts_with(prefix)).map(|(_, v)| v.elem_count()).sum())
+            .unwrap_or(0);
         data
     };
     let grid = s / cfg.backbone.vision_cfg.patch_size;
     let frame_tokens = (b * t * (grid * grid + 1)) as f64;
-    let flops = 6.0 * (count("backbone.visual.") as f64 * frame_tokens + count("backbone.transformer.") as f64 * (b * ctx) as f64 + count("visual_head.") as f64 * (b * (t + 1)) as f64);
+    let flops = 6.0
+        * (count("backbone.visual.") as f64 * frame_tokens
+            + count("backbone.transformer.") as f64 * (b * ctx) as f64
+            + count("visual_head.") as f64 * (b * (t + 1)) as f64);
     let _autocast = emoclip::nn::autocast::autocast(autocast);
     let mut one_step = || -> Result<Phases> {
         dev.synchronize()?;
@@ -254,7 +289,8 @@ fn run_train(a: BenchArgs, threads: Option<usize>) -> Result<i32> {
         let t3 = Instant::now();
         opt.step(&grads)?;
         let clamped = model.logit_scale().clamp(0.0, emoclip::train::trainer::LOGIT_SCALE_MAX)?;
-        if let Some(var) = varmap.data().lock().map_err(|_| anyhow::anyhow!("VarMap lock poisoned"))?.get("logit_scale") {
+        if let Some(var) = varmap.data().lock().map_err(|_| anyhow::anyhow!("VarMap lock poisoned"))?.get("logit_scale")
+        {
             var.set(&clamped)?;
         }
         drop(grads);
@@ -262,7 +298,15 @@ fn run_train(a: BenchArgs, threads: Option<usize>) -> Result<i32> {
         let t4 = Instant::now();
         let (u1, s1) = cpu_times();
         let d = |x: Instant, y: Instant| y.duration_since(x).as_secs_f64();
-        Ok(Phases { step: d(t0, t4), forward: d(t0, t1), loss: d(t1, t2), backward: d(t2, t3), optimizer: d(t3, t4), cpu: u1 - u0 + s1 - s0, sys: s1 - s0 })
+        Ok(Phases {
+            step: d(t0, t4),
+            forward: d(t0, t1),
+            loss: d(t1, t2),
+            backward: d(t2, t3),
+            optimizer: d(t3, t4),
+            cpu: u1 - u0 + s1 - s0,
+            sys: s1 - s0,
+        })
     };
     for _ in 0..a.warmup.min(1) {
         one_step()?;
@@ -270,10 +314,15 @@ fn run_train(a: BenchArgs, threads: Option<usize>) -> Result<i32> {
     let runs: Vec<Phases> = (0..a.iters.max(1)).map(|_| one_step()).collect::<Result<_>>()?;
     let ours = Phases::median(&runs);
     let n_threads = threads.unwrap_or_else(|| std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1));
-    eprintln!("emoclip step times (s): {:?}", runs.iter().map(|p| (p.step * 1000.0).round() / 1000.0).collect::<Vec<_>>());
+    eprintln!(
+        "emoclip step times (s): {:?}",
+        runs.iter().map(|p| (p.step * 1000.0).round() / 1000.0).collect::<Vec<_>>()
+    );
     let torch = match &a.pytorch {
         None => None,
-        Some(_) if !matches!(a.config.as_str(), "ViT-B-32" | "vit-b-32" | "ViT-B/32") => bail!("--pytorch times the full ViT-B-32 model only; drop --config {}", a.config),
+        Some(_) if !matches!(a.config.as_str(), "ViT-B-32" | "vit-b-32" | "ViT-B/32") => {
+            bail!("--pytorch times the full ViT-B-32 model only; drop --config {}", a.config)
+        }
         Some(py) => Some(run_pytorch_train(py, &a, b, n_threads)?),
     };
     println!(

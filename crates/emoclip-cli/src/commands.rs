@@ -79,7 +79,10 @@ pub fn parse_device(s: &str) -> Result<Device> {
     }
     let ordinal = match s.strip_prefix("cuda") {
         Some("") => 0,
-        Some(r) => r.strip_prefix(':').and_then(|n| n.parse().ok()).with_context(|| format!("bad device {s:?}: use cpu, cuda or cuda:N"))?,
+        Some(r) => r
+            .strip_prefix(':')
+            .and_then(|n| n.parse().ok())
+            .with_context(|| format!("bad device {s:?}: use cpu, cuda or cuda:N"))?,
         None => bail!("bad device {s:?}: use cpu, cuda or cuda:N"),
     };
     if !candle_core::utils::cuda_is_available() {
@@ -224,7 +227,10 @@ fn progress(n: usize, what: &str) -> ProgressBar {
 }
 
 /// Embeds all media; returns (names, rows, failures). Bad files are skipped and reported.
-fn embed_all(m: &MediaArgs, model: &ModelArgs) -> Result<(Vec<String>, Vec<Vec<f32>>, Vec<(PathBuf, String)>, Embedder)> {
+fn embed_all(
+    m: &MediaArgs,
+    model: &ModelArgs,
+) -> Result<(Vec<String>, Vec<Vec<f32>>, Vec<(PathBuf, String)>, Embedder)> {
     let files = expand_inputs(&m.inputs, m.frame_dirs)?;
     if files.is_empty() {
         bail!("no input files");
@@ -293,7 +299,9 @@ fn embed_all(m: &MediaArgs, model: &ModelArgs) -> Result<(Vec<String>, Vec<Vec<f
     }
     pb.finish_and_clear();
     if no_subject > 0 && matches!(model.model, Model::Emotionclip) {
-        tracing::info!("{no_subject} input(s) had no person boxes: their subject masks are empty (pass --boxes/--boxes-dir)");
+        tracing::info!(
+            "{no_subject} input(s) had no person boxes: their subject masks are empty (pass --boxes/--boxes-dir)"
+        );
     }
     Ok((names, rows, failed, emb))
 }

@@ -15,7 +15,11 @@ use anyhow::Result;
 use clap::{Parser, Subcommand};
 
 #[derive(Parser)]
-#[command(name = "emoclip", version, about = "EmotionCLIP in Rust: embed videos, images and text into an emotion space")]
+#[command(
+    name = "emoclip",
+    version,
+    about = "EmotionCLIP in Rust: embed videos, images and text into an emotion space"
+)]
 struct Cli {
     /// Worker threads for CPU compute (default: all cores).
     #[arg(long, global = true)]
@@ -59,7 +63,8 @@ fn main() {
     let cli = Cli::parse();
     tracing_subscriber::fmt()
         .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
         )
         .with_writer(std::io::stderr)
         .with_target(false)

@@ -210,8 +210,14 @@ fn bert_spec(t: &TextArgs, model_bert: Option<&str>) -> Result<Option<String>> {
 /// Reads the MMSA file, with BERT text features when `bert` names a model (progress bar while encoding).
 fn read_data(path: &Path, bert: Option<&str>, t: &TextArgs, device: &candle_core::Device) -> Result<MmsaData> {
     let Some(spec) = bert else { return Ok(MmsaData::read(path)?) };
-    let model = BertModel::load(spec, device).with_context(|| format!("loading the BERT model {spec} for --text bert"))?;
-    let opts = BertText { model: &model, batch_size: t.bert_batch_size.max(1), cache_dir: t.bert_cache.clone(), device: device.clone() };
+    let model =
+        BertModel::load(spec, device).with_context(|| format!("loading the BERT model {spec} for --text bert"))?;
+    let opts = BertText {
+        model: &model,
+        batch_size: t.bert_batch_size.max(1),
+        cache_dir: t.bert_cache.clone(),
+        device: device.clone(),
+    };
     let pb = bar(0);
     let t0 = Instant::now();
     let data = MmsaData::read_bert(path, &opts, |split, done, total| {
@@ -294,17 +300,23 @@ fn setup(a: &TrainArgs) -> Result<(MmsaData, MerConfig, MerTrainConfig)> {
 fn bar(len: u64) -> ProgressBar {
     let pb = ProgressBar::new(len);
     pb.set_style(
-        ProgressStyle::with_template("{spinner} [{bar:30}] {pos}/{len} {msg} (eta {eta})").unwrap_or_else(|_| ProgressStyle::default_bar()).progress_chars("=> "),
+        ProgressStyle::with_template("{spinner} [{bar:30}] {pos}/{len} {msg} (eta {eta})")
+            .unwrap_or_else(|_| ProgressStyle::default_bar())
+            .progress_chars("=> "),
     );
     pb
 }
 
 fn describe(l: &MetricLine) -> Option<String> {
     match l {
-        MetricLine::Step { epoch, loss, utterances_per_s, .. } => Some(format!("epoch {epoch} loss {loss:.4} {utterances_per_s:.0} utt/s")),
-        MetricLine::Epoch { epoch, train_loss, valid, best, .. } => {
-            Some(format!("epoch {epoch}: train loss {train_loss:.4}, valid {}{}", valid.summary(), if *best { " (best)" } else { "" }))
+        MetricLine::Step { epoch, loss, utterances_per_s, .. } => {
+            Some(format!("epoch {epoch} loss {loss:.4} {utterances_per_s:.0} utt/s"))
         }
+        MetricLine::Epoch { epoch, train_loss, valid, best, .. } => Some(format!(
+            "epoch {epoch}: train loss {train_loss:.4}, valid {}{}",
+            valid.summary(),
+            if *best { " (best)" } else { "" }
+        )),
         MetricLine::Test { .. } => None,
     }
 }
@@ -312,7 +324,8 @@ fn describe(l: &MetricLine) -> Option<String> {
 fn train(a: TrainArgs) -> Result<i32> {
     let (data, cfg, tc) = setup(&a)?;
     let device = crate::commands::parse_device(&a.device)?;
-    let mut tr = MerTrainer::new(tc, cfg, data, a.clip.as_deref(), device, a.resume).with_context(|| format!("setting up MER-CLIP training in {}", a.out.display()))?;
+    let mut tr = MerTrainer::new(tc, cfg, data, a.clip.as_deref(), device, a.resume)
+        .with_context(|| format!("setting up MER-CLIP training in {}", a.out.display()))?;
     if a.resume {
         match tr.last_checkpoint() {
             Some(p) => eprintln!("resuming from {} (step {}, epoch {})", p.display(), tr.step(), tr.epoch()),
@@ -333,7 +346,13 @@ fn train(a: TrainArgs) -> Result<i32> {
     });
     pb.finish_and_clear();
     let test = test?.context("training stopped before the end")?;
-    println!("{} {:?} test ({} utterances, best-on-valid weights): {}", a.dataset.name(), a.task, test.predictions.len(), test.scores.summary());
+    println!(
+        "{} {:?} test ({} utterances, best-on-valid weights): {}",
+        a.dataset.name(),
+        a.task,
+        test.predictions.len(),
+        test.scores.summary()
+    );
     eprintln!("outputs in {} (best/, test.json, metrics.jsonl, training.svg)", a.out.display());
     Ok(0)
 }
@@ -362,7 +381,8 @@ fn eval(a: EvalArgs) -> Result<i32> {
         );
     }
     let split = data.split(&a.split)?;
-    let ev = evaluate(&model, split, a.batch_size.max(1), &device).with_context(|| format!("evaluating {} on {}", a.model.display(), a.data.display()))?;
+    let ev = evaluate(&model, split, a.batch_size.max(1), &device)
+        .with_context(|| format!("evaluating {} on {}", a.model.display(), a.data.display()))?;
     let name = a.dataset.map_or("", |d| d.name());
     println!("{name} {} ({} utterances): loss {:.4}, {}", a.split, ev.predictions.len(), ev.loss, ev.scores.summary());
     if let Some(out) = &a.out {
@@ -396,7 +416,9 @@ fn run_ablation(a: TrainArgs) -> Result<i32> {
     print!("{table}");
     let json = serde_json::json!({"task": task_of(a.task), "dataset": a.dataset.name(), "rows": rows});
     let jp = a.out.join("ablation.json");
-    emoclip::output::write_atomic(&jp, |f| std::io::Write::write_all(f, serde_json::to_string_pretty(&json).unwrap_or_default().as_bytes()))?;
+    emoclip::output::write_atomic(&jp, |f| {
+        std::io::Write::write_all(f, serde_json::to_string_pretty(&json).unwrap_or_default().as_bytes())
+    })?;
     let mp = a.out.join("ablation.md");
     emoclip::output::write_atomic(&mp, |f| std::io::Write::write_all(f, table.as_bytes()))?;
     eprintln!("wrote {} and {}", mp.display(), jp.display());
@@ -408,11 +430,17 @@ fn bench(a: BenchArgs, threads: Option<usize>) -> Result<i32> {
         bail!("--utterances and --batch-size must be >= 1");
     }
     let task = task_of(a.task);
-    let spec = SyntheticSpec { sizes: [a.utterances, 1, 1], emotion: task == MerTask::Emotion, ..SyntheticSpec::mosi() };
+    let spec =
+        SyntheticSpec { sizes: [a.utterances, 1, 1], emotion: task == MerTask::Emotion, ..SyntheticSpec::mosi() };
     let data = MmsaData::synthetic(&spec)?;
     let cfg = model_config(task, &data, Some(task.default_query_word()), a.tiny);
     // Only train steps run (no validation, no checkpoint), so nothing is written to out_dir.
-    let tc = MerTrainConfig { epochs: 1, batch_size: a.batch_size, out_dir: std::env::temp_dir().join("emoclip-mer-bench"), ..Default::default() };
+    let tc = MerTrainConfig {
+        epochs: 1,
+        batch_size: a.batch_size,
+        out_dir: std::env::temp_dir().join("emoclip-mer-bench"),
+        ..Default::default()
+    };
     let mut tr = MerTrainer::new(tc, cfg, data, None, candle_core::Device::Cpu, false)?;
     let steps = tr.steps_per_epoch();
     let pb = bar(steps as u64);

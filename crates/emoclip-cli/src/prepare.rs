@@ -134,7 +134,10 @@ pub fn run(a: PrepareArgs) -> Result<i32> {
     };
     let prep = Preparer { cfg, classifier: &clf, boxes, punctuation, out: a.out.clone() };
     let pb = ProgressBar::new(videos.len() as u64);
-    pb.set_style(ProgressStyle::with_template("{spinner} prepare [{bar:30}] {pos}/{len} {msg} (eta {eta})").unwrap_or_else(|_| ProgressStyle::default_bar()));
+    pb.set_style(
+        ProgressStyle::with_template("{spinner} prepare [{bar:30}] {pos}/{len} {msg} (eta {eta})")
+            .unwrap_or_else(|_| ProgressStyle::default_bar()),
+    );
     let (mut done, mut kept, mut cands) = (0usize, 0usize, 0usize);
     let mut timings = emoclip::prep::pipeline::StageTimings::default();
     let mut video_seconds = 0.0f64;
@@ -189,7 +192,9 @@ pub fn run(a: PrepareArgs) -> Result<i32> {
     if done > 0 {
         let t = timings;
         let total = t.captions + t.emotion + t.decode + t.frames + t.detect + t.write;
-        eprintln!("\nthroughput ({video_seconds:.1} s of video):\n| stage | wall s | video s per wall s |\n|---|---|---|");
+        eprintln!(
+            "\nthroughput ({video_seconds:.1} s of video):\n| stage | wall s | video s per wall s |\n|---|---|---|"
+        );
         for (name, s) in [
             ("captions → sentences", t.captions),
             ("emotion scores", t.emotion),

@@ -280,11 +280,8 @@ fn probe_one(
     emb: &mut Option<Embedder>,
 ) -> Result<i32> {
     let t0 = std::time::Instant::now();
-    let mut skipped: Vec<String> = manifest
-        .skipped
-        .iter()
-        .map(|s| format!("row {}: {}: {}", s.row, s.path.display(), s.reason))
-        .collect();
+    let mut skipped: Vec<String> =
+        manifest.skipped.iter().map(|s| format!("row {}: {}: {}", s.row, s.path.display(), s.reason)).collect();
     for s in &skipped {
         tracing::warn!("skipped {s}");
     }
@@ -320,7 +317,15 @@ fn probe_one(
     };
     let info = ReportInfo { skipped: skipped.clone(), ..info };
     let files = write_report(&result, &info, out)?;
-    println!("{}", emoclip::probe::report::markdown(&result, &info).lines().skip_while(|l| !l.starts_with("| metric")).take_while(|l| l.starts_with('|')).collect::<Vec<_>>().join("\n"));
+    println!(
+        "{}",
+        emoclip::probe::report::markdown(&result, &info)
+            .lines()
+            .skip_while(|l| !l.starts_with("| metric"))
+            .take_while(|l| l.starts_with('|'))
+            .collect::<Vec<_>>()
+            .join("\n")
+    );
     eprintln!(
         "wrote {} in {:.1}s",
         files.iter().map(|f| f.display().to_string()).collect::<Vec<_>>().join(", "),
@@ -439,7 +444,14 @@ pub fn report(a: ProbeReportArgs) -> Result<i32> {
     };
     let files = suite.write(&a.out)?;
     let md = suite.markdown();
-    println!("{}", md.lines().skip_while(|l| !l.starts_with("| model")).take_while(|l| l.starts_with('|')).collect::<Vec<_>>().join("\n"));
+    println!(
+        "{}",
+        md.lines()
+            .skip_while(|l| !l.starts_with("| model"))
+            .take_while(|l| l.starts_with('|'))
+            .collect::<Vec<_>>()
+            .join("\n")
+    );
     for n in &suite.notes {
         eprintln!("note: {n}");
     }

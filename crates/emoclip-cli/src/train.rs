@@ -30,16 +30,23 @@ pub fn run(a: TrainArgs) -> Result<i32> {
     let env = DistEnv::from_env()?;
     let device = match &env {
         // One process per GPU: plain `cuda` picks this process's GPU.
-        Some(e) if e.world_size > 1 && a.device == "cuda" => crate::commands::parse_device(&format!("cuda:{}", e.device_ordinal()?))?,
+        Some(e) if e.world_size > 1 && a.device == "cuda" => {
+            crate::commands::parse_device(&format!("cuda:{}", e.device_ordinal()?))?
+        }
         _ => crate::commands::parse_device(&a.device)?,
     };
     let out_dir = cfg.out_dir.clone();
     let dist = distributed::from_env(&device).context("joining the data-parallel group")?;
     let (rank, world) = (dist.rank(), dist.world_size());
     if world > 1 {
-        eprintln!("rank {rank} of {world} ({} back-end), device {device:?}, {} clips per rank per step", dist.backend(), cfg.batch_size * cfg.grad_accum);
+        eprintln!(
+            "rank {rank} of {world} ({} back-end), device {device:?}, {} clips per rank per step",
+            dist.backend(),
+            cfg.batch_size * cfg.grad_accum
+        );
     }
-    let mut trainer = Trainer::new_distributed(cfg, device, a.resume, dist).with_context(|| format!("setting up training from {} (rank {rank})", a.config.display()))?;
+    let mut trainer = Trainer::new_distributed(cfg, device, a.resume, dist)
+        .with_context(|| format!("setting up training from {} (rank {rank})", a.config.display()))?;
     if a.resume && rank == 0 {
         match trainer.last_checkpoint() {
             Some(p) => eprintln!("resuming from {} (step {})", p.display(), trainer.step()),
@@ -57,7 +64,10 @@ pub fn run(a: TrainArgs) -> Result<i32> {
     pb.set_position(trainer.step() as u64);
     let res = trainer.run(None, |m| {
         pb.set_position(m.step as u64);
-        pb.set_message(format!("epoch {} loss {:.4} lr {:.2e} scale {:.3} {:.1} clips/s", m.epoch, m.loss, m.lr, m.logit_scale, m.clips_per_s));
+        pb.set_message(format!(
+            "epoch {} loss {:.4} lr {:.2e} scale {:.3} {:.1} clips/s",
+            m.epoch, m.loss, m.lr, m.logit_scale, m.clips_per_s
+        ));
     });
     pb.finish_and_clear();
     res.with_context(|| format!("training (rank {rank} of {world})"))?;

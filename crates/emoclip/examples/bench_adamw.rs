@@ -29,21 +29,29 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         vars.insert(format!("p{i:04}"), var);
     }
     let names: Vec<String> = vars.keys().cloned().collect();
-    let groups = vec![ParamGroup { name: "all".into(), lr: 1e-5, betas: (0.98, 0.9), eps: 1e-6, weight_decay: 0.1, params: names }];
+    let groups = vec![ParamGroup {
+        name: "all".into(),
+        lr: 1e-5,
+        betas: (0.98, 0.9),
+        eps: 1e-6,
+        weight_decay: 0.1,
+        params: names,
+    }];
     let threads = rayon::current_num_threads();
     println!("AdamW step over {:.1} M f32 parameters in {} tensors, {threads} rayon threads, median of {steps} steps after 1 warm-up", total as f64 / 1e6, vars.len());
 
-    let time = |f: &mut dyn FnMut() -> Result<(), Box<dyn std::error::Error>>| -> Result<f64, Box<dyn std::error::Error>> {
-        f()?; // warm-up (first-touch allocation of the moments)
-        let mut ts = Vec::new();
-        for _ in 0..steps {
-            let t0 = Instant::now();
-            f()?;
-            ts.push(t0.elapsed().as_secs_f64());
-        }
-        ts.sort_by(|a, b| a.total_cmp(b));
-        Ok(ts[ts.len() / 2])
-    };
+    let time =
+        |f: &mut dyn FnMut() -> Result<(), Box<dyn std::error::Error>>| -> Result<f64, Box<dyn std::error::Error>> {
+            f()?; // warm-up (first-touch allocation of the moments)
+            let mut ts = Vec::new();
+            for _ in 0..steps {
+                let t0 = Instant::now();
+                f()?;
+                ts.push(t0.elapsed().as_secs_f64());
+            }
+            ts.sort_by(|a, b| a.total_cmp(b));
+            Ok(ts[ts.len() / 2])
+        };
 
     let mut rows = Vec::new();
     {

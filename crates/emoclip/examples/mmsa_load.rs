@@ -14,7 +14,10 @@ fn main() -> emoclip::Result<()> {
     let t = Instant::now();
     let d = MmsaData::read(std::path::Path::new(&path))?;
     let secs = t.elapsed().as_secs_f64();
-    let floats: usize = [&d.train, &d.valid, &d.test].iter().map(|s| s.text.data.len() + s.vision.data.len() + s.audio.data.len()).sum();
+    let floats: usize = [&d.train, &d.valid, &d.test]
+        .iter()
+        .map(|s| s.text.data.len() + s.vision.data.len() + s.audio.data.len())
+        .sum();
     println!(
         "{path}: loaded in {secs:.2} s; N = {} / {} / {}, dims {:?}, {:.2} GB of f32 features, {} inf replaced",
         d.train.len(),

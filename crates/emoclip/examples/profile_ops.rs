@@ -44,7 +44,8 @@ fn main() {
     // A whole pre-norm block with random weights.
     let checked = emoclip::weights::CheckedTensors::new(Default::default(), emoclip::weights::Missing::Init, None);
     let vb = checked.var_builder(candle_core::DType::F32, &dev);
-    let blk = emoclip::clip::ResidualAttentionBlock::load(vb, 768, 12, 3072, emoclip::nn::Activation::Gelu, 1e-5).unwrap();
+    let blk =
+        emoclip::clip::ResidualAttentionBlock::load(vb, 768, 12, 3072, emoclip::nn::Activation::Gelu, 1e-5).unwrap();
     t("ResidualAttentionBlock [32,51,768]", || blk.forward(&x3, None));
     let ln = emoclip::nn::LayerNorm { weight: g.clone(), bias: b.clone(), eps: 1e-5 };
     t("our LayerNorm", || ln.forward(&x3));

@@ -138,7 +138,14 @@ impl Embedder {
                     }
                     let img = media::load_image(path)?;
                     let (w, h) = (img.width(), img.height());
-                    media::DecodedClip { frames: vec![img], indices: vec![0], total_frames: 1, width: w, height: h, fps: 0.0 }
+                    media::DecodedClip {
+                        frames: vec![img],
+                        indices: vec![0],
+                        total_frames: 1,
+                        width: w,
+                        height: h,
+                        fps: 0.0,
+                    }
                 }
                 MediaKind::Video => match selection(self.num_frames)? {
                     None => media::decode_uniform(path, self.num_frames)?,
@@ -183,7 +190,10 @@ impl Embedder {
             let rows: Vec<Vec<f32>> = feats.to_dtype(DType::F32)?.to_vec2()?;
             for (&i, r) in idx.iter().zip(rows) {
                 if r.iter().any(|x| !x.is_finite()) {
-                    return Err(Error::NonFinite(format!("{}: the embedding has NaN/inf values; check the weights", items[i].path.display())));
+                    return Err(Error::NonFinite(format!(
+                        "{}: the embedding has NaN/inf values; check the weights",
+                        items[i].path.display()
+                    )));
                 }
                 out[i] = Some(r);
             }
@@ -199,7 +209,9 @@ impl Embedder {
             (Encoder::Emotion(m), MediaKind::Image) => {
                 m.encode_image(&frames.reshape((b * t, c, s, s))?, Some(&masks.reshape((b * t, s, s))?))?
             }
-            (Encoder::Clip(clip), _) => clip.encode_image(&frames.reshape((b * t, c, s, s))?)?.reshape((b, t, ()))?.mean(1)?,
+            (Encoder::Clip(clip), _) => {
+                clip.encode_image(&frames.reshape((b * t, c, s, s))?)?.reshape((b, t, ()))?.mean(1)?
+            }
         };
         Ok(l2_normalize(&feats)?)
     }
@@ -242,11 +254,14 @@ pub fn load_encoder(
         let cfg = match config {
             Some(c) => c.clone(),
             None => crate::emotionclip::EmotionClipConfig::with_backbone(
-                crate::clip::OpenClipConfig::builtin(name)
-                    .ok_or_else(|| Error::Msg(format!("unknown built-in config {name:?}; use ViT-B-32, ViT-B-16 or ViT-L-14")))?,
+                crate::clip::OpenClipConfig::builtin(name).ok_or_else(|| {
+                    Error::Msg(format!("unknown built-in config {name:?}; use ViT-B-32, ViT-B-16 or ViT-L-14"))
+                })?,
             ),
         };
-        tracing::warn!("using RANDOM weights ({name}): the embeddings carry no meaning; pass --weights with a checkpoint");
+        tracing::warn!(
+            "using RANDOM weights ({name}): the embeddings carry no meaning; pass --weights with a checkpoint"
+        );
         let checked = CheckedTensors::new(Default::default(), Missing::Init, None);
         let vb = checked.var_builder(dtype, device);
         return Ok(match kind {

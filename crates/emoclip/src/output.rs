@@ -33,10 +33,7 @@ pub fn write_atomic(path: &Path, write: impl FnOnce(&mut std::fs::File) -> std::
         _ => Path::new("."),
     };
     std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
-    let mut tmp = tempfile::Builder::new()
-        .prefix(".emoclip-tmp-")
-        .tempfile_in(dir)
-        .map_err(|e| Error::io(dir, e))?;
+    let mut tmp = tempfile::Builder::new().prefix(".emoclip-tmp-").tempfile_in(dir).map_err(|e| Error::io(dir, e))?;
     write(tmp.as_file_mut()).map_err(|e| Error::io(path, e))?;
     tmp.as_file_mut().sync_all().map_err(|e| Error::io(path, e))?;
     // tempfile creates 0600 files; outputs are ordinary files.
@@ -87,7 +84,10 @@ pub fn write_embeddings(path: &Path, names: &[String], rows: &[Vec<f32>]) -> Res
             let data: Vec<u8> = rows.iter().flatten().flat_map(|v| v.to_le_bytes()).collect();
             let view = safetensors::tensor::TensorView::new(safetensors::Dtype::F32, vec![rows.len(), dim], &data)
                 .map_err(|e| Error::Msg(format!("{}: {e}", path.display())))?;
-            let meta = std::collections::HashMap::from([("files".to_string(), serde_json::to_string(names).unwrap_or_default())]);
+            let meta = std::collections::HashMap::from([(
+                "files".to_string(),
+                serde_json::to_string(names).unwrap_or_default(),
+            )]);
             let bytes = safetensors::serialize([("embeddings", view)], Some(meta))
                 .map_err(|e| Error::Msg(format!("{}: {e}", path.display())))?;
             write_atomic(path, |f| f.write_all(&bytes))

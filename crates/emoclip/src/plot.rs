@@ -4,14 +4,19 @@ use plotters::coord::Shift;
 use plotters::prelude::*;
 use std::path::Path;
 
-pub const PALETTE: [RGBColor; 4] = [RGBColor(66, 133, 244), RGBColor(219, 68, 55), RGBColor(244, 180, 0), RGBColor(15, 157, 88)];
+pub const PALETTE: [RGBColor; 4] =
+    [RGBColor(66, 133, 244), RGBColor(219, 68, 55), RGBColor(244, 180, 0), RGBColor(15, 157, 88)];
 
 fn err(e: impl std::fmt::Display) -> Error {
     Error::Msg(format!("plotting: {e}"))
 }
 
 /// Renders an SVG of `size` in memory with `draw`, then writes it atomically (no half-written chart on disk).
-fn write_svg(path: &Path, size: (u32, u32), draw: impl FnOnce(&DrawingArea<SVGBackend, Shift>) -> Result<()>) -> Result<()> {
+fn write_svg(
+    path: &Path,
+    size: (u32, u32),
+    draw: impl FnOnce(&DrawingArea<SVGBackend, Shift>) -> Result<()>,
+) -> Result<()> {
     let mut svg = String::new();
     {
         let root = SVGBackend::with_string(&mut svg, size).into_drawing_area();
@@ -39,7 +44,14 @@ pub fn bar_chart(path: &Path, title: &str, labels: &[String], series: &[Series],
     write_svg(path, (width, if many { 560 } else { 480 }), |root| draw_bars(root, title, labels, series, y_label, many))
 }
 
-fn draw_bars(root: &DrawingArea<SVGBackend, Shift>, title: &str, labels: &[String], series: &[Series], y_label: &str, many: bool) -> Result<()> {
+fn draw_bars(
+    root: &DrawingArea<SVGBackend, Shift>,
+    title: &str,
+    labels: &[String],
+    series: &[Series],
+    y_label: &str,
+    many: bool,
+) -> Result<()> {
     let n = labels.len().max(1);
     let vals = series.iter().flat_map(|s| s.values.iter().flatten().copied());
     let (lo, hi) = vals.fold((0.0f64, 0.0f64), |(a, b), v| (a.min(v), b.max(v)));
@@ -77,7 +89,8 @@ fn draw_bars(root: &DrawingArea<SVGBackend, Shift>, title: &str, labels: &[Strin
         // Vertical category names, starting just below the axis (the mesh would centre rotated text on the tick).
         let vertical = ("sans-serif", 12).into_font().transform(FontTransform::Rotate90).color(&BLACK);
         for (i, l) in labels.iter().enumerate() {
-            let l: String = if l.chars().count() > 18 { l.chars().take(17).chain(['…']).collect() } else { l.clone() };
+            let l: String =
+                if l.chars().count() > 18 { l.chars().take(17).chain(['…']).collect() } else { l.clone() };
             let (x, y) = chart.backend_coord(&(i as f64, lo));
             root.draw(&Text::new(l, (x + 6, y + 8), vertical.clone())).map_err(err)?;
         }
@@ -151,8 +164,19 @@ fn draw_line(area: &DrawingArea<SVGBackend, Shift>, l: &Line) -> Result<()> {
 }
 
 /// One line over x in [0, 1] (e.g. a threshold sweep), y from 0, with an optional vertical mark.
-pub fn line_chart(path: &Path, title: &str, xs: &[f64], ys: &[f64], x_label: &str, y_label: &str, mark: Option<f64>) -> Result<()> {
+pub fn line_chart(
+    path: &Path,
+    title: &str,
+    xs: &[f64],
+    ys: &[f64],
+    x_label: &str,
+    y_label: &str,
+    mark: Option<f64>,
+) -> Result<()> {
     let y_max = ys.iter().cloned().fold(0.0f64, f64::max).max(1.0) * 1.05;
     let points = xs.iter().cloned().zip(ys.iter().cloned()).collect();
-    line_charts(path, &[Line { title: title.into(), x_label, y_label, points, x_max: 1.0, y_max, color: BLUE, markers: false, mark }])
+    line_charts(
+        path,
+        &[Line { title: title.into(), x_label, y_label, points, x_max: 1.0, y_max, color: BLUE, markers: false, mark }],
+    )
 }

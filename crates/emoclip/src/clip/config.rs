@@ -59,18 +59,42 @@ pub struct OpenClipConfig {
     pub extra: BTreeMap<String, serde_json::Value>,
 }
 
-fn d_image_size() -> usize { 224 }
-fn d_vision_layers() -> usize { 12 }
-fn d_vision_width() -> usize { 768 }
-fn d_head_width() -> usize { 64 }
-fn d_mlp_ratio() -> f64 { 4.0 }
-fn d_patch_size() -> usize { 16 }
-fn d_context_length() -> usize { 77 }
-fn d_vocab_size() -> usize { 49408 }
-fn d_text_width() -> usize { 512 }
-fn d_text_heads() -> usize { 8 }
-fn d_text_layers() -> usize { 12 }
-fn d_eps() -> f64 { 1e-5 }
+fn d_image_size() -> usize {
+    224
+}
+fn d_vision_layers() -> usize {
+    12
+}
+fn d_vision_width() -> usize {
+    768
+}
+fn d_head_width() -> usize {
+    64
+}
+fn d_mlp_ratio() -> f64 {
+    4.0
+}
+fn d_patch_size() -> usize {
+    16
+}
+fn d_context_length() -> usize {
+    77
+}
+fn d_vocab_size() -> usize {
+    49408
+}
+fn d_text_width() -> usize {
+    512
+}
+fn d_text_heads() -> usize {
+    8
+}
+fn d_text_layers() -> usize {
+    12
+}
+fn d_eps() -> f64 {
+    1e-5
+}
 
 /// Keys that would change the architecture in ways this implementation does not support, with the
 /// value that means "feature off".
@@ -159,7 +183,10 @@ impl OpenClipConfig {
 
     pub fn from_json_str(s: &str, path: &Path) -> Result<Self> {
         let c: Self = serde_json::from_str(s).map_err(|e| {
-            Error::config(path, format!("{e}; expected an open_clip model config with embed_dim, vision_cfg and text_cfg"))
+            Error::config(
+                path,
+                format!("{e}; expected an open_clip model config with embed_dim, vision_cfg and text_cfg"),
+            )
         })?;
         c.validate(path)?;
         Ok(c)
@@ -195,7 +222,10 @@ impl OpenClipConfig {
             problems.push("embed_dim must be > 0".to_string());
         }
         if v.patch_size == 0 || !v.image_size.is_multiple_of(v.patch_size) {
-            problems.push(format!("vision_cfg.image_size {} is not a multiple of patch_size {}", v.image_size, v.patch_size));
+            problems.push(format!(
+                "vision_cfg.image_size {} is not a multiple of patch_size {}",
+                v.image_size, v.patch_size
+            ));
         }
         if v.head_width == 0 || !v.width.is_multiple_of(v.head_width) {
             problems.push(format!("vision_cfg.width {} is not a multiple of head_width {}", v.width, v.head_width));

@@ -25,11 +25,31 @@ impl TextTransformer {
     /// `ln_final.*`, `text_projection`.
     pub fn load(vb: VarBuilder, cfg: &OpenClipConfig) -> Result<Self> {
         let t = &cfg.text_cfg;
-        let token_embedding = vb.get_with_hints((t.vocab_size, t.width), "token_embedding.weight", candle_nn::Init::Randn { mean: 0.0, stdev: 0.02 })?;
-        let positional_embedding = vb.get_with_hints((t.context_length, t.width), "positional_embedding", candle_nn::Init::Randn { mean: 0.0, stdev: 0.01 })?;
-        let transformer = Transformer::load(vb.pp("transformer"), t.width, t.layers, t.heads, t.mlp_ratio, cfg.activation(), cfg.layer_norm_eps)?;
+        let token_embedding = vb.get_with_hints(
+            (t.vocab_size, t.width),
+            "token_embedding.weight",
+            candle_nn::Init::Randn { mean: 0.0, stdev: 0.02 },
+        )?;
+        let positional_embedding = vb.get_with_hints(
+            (t.context_length, t.width),
+            "positional_embedding",
+            candle_nn::Init::Randn { mean: 0.0, stdev: 0.01 },
+        )?;
+        let transformer = Transformer::load(
+            vb.pp("transformer"),
+            t.width,
+            t.layers,
+            t.heads,
+            t.mlp_ratio,
+            cfg.activation(),
+            cfg.layer_norm_eps,
+        )?;
         let ln_final = LayerNorm::load(vb.pp("ln_final"), t.width, cfg.layer_norm_eps)?;
-        let text_projection = vb.get_with_hints((t.width, cfg.embed_dim), "text_projection", candle_nn::Init::Randn { mean: 0.0, stdev: (t.width as f64).powf(-0.5) })?;
+        let text_projection = vb.get_with_hints(
+            (t.width, cfg.embed_dim),
+            "text_projection",
+            candle_nn::Init::Randn { mean: 0.0, stdev: (t.width as f64).powf(-0.5) },
+        )?;
         Ok(Self {
             token_embedding,
             positional_embedding,
@@ -44,9 +64,8 @@ impl TextTransformer {
 
     /// Additive causal mask `[L, L]`: `-inf` above the diagonal.
     pub fn causal_mask(len: usize, device: &Device) -> Result<Tensor> {
-        let v: Vec<f32> = (0..len)
-            .flat_map(|i| (0..len).map(move |j| if j > i { f32::NEG_INFINITY } else { 0.0 }))
-            .collect();
+        let v: Vec<f32> =
+            (0..len).flat_map(|i| (0..len).map(move |j| if j > i { f32::NEG_INFINITY } else { 0.0 })).collect();
         Tensor::from_vec(v, (len, len), device)
     }
 

@@ -16,7 +16,14 @@ pub struct ResidualAttentionBlock {
 impl ResidualAttentionBlock {
     /// Keys: `ln_1.*`, `attn.in_proj_weight`, `attn.in_proj_bias`, `attn.out_proj.*`, `ln_2.*`,
     /// `mlp.c_fc.*`, `mlp.c_proj.*`.
-    pub fn load(vb: VarBuilder, width: usize, heads: usize, mlp_width: usize, act: Activation, eps: f64) -> Result<Self> {
+    pub fn load(
+        vb: VarBuilder,
+        width: usize,
+        heads: usize,
+        mlp_width: usize,
+        act: Activation,
+        eps: f64,
+    ) -> Result<Self> {
         Ok(Self {
             ln_1: LayerNorm::load(vb.pp("ln_1"), width, eps)?,
             attn: MultiheadAttention::load(vb.pp("attn"), width, heads)?,
@@ -43,7 +50,15 @@ pub struct Transformer {
 
 impl Transformer {
     /// Keys: `resblocks.{i}.*`.
-    pub fn load(vb: VarBuilder, width: usize, layers: usize, heads: usize, mlp_ratio: f64, act: Activation, eps: f64) -> Result<Self> {
+    pub fn load(
+        vb: VarBuilder,
+        width: usize,
+        layers: usize,
+        heads: usize,
+        mlp_ratio: f64,
+        act: Activation,
+        eps: f64,
+    ) -> Result<Self> {
         let mlp_width = (width as f64 * mlp_ratio) as usize;
         let vb = vb.pp("resblocks");
         let resblocks = (0..layers)

@@ -40,7 +40,15 @@ impl VisionTransformer {
             class_embedding,
             positional_embedding,
             ln_pre: LayerNorm::load(vb.pp("ln_pre"), w, eps)?,
-            transformer: Transformer::load(vb.pp("transformer"), w, v.layers, cfg.vision_heads(), v.mlp_ratio, cfg.activation(), eps)?,
+            transformer: Transformer::load(
+                vb.pp("transformer"),
+                w,
+                v.layers,
+                cfg.vision_heads(),
+                v.mlp_ratio,
+                cfg.activation(),
+                eps,
+            )?,
             ln_post: LayerNorm::load(vb.pp("ln_post"), w, eps)?,
             proj: vb.get_with_hints((w, cfg.embed_dim), "proj", randn)?,
             image_size: v.image_size,
@@ -83,7 +91,8 @@ impl VisionTransformer {
         let patches = self.patch_embed(images)?;
         let b = patches.dim(0)?;
         let cls = self.class_embedding.reshape((1, 1, self.width))?.broadcast_as((b, 1, self.width))?;
-        Tensor::cat(&[&cls.to_dtype(patches.dtype())?, &patches], 1)?.broadcast_add(&self.positional_embedding.unsqueeze(0)?)
+        Tensor::cat(&[&cls.to_dtype(patches.dtype())?, &patches], 1)?
+            .broadcast_add(&self.positional_embedding.unsqueeze(0)?)
     }
 
     /// Full tower. `extra`: tokens `[B, k, width]` appended after the patches with no positional embedding

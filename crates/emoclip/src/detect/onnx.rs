@@ -35,7 +35,8 @@ pub fn ensure_runtime() -> Result<()> {
 /// A session for `model`, with a clear error naming the file.
 pub fn session(model: &Path) -> Result<Session> {
     environment()?;
-    let env = ENV.get().and_then(|e| e.as_ref().ok()).ok_or_else(|| Error::Msg("ONNX Runtime not initialised".into()))?;
+    let env =
+        ENV.get().and_then(|e| e.as_ref().ok()).ok_or_else(|| Error::Msg("ONNX Runtime not initialised".into()))?;
     Session::builder(env)
         .and_then(|mut b| b.commit_from_file(model))
         .map_err(|e| Error::checkpoint(model, format!("cannot load the ONNX model: {e}")))
@@ -69,8 +70,20 @@ impl PersonDetector {
     /// pipeline: conf 0.25, IoU 0.45, class 0.
     pub fn new(model: &Path) -> Result<Self> {
         let session = session(model)?;
-        let input = session.inputs().first().map(|i| i.name().to_string()).ok_or_else(|| Error::checkpoint(model, "the model has no input"))?;
-        Ok(Self { session: Mutex::new(session), input, letterbox: Letterbox::default(), conf: 0.25, iou: 0.45, class: 0, path: model.to_path_buf() })
+        let input = session
+            .inputs()
+            .first()
+            .map(|i| i.name().to_string())
+            .ok_or_else(|| Error::checkpoint(model, "the model has no input"))?;
+        Ok(Self {
+            session: Mutex::new(session),
+            input,
+            letterbox: Letterbox::default(),
+            conf: 0.25,
+            iou: 0.45,
+            class: 0,
+            path: model.to_path_buf(),
+        })
     }
 
     /// Person boxes in original-image pixels, highest score first.
@@ -82,7 +95,8 @@ impl PersonDetector {
         let outputs = session
             .run(ort::inputs![self.input.as_str() => t])
             .map_err(|e| Error::checkpoint(&self.path, format!("inference failed: {e}")))?;
-        let (shape, out) = outputs[0].try_extract_tensor::<f32>().map_err(|e| Error::checkpoint(&self.path, e.to_string()))?;
+        let (shape, out) =
+            outputs[0].try_extract_tensor::<f32>().map_err(|e| Error::checkpoint(&self.path, e.to_string()))?;
         let shape: Vec<usize> = shape.iter().map(|&d| d.max(0) as usize).collect();
         let layout = YoloLayout::detect(&shape)
             .ok_or_else(|| Error::checkpoint(&self.path, format!("unrecognised YOLO output shape {shape:?}")))?;

@@ -33,7 +33,13 @@ impl YoloLayout {
 
 /// Candidates with score ≥ `conf` (and of `class`, when given), before NMS. For YOLOv5/v7 the best
 /// class is taken per anchor (YOLOv7 `detect.py` default, not multi-label).
-pub fn decode(out: &[f32], shape: &[usize], layout: YoloLayout, conf: f32, class: Option<usize>) -> Result<Vec<Detection>> {
+pub fn decode(
+    out: &[f32],
+    shape: &[usize],
+    layout: YoloLayout,
+    conf: f32,
+    class: Option<usize>,
+) -> Result<Vec<Detection>> {
     let bad = |m: &str| Error::Shape(format!("YOLO output {shape:?}: {m}"));
     if out.len() != shape.iter().product::<usize>() {
         return Err(bad("data length does not match the shape"));
@@ -48,7 +54,10 @@ pub fn decode(out: &[f32], shape: &[usize], layout: YoloLayout, conf: f32, class
             }
             for r in out.chunks(k).take(n) {
                 let obj = r[4];
-                let (ci, cs) = r[5..].iter().enumerate().fold((0, f32::NEG_INFINITY), |b, (i, &s)| if s > b.1 { (i, s) } else { b });
+                let (ci, cs) = r[5..]
+                    .iter()
+                    .enumerate()
+                    .fold((0, f32::NEG_INFINITY), |b, (i, &s)| if s > b.1 { (i, s) } else { b });
                 let score = obj * cs;
                 if score >= conf && class.is_none_or(|c| c == ci) {
                     dets.push(Detection { bbox: xyxy(r[0], r[1], r[2], r[3]), score, class: ci });
@@ -62,7 +71,10 @@ pub fn decode(out: &[f32], shape: &[usize], layout: YoloLayout, conf: f32, class
             }
             let at = |c: usize, i: usize| out[c * n + i];
             for i in 0..n {
-                let (ci, cs) = (4..k).map(|c| (c - 4, at(c, i))).fold((0, f32::NEG_INFINITY), |b, x| if x.1 > b.1 { x } else { b });
+                let (ci, cs) =
+                    (4..k)
+                        .map(|c| (c - 4, at(c, i)))
+                        .fold((0, f32::NEG_INFINITY), |b, x| if x.1 > b.1 { x } else { b });
                 if cs >= conf && class.is_none_or(|c| c == ci) {
                     dets.push(Detection { bbox: xyxy(at(0, i), at(1, i), at(2, i), at(3, i)), score: cs, class: ci });
                 }

@@ -43,11 +43,21 @@ pub struct TemporalConfig {
     pub dropout: f32,
 }
 
-fn d_layers() -> usize { 6 }
-fn d_heads() -> usize { 8 }
-fn d_ff() -> usize { 2048 }
-fn d_dropout() -> f32 { 0.1 }
-fn d_video_len() -> usize { 8 }
+fn d_layers() -> usize {
+    6
+}
+fn d_heads() -> usize {
+    8
+}
+fn d_ff() -> usize {
+    2048
+}
+fn d_dropout() -> f32 {
+    0.1
+}
+fn d_video_len() -> usize {
+    8
+}
 
 impl Default for TemporalConfig {
     fn default() -> Self {
@@ -69,7 +79,12 @@ pub struct EmotionClipConfig {
 impl Default for EmotionClipConfig {
     /// The released model: ViT-B/32 (GELU), SAP, 8 frames, 6-layer temporal transformer.
     fn default() -> Self {
-        Self { backbone: OpenClipConfig::vit_b_32(), video_len: 8, temporal: TemporalConfig::default(), subject: SubjectMode::Sap }
+        Self {
+            backbone: OpenClipConfig::vit_b_32(),
+            video_len: 8,
+            temporal: TemporalConfig::default(),
+            subject: SubjectMode::Sap,
+        }
     }
 }
 
@@ -86,7 +101,8 @@ impl EmotionClipConfig {
     /// Accepts this crate's config JSON (`{"backbone": {...}, ...}`) or a bare open_clip model config
     /// (then the official EmotionCLIP defaults are used for the rest).
     pub fn from_json_str(s: &str, path: &Path) -> Result<Self> {
-        let v: serde_json::Value = serde_json::from_str(s).map_err(|e| Error::config(path, format!("not valid JSON: {e}")))?;
+        let v: serde_json::Value =
+            serde_json::from_str(s).map_err(|e| Error::config(path, format!("not valid JSON: {e}")))?;
         let cfg = if v.get("backbone").is_some() {
             serde_json::from_value::<Self>(v).map_err(|e| Error::config(path, e.to_string()))?
         } else if v.get("vision_cfg").is_some() {
@@ -107,7 +123,8 @@ impl EmotionClipConfig {
         if self.video_len == 0 {
             return Err(Error::config(path, "video_len must be > 0"));
         }
-        if t.fusion == TemporalFusion::Transformer && (t.heads == 0 || !self.backbone.embed_dim.is_multiple_of(t.heads)) {
+        if t.fusion == TemporalFusion::Transformer && (t.heads == 0 || !self.backbone.embed_dim.is_multiple_of(t.heads))
+        {
             return Err(Error::config(
                 path,
                 format!("temporal.heads {} must divide embed_dim {}", t.heads, self.backbone.embed_dim),

@@ -60,13 +60,7 @@ pub struct PersonBox {
 
 impl PersonBox {
     pub fn new(x1: f32, y1: f32, x2: f32, y2: f32, conf: Option<f32>) -> Self {
-        Self {
-            x1,
-            y1,
-            x2,
-            y2,
-            conf,
-        }
+        Self { x1, y1, x2, y2, conf }
     }
 
     /// Whether the box takes part in the mask (`conf > 0.5`, or no confidence given).
@@ -92,20 +86,12 @@ pub struct BoxFile {
 impl BoxFile {
     /// One set of boxes for every frame.
     pub fn clip(boxes: Vec<PersonBox>) -> Self {
-        Self {
-            path: PathBuf::new(),
-            set: BoxSet::Clip(boxes),
-            size: None,
-        }
+        Self { path: PathBuf::new(), set: BoxSet::Clip(boxes), size: None }
     }
 
     /// Boxes per original frame index.
     pub fn per_frame(frames: BTreeMap<usize, Vec<PersonBox>>) -> Self {
-        Self {
-            path: PathBuf::new(),
-            set: BoxSet::Frames(frames),
-            size: None,
-        }
+        Self { path: PathBuf::new(), set: BoxSet::Frames(frames), size: None }
     }
 
     /// The same boxes, declared for `width×height` frames (see [`Self::check_frame_size`]).
@@ -140,10 +126,7 @@ impl BoxFile {
     pub fn boxes_for_frame(&self, frame_index: usize) -> &[PersonBox] {
         match &self.set {
             BoxSet::Clip(b) => b,
-            BoxSet::Frames(m) => m
-                .range(..=frame_index)
-                .next_back()
-                .map_or(&[], |(_, b)| b.as_slice()),
+            BoxSet::Frames(m) => m.range(..=frame_index).next_back().map_or(&[], |(_, b)| b.as_slice()),
         }
     }
 
@@ -165,10 +148,9 @@ impl BoxFile {
 /// Read and validate a box file (format in the module documentation).
 pub fn load_boxes(path: &Path) -> Result<BoxFile> {
     let text = std::fs::read_to_string(path).map_err(|e| match e.kind() {
-        std::io::ErrorKind::NotFound => Error::Boxes {
-            path: path.to_path_buf(),
-            msg: "file not found; check the path".into(),
-        },
+        std::io::ErrorKind::NotFound => {
+            Error::Boxes { path: path.to_path_buf(), msg: "file not found; check the path".into() }
+        }
         _ => Error::io(path, e),
     })?;
     parse_boxes(&text, path)
@@ -182,33 +164,23 @@ pub fn parse_boxes(json: &str, origin: &Path) -> Result<BoxFile> {
         msg: format!("{msg}; expected {{\"boxes\": [[x1,y1,x2,y2,conf?],...]}} or {{\"frames\": {{\"<frame index>\": [[x1,y1,x2,y2,conf?],...]}}}}"),
     }
     };
-    let root: Value =
-        serde_json::from_str(json).map_err(|e| bad(format!("not valid JSON ({e})")))?;
-    let obj = root
-        .as_object()
-        .ok_or_else(|| bad("the top level must be a JSON object".into()))?;
+    let root: Value = serde_json::from_str(json).map_err(|e| bad(format!("not valid JSON ({e})")))?;
+    let obj = root.as_object().ok_or_else(|| bad("the top level must be a JSON object".into()))?;
     for key in obj.keys() {
         if !matches!(key.as_str(), "boxes" | "frames" | "size") {
-            return Err(bad(format!(
-                "unknown key `{key}` (allowed: boxes, frames, size)"
-            )));
+            return Err(bad(format!("unknown key `{key}` (allowed: boxes, frames, size)")));
         }
     }
     let size = match obj.get("size") {
         None => None,
         Some(v) => {
-            let dims: Option<Vec<u32>> = v.as_array().filter(|a| a.len() == 2).map(|a| {
-                a.iter()
-                    .filter_map(|d| d.as_u64().and_then(|d| u32::try_from(d).ok()))
-                    .collect()
-            });
+            let dims: Option<Vec<u32>> = v
+                .as_array()
+                .filter(|a| a.len() == 2)
+                .map(|a| a.iter().filter_map(|d| d.as_u64().and_then(|d| u32::try_from(d).ok())).collect());
             match dims.as_deref() {
                 Some([w, h]) if *w > 0 && *h > 0 => Some((*w, *h)),
-                _ => {
-                    return Err(bad(format!(
-                        "`size` must be [width, height] with positive integers, got {v}"
-                    )))
-                }
+                _ => return Err(bad(format!("`size` must be [width, height] with positive integers, got {v}"))),
             }
         }
     };
@@ -217,55 +189,36 @@ pub fn parse_boxes(json: &str, origin: &Path) -> Result<BoxFile> {
         (None, None) => return Err(bad("no `boxes` or `frames` key".into())),
         (Some(b), None) => BoxSet::Clip(parse_list(b, "boxes").map_err(bad)?),
         (None, Some(f)) => {
-            let frames = f
-                .as_object()
-                .ok_or_else(|| bad("`frames` must be an object keyed by frame index".into()))?;
+            let frames = f.as_object().ok_or_else(|| bad("`frames` must be an object keyed by frame index".into()))?;
             let mut map = BTreeMap::new();
             for (k, v) in frames {
-                let idx: usize = k.trim().parse().map_err(|_| {
-                    bad(format!(
-                        "frame key `{k}` is not a non-negative integer frame index"
-                    ))
-                })?;
-                if map
-                    .insert(idx, parse_list(v, &format!("frames.{k}")).map_err(bad)?)
-                    .is_some()
-                {
+                let idx: usize = k
+                    .trim()
+                    .parse()
+                    .map_err(|_| bad(format!("frame key `{k}` is not a non-negative integer frame index")))?;
+                if map.insert(idx, parse_list(v, &format!("frames.{k}")).map_err(bad)?).is_some() {
                     return Err(bad(format!("frame {idx} is given twice")));
                 }
             }
             BoxSet::Frames(map)
         }
     };
-    Ok(BoxFile {
-        path: origin.to_path_buf(),
-        set,
-        size,
-    })
+    Ok(BoxFile { path: origin.to_path_buf(), set, size })
 }
 
 fn parse_list(v: &Value, what: &str) -> std::result::Result<Vec<PersonBox>, String> {
-    let arr = v
-        .as_array()
-        .ok_or_else(|| format!("`{what}` must be a list of boxes"))?;
-    arr.iter()
-        .enumerate()
-        .map(|(i, b)| parse_box(b, &format!("{what}[{i}]")))
-        .collect()
+    let arr = v.as_array().ok_or_else(|| format!("`{what}` must be a list of boxes"))?;
+    arr.iter().enumerate().map(|(i, b)| parse_box(b, &format!("{what}[{i}]"))).collect()
 }
 
 fn parse_box(v: &Value, what: &str) -> std::result::Result<PersonBox, String> {
     let arr = v
         .as_array()
         .filter(|a| a.len() == 4 || a.len() == 5)
-        .ok_or_else(|| {
-            format!("{what} must be [x1, y1, x2, y2] or [x1, y1, x2, y2, conf], got {v}")
-        })?;
+        .ok_or_else(|| format!("{what} must be [x1, y1, x2, y2] or [x1, y1, x2, y2, conf], got {v}"))?;
     let mut n = [0f32; 5];
     for (j, x) in arr.iter().enumerate() {
-        let f = x
-            .as_f64()
-            .ok_or_else(|| format!("{what}[{j}] is not a number: {x}"))? as f32;
+        let f = x.as_f64().ok_or_else(|| format!("{what}[{j}] is not a number: {x}"))? as f32;
         if !f.is_finite() {
             return Err(format!("{what}[{j}] is not a finite number: {x}"));
         }
@@ -274,28 +227,18 @@ fn parse_box(v: &Value, what: &str) -> std::result::Result<PersonBox, String> {
     let conf = (arr.len() == 5).then_some(n[4]);
     if let Some(c) = conf {
         if !(0.0..=1.0).contains(&c) {
-            return Err(format!("{what}: confidence {c} is outside [0, 1] (is the column order x1, y1, x2, y2, conf?)"));
+            return Err(format!(
+                "{what}: confidence {c} is outside [0, 1] (is the column order x1, y1, x2, y2, conf?)"
+            ));
         }
     }
     if n[2] <= n[0] {
-        return Err(format!(
-            "{what}: x2 ({}) must be greater than x1 ({}) (corners, not width/height)",
-            n[2], n[0]
-        ));
+        return Err(format!("{what}: x2 ({}) must be greater than x1 ({}) (corners, not width/height)", n[2], n[0]));
     }
     if n[3] <= n[1] {
-        return Err(format!(
-            "{what}: y2 ({}) must be greater than y1 ({}) (corners, not width/height)",
-            n[3], n[1]
-        ));
+        return Err(format!("{what}: y2 ({}) must be greater than y1 ({}) (corners, not width/height)", n[3], n[1]));
     }
-    Ok(PersonBox {
-        x1: n[0],
-        y1: n[1],
-        x2: n[2],
-        y2: n[3],
-        conf,
-    })
+    Ok(PersonBox { x1: n[0], y1: n[1], x2: n[2], y2: n[3], conf })
 }
 
 /// The binary subject mask (row-major, `rh*rw`, values 0/1) at the resized resolution
@@ -365,11 +308,7 @@ mod tests {
         let f = parse_boxes(r#"{"boxes": [[1, 2, 3, 4], [5, 6, 7.5, 8, 0.9]]}"#, p()).unwrap();
         assert_eq!(f.boxes_for_frame(123).len(), 2);
         assert_eq!(f.boxes_for_frame(0)[0].conf, None);
-        let f = parse_boxes(
-            r#"{"frames": {"2": [[1,2,3,4]], "10": []}, "size": [640, 480]}"#,
-            p(),
-        )
-        .unwrap();
+        let f = parse_boxes(r#"{"frames": {"2": [[1,2,3,4]], "10": []}, "size": [640, 480]}"#, p()).unwrap();
         assert!(f.boxes_for_frame(0).is_empty());
         assert_eq!(f.boxes_for_frame(2).len(), 1);
         assert_eq!(f.boxes_for_frame(9).len(), 1);
@@ -383,10 +322,7 @@ mod tests {
         for (json, needle) in [
             ("[1,2]", "top level"),
             ("{", "not valid JSON"),
-            (
-                r#"{"boxes": [[3, 2, 1, 4]]}"#,
-                "x2 (1) must be greater than x1 (3)",
-            ),
+            (r#"{"boxes": [[3, 2, 1, 4]]}"#, "x2 (1) must be greater than x1 (3)"),
             (r#"{"boxes": [[1, 4, 3, 4]]}"#, "y2"),
             (r#"{"boxes": [[1, 2, 3]]}"#, "boxes[0] must be"),
             (r#"{"boxes": [[1, 2, 3, "x"]]}"#, "not a number"),
@@ -406,35 +342,14 @@ mod tests {
     fn mask_rounding_and_threshold() {
         // same size: factor 1; floor/ceil outward
         let m = resized_mask(10, 10, 10, 10, &[PersonBox::new(1.5, 2.0, 3.2, 4.0, None)]);
-        let ones: Vec<(usize, usize)> = (0..100)
-            .filter(|i| m[*i] == 1)
-            .map(|i| (i / 10, i % 10))
-            .collect();
+        let ones: Vec<(usize, usize)> = (0..100).filter(|i| m[*i] == 1).map(|i| (i / 10, i % 10)).collect();
         assert_eq!(ones, vec![(2, 1), (2, 2), (2, 3), (3, 1), (3, 2), (3, 3)]);
-        let m = resized_mask(
-            10,
-            10,
-            10,
-            10,
-            &[PersonBox::new(1.0, 1.0, 5.0, 5.0, Some(0.5))],
-        );
+        let m = resized_mask(10, 10, 10, 10, &[PersonBox::new(1.0, 1.0, 5.0, 5.0, Some(0.5))]);
         assert!(m.iter().all(|v| *v == 0));
         // entirely outside: empty (the official code would wrap negative slice indices)
-        let m = resized_mask(
-            10,
-            10,
-            10,
-            10,
-            &[PersonBox::new(-9.0, -9.0, -2.0, -2.0, None)],
-        );
+        let m = resized_mask(10, 10, 10, 10, &[PersonBox::new(-9.0, -9.0, -2.0, -2.0, None)]);
         assert!(m.iter().all(|v| *v == 0));
-        let m = resized_mask(
-            10,
-            10,
-            10,
-            10,
-            &[PersonBox::new(12.0, 0.0, 20.0, 5.0, None)],
-        );
+        let m = resized_mask(10, 10, 10, 10, &[PersonBox::new(12.0, 0.0, 20.0, 5.0, None)]);
         assert!(m.iter().all(|v| *v == 0));
     }
 }

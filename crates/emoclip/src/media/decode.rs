@@ -43,13 +43,13 @@ pub(crate) fn check_file(path: &Path) -> Result<u64> {
         _ => Error::io(path, e),
     })?;
     if meta.is_dir() {
-        return Err(Error::media(
-            path,
-            "is a directory; pass a media file inside it",
-        ));
+        return Err(Error::media(path, "is a directory; pass a media file inside it"));
     }
     if meta.len() == 0 {
-        return Err(Error::media(path, "file is empty (0 bytes); the download or copy was probably interrupted, fetch it again"));
+        return Err(Error::media(
+            path,
+            "file is empty (0 bytes); the download or copy was probably interrupted, fetch it again",
+        ));
     }
     Ok(meta.len())
 }
@@ -69,7 +69,10 @@ pub fn load_image(path: &Path) -> Result<RgbImage> {
         ));
     }
     let img = reader.decode().map_err(|e| {
-        Error::media(path, format!("cannot decode image ({e}); the file is corrupt or truncated, re-export or re-download it"))
+        Error::media(
+            path,
+            format!("cannot decode image ({e}); the file is corrupt or truncated, re-export or re-download it"),
+        )
     })?;
     Ok(img.to_rgb8())
 }
@@ -204,8 +207,7 @@ mod video {
 
     fn pick_stream(path: &Path, ictx: &ff::format::context::Input) -> Result<StreamInfo> {
         let usable = |s: &ff::format::stream::Stream| {
-            s.parameters().medium() == Type::Video
-                && !s.disposition().contains(Disposition::ATTACHED_PIC)
+            s.parameters().medium() == Type::Video && !s.disposition().contains(Disposition::ATTACHED_PIC)
         };
         let stream = ictx
             .streams()
@@ -232,11 +234,7 @@ mod video {
             f if f > 0.0 => f,
             _ => rate(stream.rate()),
         };
-        let start = if stream.start_time() != ff::ffi::AV_NOPTS_VALUE {
-            stream.start_time() as f64 * tb
-        } else {
-            0.0
-        };
+        let start = if stream.start_time() != ff::ffi::AV_NOPTS_VALUE { stream.start_time() as f64 * tb } else { 0.0 };
         Ok(StreamInfo {
             index: stream.index(),
             header_frames: stream.frames(),
@@ -284,19 +282,15 @@ mod video {
         fn convert(&mut self, path: &Path, frame: &ff::frame::Video) -> Result<RgbImage> {
             let (fmt, w, h) = (frame.format(), frame.width(), frame.height());
             // SAFETY: reading plain enum fields of a valid AVFrame.
-            let (space, range) = unsafe {
-                (
-                    (*frame.as_ptr()).colorspace as i32,
-                    (*frame.as_ptr()).color_range as i32,
-                )
-            };
+            let (space, range) = unsafe { ((*frame.as_ptr()).colorspace as i32, (*frame.as_ptr()).color_range as i32) };
             let fresh = !matches!(&self.ctx, Some((_, f, cw, ch, s, r)) if *f == fmt && *cw == w && *ch == h && *s == space && *r == range);
             if fresh {
-                let flags = scaling::Flags::BICUBIC
-                    | scaling::Flags::ACCURATE_RND
-                    | scaling::Flags::FULL_CHR_H_INT;
+                let flags = scaling::Flags::BICUBIC | scaling::Flags::ACCURATE_RND | scaling::Flags::FULL_CHR_H_INT;
                 let mut ctx = scaling::Context::get(fmt, w, h, ff::format::Pixel::RGB24, w, h, flags).map_err(|e| {
-                    Error::media(path, format!("cannot convert {fmt:?} {w}x{h} frames to RGB ({e}); re-encode the video to yuv420p"))
+                    Error::media(
+                        path,
+                        format!("cannot convert {fmt:?} {w}x{h} frames to RGB ({e}); re-encode the video to yuv420p"),
+                    )
                 })?;
                 set_colorspace(&mut ctx, space, range);
                 self.ctx = Some((ctx, fmt, w, h, space, range));
@@ -306,10 +300,7 @@ mod video {
             };
             let mut rgb = ff::frame::Video::empty();
             ctx.run(frame, &mut rgb).map_err(|e| {
-                Error::media(
-                    path,
-                    format!("colour conversion failed ({e}); re-encode the video to yuv420p"),
-                )
+                Error::media(path, format!("colour conversion failed ({e}); re-encode the video to yuv420p"))
             })?;
             let stride = rgb.stride(0);
             let data = rgb.data(0);
@@ -318,8 +309,7 @@ mod video {
             for y in 0..h as usize {
                 buf.extend_from_slice(&data[y * stride..y * stride + row]);
             }
-            RgbImage::from_raw(w, h, buf)
-                .ok_or_else(|| Error::media(path, "internal error: RGB buffer size"))
+            RgbImage::from_raw(w, h, buf).ok_or_else(|| Error::media(path, "internal error: RGB buffer size"))
         }
     }
 
@@ -327,11 +317,7 @@ mod video {
     /// colour space (unknown or unsupported → BT.601), input range from the frame when stated.
     fn set_colorspace(ctx: &mut scaling::Context, space: i32, range: i32) {
         use ff::ffi;
-        let space = if (1..=10).contains(&space) && space != 8 {
-            space
-        } else {
-            ffi::SWS_CS_ITU601
-        };
+        let space = if (1..=10).contains(&space) && space != 8 { space } else { ffi::SWS_CS_ITU601 };
         // SAFETY: ctx is a valid SwsContext; the out-pointers are valid locals; the coefficient
         // tables returned by swscale are static.
         unsafe {
@@ -356,16 +342,7 @@ mod video {
             } else if range == ffi::AVColorRange::AVCOL_RANGE_MPEG as i32 {
                 src_full = 0;
             }
-            ffi::sws_setColorspaceDetails(
-                ctx.as_mut_ptr(),
-                coeffs,
-                src_full,
-                coeffs,
-                dst_full,
-                bri,
-                con,
-                sat,
-            );
+            ffi::sws_setColorspaceDetails(ctx.as_mut_ptr(), coeffs, src_full, coeffs, dst_full, bri, con, sat);
         }
     }
 
@@ -382,13 +359,15 @@ mod video {
     ) -> Result<DecodePass> {
         let mut ictx = open(path)?;
         let info = pick_stream(path, &ictx)?;
-        let mut cctx = ff::codec::context::Context::from_parameters(info.parameters.clone())
-            .map_err(|e| Error::media(path, format!("unsupported video codec parameters ({e}); re-encode with `ffmpeg -i FILE -c:v libx264 out.mp4`")))?;
-        cctx.set_threading(ff::threading::Config {
-            kind: ff::threading::Type::Frame,
-            count: 0,
-            ..Default::default()
-        });
+        let mut cctx = ff::codec::context::Context::from_parameters(info.parameters.clone()).map_err(|e| {
+            Error::media(
+                path,
+                format!(
+                    "unsupported video codec parameters ({e}); re-encode with `ffmpeg -i FILE -c:v libx264 out.mp4`"
+                ),
+            )
+        })?;
+        cctx.set_threading(ff::threading::Config { kind: ff::threading::Type::Frame, count: 0, ..Default::default() });
         let mut decoder = cctx.decoder().video().map_err(|e| {
             Error::media(path, format!("no decoder for this video codec in the linked FFmpeg ({e}); re-encode with `ffmpeg -i FILE -c:v libx264 out.mp4`"))
         })?;
@@ -408,8 +387,7 @@ mod video {
             while decoder.receive_frame(&mut frame).is_ok() {
                 let i = pass.decoded;
                 pass.decoded += 1;
-                pass.first_size
-                    .get_or_insert((frame.width(), frame.height()));
+                pass.first_size.get_or_insert((frame.width(), frame.height()));
                 if let Some(ts) = frame.timestamp() {
                     let t = ts as f64 * info.time_base + frame_dur;
                     pass.covered_until = Some(pass.covered_until.map_or(t, |c: f64| c.max(t)));
@@ -461,7 +439,10 @@ mod video {
         init();
         let (info, packets) = count_packets(path)?;
         if info.fps <= 0.0 {
-            return Err(Error::media(path, "the video stream has no frame rate; re-encode it with `ffmpeg -i FILE -r 25 out.mp4`"));
+            return Err(Error::media(
+                path,
+                "the video stream has no frame rate; re-encode it with `ffmpeg -i FILE -r 25 out.mp4`",
+            ));
         }
         // Output frame k shows source frame round(k / fps * src_fps) (nearest in time).
         let mut map: Vec<(usize, usize)> = Vec::new();
@@ -492,14 +473,20 @@ mod video {
         };
         let pass = decode_pass_with(path, &indices, Some(&mut on_frame))?;
         if pass.decoded == 0 {
-            return Err(Error::media(path, "no video frame could be decoded; the file is corrupt or truncated — re-download it"));
+            return Err(Error::media(
+                path,
+                "no video frame could be decoded; the file is corrupt or truncated — re-download it",
+            ));
         }
         if info.header_frames > 0 && (pass.decoded as f64) < TRUNCATION_RATIO * info.header_frames as f64 {
             let covered = pass.covered_until.map(|t| t - info.start);
             if matches!((info.duration, covered), (Some(d), Some(c)) if c < TRUNCATION_RATIO * d) {
                 return Err(Error::media(
                     path,
-                    format!("truncated or corrupt video: {} of {} promised frames decoded; re-download it", pass.decoded, info.header_frames),
+                    format!(
+                        "truncated or corrupt video: {} of {} promised frames decoded; re-download it",
+                        pass.decoded, info.header_frames
+                    ),
                 ));
             }
         }
@@ -518,16 +505,9 @@ mod video {
         let n = pass.decoded;
 
         if n == 0 {
-            let why = pass
-                .first_error
-                .as_deref()
-                .map(|e| format!(" (decoder: {e})"))
-                .unwrap_or_default();
+            let why = pass.first_error.as_deref().map(|e| format!(" (decoder: {e})")).unwrap_or_default();
             let promised = if info.header_frames > 0 {
-                format!(
-                    " although the container promises {} frames",
-                    info.header_frames
-                )
+                format!(" although the container promises {} frames", info.header_frames)
             } else {
                 String::new()
             };
@@ -546,13 +526,8 @@ mod video {
                 _ => true,
             };
             if short_in_time {
-                let dur = info
-                    .duration
-                    .map(|d| format!(" ({d:.2} s)"))
-                    .unwrap_or_default();
-                let cov = covered
-                    .map(|c| format!(", up to {c:.2} s"))
-                    .unwrap_or_default();
+                let dur = info.duration.map(|d| format!(" ({d:.2} s)")).unwrap_or_default();
+                let cov = covered.map(|c| format!(", up to {c:.2} s")).unwrap_or_default();
                 return Err(Error::media(
                     path,
                     format!(
@@ -573,11 +548,7 @@ mod video {
             );
         }
         if n < min_frames {
-            return Err(Error::TooFewFrames {
-                path: path.to_path_buf(),
-                got: n,
-                need: min_frames,
-            });
+            return Err(Error::TooFewFrames { path: path.to_path_buf(), got: n, need: min_frames });
         }
         if n != packets {
             tracing::warn!(path = %path.display(), packets, decoded = n, "decoded frame count differs from packet count; resampling over decoded frames");
@@ -604,13 +575,6 @@ mod video {
             ));
         }
         let (width, height) = pass.first_size.unwrap_or((0, 0));
-        Ok(DecodedClip {
-            frames,
-            indices,
-            total_frames: n,
-            width,
-            height,
-            fps: info.fps,
-        })
+        Ok(DecodedClip { frames, indices, total_frames: n, width, height, fps: info.fps })
     }
 }

@@ -42,9 +42,10 @@ impl FrameDir {
     /// Lists the frames of `dir` (see the module documentation).
     pub fn open(dir: &Path) -> Result<Self> {
         let meta = std::fs::metadata(dir).map_err(|e| match e.kind() {
-            std::io::ErrorKind::NotFound => {
-                Error::media(dir, "frame directory not found; check the dataset root and that the frames were extracted")
-            }
+            std::io::ErrorKind::NotFound => Error::media(
+                dir,
+                "frame directory not found; check the dataset root and that the frames were extracted",
+            ),
             _ => Error::io(dir, e),
         })?;
         if !meta.is_dir() {
@@ -77,7 +78,10 @@ impl FrameDir {
         if by_number.is_empty() {
             return Err(Error::media(
                 dir,
-                format!("the frame directory holds no frames (image files: {}); extract the frames again", IMAGE_EXTENSIONS.join(", ")),
+                format!(
+                    "the frame directory holds no frames (image files: {}); extract the frames again",
+                    IMAGE_EXTENSIONS.join(", ")
+                ),
             ));
         }
         Ok(Self { dir: dir.to_path_buf(), frames: by_number.into_iter().collect() })
@@ -108,8 +112,7 @@ impl FrameDir {
         let mut unique: Vec<usize> = positions.to_vec();
         unique.sort_unstable();
         unique.dedup();
-        let images: Vec<RgbImage> =
-            unique.par_iter().map(|&p| load_image(&self.frames[p].1)).collect::<Result<_>>()?;
+        let images: Vec<RgbImage> = unique.par_iter().map(|&p| load_image(&self.frames[p].1)).collect::<Result<_>>()?;
         let (w, h) = match images.first() {
             Some(i) => (i.width(), i.height()),
             None => (0, 0),
@@ -127,10 +130,7 @@ impl FrameDir {
                 ));
             }
         }
-        let frames = positions
-            .iter()
-            .map(|p| images[unique.binary_search(p).unwrap_or(0)].clone())
-            .collect();
+        let frames = positions.iter().map(|p| images[unique.binary_search(p).unwrap_or(0)].clone()).collect();
         Ok(DecodedClip {
             frames,
             indices: positions.iter().map(|&p| self.frames[p].0 as usize).collect(),
@@ -148,7 +148,10 @@ impl FrameDir {
             .map(|&n| {
                 self.position_of(n).ok_or_else(|| {
                     let (lo, hi) = (self.frames[0].0, self.frames[self.frames.len() - 1].0);
-                    Error::media(&self.dir, format!("no frame numbered {n} (the directory has frames {lo}..={hi}); check the frame index"))
+                    Error::media(
+                        &self.dir,
+                        format!("no frame numbered {n} (the directory has frames {lo}..={hi}); check the frame index"),
+                    )
                 })
             })
             .collect::<Result<Vec<_>>>()?;

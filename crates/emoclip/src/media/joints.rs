@@ -99,7 +99,8 @@ pub fn joints_box(joints: &[f64]) -> Option<PersonBox> {
         x1 = x1.max(j[0]);
         y1 = y1.max(j[1]);
     }
-    (x0.is_finite()).then(|| PersonBox::new(x0.floor() as f32, y0.floor() as f32, x1.ceil() as f32, y1.ceil() as f32, None))
+    (x0.is_finite())
+        .then(|| PersonBox::new(x0.floor() as f32, y0.floor() as f32, x1.ceil() as f32, y1.ceil() as f32, None))
 }
 
 #[cfg(test)]

@@ -49,10 +49,7 @@ pub enum MediaKind {
 /// Classify a path by its extension (case-insensitive); anything else is an error naming the
 /// path and the supported extensions.
 pub fn media_kind(path: &Path) -> Result<MediaKind> {
-    let ext = path
-        .extension()
-        .and_then(|e| e.to_str())
-        .map(str::to_ascii_lowercase);
+    let ext = path.extension().and_then(|e| e.to_str()).map(str::to_ascii_lowercase);
     match ext.as_deref() {
         Some(e) if IMAGE_EXTENSIONS.contains(&e) => Ok(MediaKind::Image),
         Some(e) if VIDEO_EXTENSIONS.contains(&e) => Ok(MediaKind::Video),
@@ -79,10 +76,7 @@ mod tests {
         assert_eq!(media_kind(Path::new("x.MKV")).unwrap(), MediaKind::Video);
         assert_eq!(media_kind(Path::new("x.m4v")).unwrap(), MediaKind::Video);
         let e = media_kind(Path::new("notes.txt")).unwrap_err().to_string();
-        assert!(
-            e.contains("notes.txt") && e.contains(".txt") && e.contains("mp4"),
-            "{e}"
-        );
+        assert!(e.contains("notes.txt") && e.contains(".txt") && e.contains("mp4"), "{e}");
         let e = media_kind(Path::new("README")).unwrap_err().to_string();
         assert!(e.contains("README") && e.contains("no extension"), "{e}");
     }

@@ -25,10 +25,7 @@ pub struct Normalization {
 
 impl Normalization {
     /// ImageNet statistics, the official EmotionCLIP default.
-    pub const IMAGENET: Normalization = Normalization {
-        mean: [0.485, 0.456, 0.406],
-        std: [0.229, 0.224, 0.225],
-    };
+    pub const IMAGENET: Normalization = Normalization { mean: [0.485, 0.456, 0.406], std: [0.229, 0.224, 0.225] };
     /// OpenAI CLIP statistics (the published decimals; they round to the same f32 as Python's).
     #[allow(clippy::excessive_precision)]
     pub const CLIP: Normalization = Normalization {
@@ -59,11 +56,7 @@ pub struct Preprocessor {
 
 impl Default for Preprocessor {
     fn default() -> Self {
-        Self {
-            resize_short: 256,
-            crop: 224,
-            norm: Normalization::IMAGENET,
-        }
+        Self { resize_short: 256, crop: 224, norm: Normalization::IMAGENET }
     }
 }
 
@@ -154,10 +147,7 @@ impl Preprocessor {
     /// Frames → `[T, 3, crop, crop]` f32 tensor (frames processed in parallel).
     pub fn frames_tensor(&self, frames: &[RgbImage], device: &Device) -> Result<Tensor> {
         let c = self.crop as usize;
-        let data: Vec<f32> = frames
-            .par_iter()
-            .flat_map_iter(|f| self.pixels(f))
-            .collect();
+        let data: Vec<f32> = frames.par_iter().flat_map_iter(|f| self.pixels(f)).collect();
         Ok(Tensor::from_vec(data, (frames.len(), 3, c, c), device)?)
     }
 
@@ -182,15 +172,8 @@ impl Preprocessor {
         device: &Device,
     ) -> Result<Tensor> {
         let c = self.crop as usize;
-        let data: Vec<f32> = boxes_per_frame
-            .iter()
-            .flat_map(|b| self.mask_with(mode, orig_w, orig_h, b))
-            .collect();
-        Ok(Tensor::from_vec(
-            data,
-            (boxes_per_frame.len(), c, c),
-            device,
-        )?)
+        let data: Vec<f32> = boxes_per_frame.iter().flat_map(|b| self.mask_with(mode, orig_w, orig_h, b)).collect();
+        Ok(Tensor::from_vec(data, (boxes_per_frame.len(), c, c), device)?)
     }
 }
 
@@ -233,9 +216,7 @@ fn coefficients(in_size: u32, out_size: u32) -> Vec<(usize, Vec<i32>)> {
             // C casts truncate toward zero, as `as i64` does.
             let xmin = ((center - support + 0.5) as i64).max(0);
             let xmax = ((center + support + 0.5) as i64).min(in_size as i64);
-            let w: Vec<f64> = (xmin..xmax)
-                .map(|x| bicubic((x as f64 - center + 0.5) * ss))
-                .collect();
+            let w: Vec<f64> = (xmin..xmax).map(|x| bicubic((x as f64 - center + 0.5) * ss)).collect();
             let ww: f64 = w.iter().sum();
             let fixed = w
                 .iter()
@@ -277,23 +258,21 @@ pub fn resize_bicubic_pil(src: &RgbImage, out_w: u32, out_h: u32) -> RgbImage {
         let horiz = coefficients(in_w, out_w);
         let tw = out_w as usize;
         let mut tmp = vec![0u8; (y_last - y_first) * tw * 3];
-        tmp.par_chunks_mut(tw * 3)
-            .enumerate()
-            .for_each(|(r, out_row)| {
-                let row = &raw[(y_first + r) * in_stride..(y_first + r + 1) * in_stride];
-                for (xx, (xmin, k)) in horiz.iter().enumerate() {
-                    let mut acc = [half; 3];
-                    for (j, &kj) in k.iter().enumerate() {
-                        let p = (xmin + j) * 3;
-                        for c in 0..3 {
-                            acc[c] += row[p + c] as i64 * kj as i64;
-                        }
-                    }
+        tmp.par_chunks_mut(tw * 3).enumerate().for_each(|(r, out_row)| {
+            let row = &raw[(y_first + r) * in_stride..(y_first + r + 1) * in_stride];
+            for (xx, (xmin, k)) in horiz.iter().enumerate() {
+                let mut acc = [half; 3];
+                for (j, &kj) in k.iter().enumerate() {
+                    let p = (xmin + j) * 3;
                     for c in 0..3 {
-                        out_row[xx * 3 + c] = clip8(acc[c]);
+                        acc[c] += row[p + c] as i64 * kj as i64;
                     }
                 }
-            });
+                for c in 0..3 {
+                    out_row[xx * 3 + c] = clip8(acc[c]);
+                }
+            }
+        });
         (std::borrow::Cow::Owned(tmp), tw, y_first)
     } else {
         (std::borrow::Cow::Borrowed(raw.as_slice()), in_w as usize, 0)
@@ -301,23 +280,20 @@ pub fn resize_bicubic_pil(src: &RgbImage, out_w: u32, out_h: u32) -> RgbImage {
 
     if in_h == out_h {
         // Only the horizontal pass was needed (all rows were used: y_first = 0).
-        return RgbImage::from_raw(out_w, out_h, tmp.into_owned())
-            .unwrap_or_else(|| RgbImage::new(out_w, out_h));
+        return RgbImage::from_raw(out_w, out_h, tmp.into_owned()).unwrap_or_else(|| RgbImage::new(out_w, out_h));
     }
     let stride = tmp_w * 3;
     let mut out = vec![0u8; out_h as usize * stride];
-    out.par_chunks_mut(stride)
-        .enumerate()
-        .for_each(|(yy, out_row)| {
-            let (ymin, k) = &vert[yy];
-            for x in 0..stride {
-                let mut acc = half;
-                for (j, &kj) in k.iter().enumerate() {
-                    acc += tmp[(ymin + j - row0) * stride + x] as i64 * kj as i64;
-                }
-                out_row[x] = clip8(acc);
+    out.par_chunks_mut(stride).enumerate().for_each(|(yy, out_row)| {
+        let (ymin, k) = &vert[yy];
+        for x in 0..stride {
+            let mut acc = half;
+            for (j, &kj) in k.iter().enumerate() {
+                acc += tmp[(ymin + j - row0) * stride + x] as i64 * kj as i64;
             }
-        });
+            out_row[x] = clip8(acc);
+        }
+    });
     RgbImage::from_raw(out_w, out_h, out).unwrap_or_else(|| RgbImage::new(out_w, out_h))
 }
 
@@ -360,11 +336,7 @@ mod tests {
 
     #[test]
     fn small_crop_is_zero_padded() {
-        let p = Preprocessor {
-            resize_short: 100,
-            crop: 224,
-            norm: Normalization::CLIP,
-        };
+        let p = Preprocessor { resize_short: 100, crop: 224, norm: Normalization::CLIP };
         let img = RgbImage::from_pixel(100, 100, image::Rgb([255, 255, 255]));
         let c = p.resize_crop(&img);
         assert_eq!(c.get_pixel(0, 0).0, [0, 0, 0]);

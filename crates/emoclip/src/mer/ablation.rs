@@ -58,7 +58,11 @@ fn pct(x: f64) -> String {
 
 /// Bolds the cells of column values `v` equal (at one decimal in percent) to the column's maximum.
 fn bold_max(v: &[Option<f64>]) -> Vec<String> {
-    let best = v.iter().flatten().map(|&x| pct(x)).max_by(|a, b| a.parse::<f64>().unwrap_or(0.0).total_cmp(&b.parse::<f64>().unwrap_or(0.0)));
+    let best = v
+        .iter()
+        .flatten()
+        .map(|&x| pct(x))
+        .max_by(|a, b| a.parse::<f64>().unwrap_or(0.0).total_cmp(&b.parse::<f64>().unwrap_or(0.0)));
     v.iter()
         .map(|x| match x {
             None => "–".to_string(),
@@ -79,21 +83,33 @@ pub fn markdown(task: MerTask, dataset: &str, rows: &[AblationRow]) -> String {
             s += &format!("Performance comparison of words for emotion query on multimodal emotion recognition on {dataset} dataset.\n\n");
             s += "| Words | Accuracy(%) | Precision(%) | Recall(%) | Micro-F1(%) |\n|---|---|---|---|---|\n";
             let col = |f: fn(&super::metrics::EmotionMetrics) -> f64| -> Vec<String> {
-                bold_max(&rows.iter().map(|r| if let Scores::Emotion(m) = &r.scores { Some(f(m)) } else { None }).collect::<Vec<_>>())
+                bold_max(
+                    &rows
+                        .iter()
+                        .map(|r| if let Scores::Emotion(m) = &r.scores { Some(f(m)) } else { None })
+                        .collect::<Vec<_>>(),
+                )
             };
             let cols = [col(|m| m.accuracy), col(|m| m.precision), col(|m| m.recall), col(|m| m.micro_f1)];
             for (i, w) in words.iter().enumerate() {
                 s += &format!("| {w} | {} | {} | {} | {} |\n", cols[0][i], cols[1][i], cols[2][i], cols[3][i]);
             }
-            s += "\nAccuracy: example-based (Jaccard); precision / recall / F1: micro-averaged over the six emotions.\n";
+            s +=
+                "\nAccuracy: example-based (Jaccard); precision / recall / F1: micro-averaged over the six emotions.\n";
         }
         MerTask::Sentiment => {
             s += &format!("Performance comparison of words for emotion query on multimodal sentiment analysis on {dataset} dataset.\n\n");
             s += "| Words | ACC<sub>2</sub> (%) | F1(%) |\n|---|---|---|\n";
             let col = |f: fn(&super::metrics::SentimentMetrics) -> Option<f64>| -> Vec<String> {
-                bold_max(&rows.iter().map(|r| if let Scores::Sentiment(m) = &r.scores { f(m) } else { None }).collect::<Vec<_>>())
+                bold_max(
+                    &rows
+                        .iter()
+                        .map(|r| if let Scores::Sentiment(m) = &r.scores { f(m) } else { None })
+                        .collect::<Vec<_>>(),
+                )
             };
-            let (a0, a1, f0, f1) = (col(|m| Some(m.acc2_has0)), col(|m| m.acc2_non0), col(|m| Some(m.f1_has0)), col(|m| m.f1_non0));
+            let (a0, a1, f0, f1) =
+                (col(|m| Some(m.acc2_has0)), col(|m| m.acc2_non0), col(|m| Some(m.f1_has0)), col(|m| m.f1_non0));
             for (i, w) in words.iter().enumerate() {
                 s += &format!("| {w} | {} / {} | {} / {} |\n", a0[i], a1[i], f0[i], f1[i]);
             }
@@ -110,7 +126,10 @@ mod tests {
 
     #[test]
     fn tables_bold_the_column_maxima() {
-        let e = |a, f| AblationRow { word: Some("Mood".into()), scores: Scores::Emotion(EmotionMetrics { accuracy: a, precision: 0.5, recall: 0.5, micro_f1: f }) };
+        let e = |a, f| AblationRow {
+            word: Some("Mood".into()),
+            scores: Scores::Emotion(EmotionMetrics { accuracy: a, precision: 0.5, recall: 0.5, micro_f1: f }),
+        };
         let mut rows = vec![e(0.4931, 0.5), e(0.2, 0.578)];
         rows[1].word = None;
         let t = markdown(MerTask::Emotion, "CMU-MOSEI", &rows);
@@ -118,7 +137,13 @@ mod tests {
         assert!(t.contains("| (no word) | 20.0 | <b>50.0</b> | <b>50.0</b> | <b>57.8</b> |"), "{t}");
         let s = AblationRow {
             word: Some("Sensation".into()),
-            scores: Scores::Sentiment(SentimentMetrics { acc2_has0: 0.857, f1_has0: 0.855, acc2_non0: None, f1_non0: None, n_non0: 0 }),
+            scores: Scores::Sentiment(SentimentMetrics {
+                acc2_has0: 0.857,
+                f1_has0: 0.855,
+                acc2_non0: None,
+                f1_non0: None,
+                n_non0: 0,
+            }),
         };
         let t = markdown(MerTask::Sentiment, "CMU-MOSI", &[s]);
         assert!(t.contains("| Sensation | <b>85.7</b> / – | <b>85.5</b> / – |"), "{t}");

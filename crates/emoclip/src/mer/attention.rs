@@ -24,7 +24,8 @@ impl Attention {
             candle_core::bail!("attention width {dim} is not divisible by {num_heads} heads");
         }
         let bound = (6.0 / (4 * dim) as f64).sqrt(); // xavier_uniform_ on [3D, D]
-        let w = vb.get_with_hints((3 * dim, dim), "in_proj_weight", candle_nn::Init::Uniform { lo: -bound, up: bound })?;
+        let w =
+            vb.get_with_hints((3 * dim, dim), "in_proj_weight", candle_nn::Init::Uniform { lo: -bound, up: bound })?;
         let b = vb.get_with_hints(3 * dim, "in_proj_bias", candle_nn::Init::Const(0.0))?;
         let ow = vb.get_with_hints((dim, dim), "out_proj.weight", candle_nn::init::DEFAULT_KAIMING_UNIFORM)?;
         let ob = vb.get_with_hints(dim, "out_proj.bias", candle_nn::Init::Const(0.0))?;

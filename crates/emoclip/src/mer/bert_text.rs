@@ -41,7 +41,8 @@ impl BertIds {
         if len == 0 {
             return Err("has 0 tokens per utterance (shape [N, 3, 0]); re-export the file with the BERT ids".into());
         }
-        let (mut ids, mut mask, mut segments) = (Vec::with_capacity(n * len), Vec::with_capacity(n * len), Vec::with_capacity(n * len));
+        let (mut ids, mut mask, mut segments) =
+            (Vec::with_capacity(n * len), Vec::with_capacity(n * len), Vec::with_capacity(n * len));
         for (i, x) in a.data.iter_f64().enumerate() {
             if !(x.is_finite() && x >= 0.0 && x.fract() == 0.0 && x < u32::MAX as f64) {
                 return Err(format!("value {x} at flat index {i} is not a token id / mask / segment integer"));
@@ -87,7 +88,13 @@ pub struct BertText<'a> {
 
 /// Last hidden states `[n * len * hidden]` of every utterance (zeros past each mask); `progress(done)`
 /// after each batch.
-pub fn encode(model: &BertModel, ids: &BertIds, batch_size: usize, device: &Device, mut progress: impl FnMut(usize)) -> Result<Vec<f32>> {
+pub fn encode(
+    model: &BertModel,
+    ids: &BertIds,
+    batch_size: usize,
+    device: &Device,
+    mut progress: impl FnMut(usize),
+) -> Result<Vec<f32>> {
     let (len, h) = (ids.len, model.encoder.hidden_size);
     let mut raised = 0;
     let lens = ids.lengths(&mut raised);
@@ -114,7 +121,8 @@ pub fn encode(model: &BertModel, ids: &BertIds, batch_size: usize, device: &Devi
 /// Refuses ids the model cannot embed, naming the data file, split and the fix.
 fn check_ids(path: &Path, split: &str, ids: &BertIds, model: &BertModel) -> Result<()> {
     let c = &model.config;
-    let err = |msg: String| Error::Data { path: path.to_path_buf(), msg: format!("split '{split}', key 'text_bert': {msg}") };
+    let err =
+        |msg: String| Error::Data { path: path.to_path_buf(), msg: format!("split '{split}', key 'text_bert': {msg}") };
     if let Some(&m) = ids.ids.iter().max().filter(|&&m| m as usize >= c.vocab_size) {
         return Err(err(format!(
             "token id {m} is outside the vocabulary of {} ({} ids); the ids come from another tokenizer — pass the BERT the file was tokenised with (MMSA: bert-base-uncased, vocab 30522) via --bert",
@@ -123,10 +131,19 @@ fn check_ids(path: &Path, split: &str, ids: &BertIds, model: &BertModel) -> Resu
         )));
     }
     if let Some(&s) = ids.segments.iter().max().filter(|&&s| s as usize >= c.type_vocab_size) {
-        return Err(err(format!("segment id {s} is outside the {} token types of {}", c.type_vocab_size, model.weights.display())));
+        return Err(err(format!(
+            "segment id {s} is outside the {} token types of {}",
+            c.type_vocab_size,
+            model.weights.display()
+        )));
     }
     if ids.len > c.max_position_embeddings {
-        return Err(err(format!("{} tokens per utterance exceed the {} positions of {}", ids.len, c.max_position_embeddings, model.weights.display())));
+        return Err(err(format!(
+            "{} tokens per utterance exceed the {} positions of {}",
+            ids.len,
+            c.max_position_embeddings,
+            model.weights.display()
+        )));
     }
     Ok(())
 }
@@ -158,8 +175,10 @@ fn cache_get(file: &Path, key: &str, shape: [usize; 3]) -> Option<Vec<f32>> {
 
 fn cache_put(file: &Path, key: &str, shape: [usize; 3], data: &[f32]) -> Result<()> {
     let bytes: Vec<u8> = data.iter().flat_map(|v| v.to_le_bytes()).collect();
-    let err = |e: &dyn std::fmt::Display| Error::Msg(format!("{}: cannot write the BERT feature cache: {e}", file.display()));
-    let view = safetensors::tensor::TensorView::new(safetensors::Dtype::F32, shape.to_vec(), &bytes).map_err(|e| err(&e))?;
+    let err =
+        |e: &dyn std::fmt::Display| Error::Msg(format!("{}: cannot write the BERT feature cache: {e}", file.display()));
+    let view =
+        safetensors::tensor::TensorView::new(safetensors::Dtype::F32, shape.to_vec(), &bytes).map_err(|e| err(&e))?;
     let meta = std::collections::HashMap::from([("key".to_string(), key.to_string())]);
     let out = safetensors::serialize([("features", view)], Some(meta)).map_err(|e| err(&e))?;
     drop(bytes);
@@ -220,7 +239,11 @@ mod tests {
     use crate::mer::pickle::ArrayData;
 
     fn arr(rows: &[[[f32; 4]; 3]]) -> NdArray {
-        NdArray { shape: vec![rows.len(), 3, 4], dtype: "<f4".into(), data: ArrayData::F32(rows.iter().flatten().flatten().copied().collect()) }
+        NdArray {
+            shape: vec![rows.len(), 3, 4],
+            dtype: "<f4".into(),
+            data: ArrayData::F32(rows.iter().flatten().flatten().copied().collect()),
+        }
     }
 
     #[test]

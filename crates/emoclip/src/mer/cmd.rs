@@ -79,9 +79,7 @@ impl Decoder {
 /// Additive key padding mask `[B, 1, 1, S]`: 0 for positions `< len`, −inf after (PyTorch's boolean
 /// `key_padding_mask`, True = padding, becomes −inf the same way).
 pub fn key_padding_mask(lens: &[usize], s: usize, device: &candle_core::Device) -> Result<Tensor> {
-    let v: Vec<f32> = lens
-        .iter()
-        .flat_map(|&n| (0..s).map(move |j| if j < n { 0.0 } else { f32::NEG_INFINITY }))
-        .collect();
+    let v: Vec<f32> =
+        lens.iter().flat_map(|&n| (0..s).map(move |j| if j < n { 0.0 } else { f32::NEG_INFINITY })).collect();
     Tensor::from_vec(v, (lens.len(), 1, 1, s), device)
 }

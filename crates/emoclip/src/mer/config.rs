@@ -108,17 +108,39 @@ impl Default for CmdConfig {
     }
 }
 
-fn d_cmd_layers() -> usize { 1 }
-fn d_cmd_heads() -> usize { 8 }
-fn d_cmd_ff() -> usize { 2048 }
-fn d_cmd_dropout() -> f32 { 0.1 }
-fn d_eps() -> f64 { 1e-5 }
-fn d_n_prompt() -> usize { 8 }
-fn d_prompt_std() -> f64 { 0.02 }
-fn d_true() -> bool { true }
-fn d_threshold() -> f32 { 0.6 }
-fn d_std_eps() -> f64 { 1e-6 }
-fn d_logit_scale_init() -> f64 { (1.0f64 / 0.07).ln() }
+fn d_cmd_layers() -> usize {
+    1
+}
+fn d_cmd_heads() -> usize {
+    8
+}
+fn d_cmd_ff() -> usize {
+    2048
+}
+fn d_cmd_dropout() -> f32 {
+    0.1
+}
+fn d_eps() -> f64 {
+    1e-5
+}
+fn d_n_prompt() -> usize {
+    8
+}
+fn d_prompt_std() -> f64 {
+    0.02
+}
+fn d_true() -> bool {
+    true
+}
+fn d_threshold() -> f32 {
+    0.6
+}
+fn d_std_eps() -> f64 {
+    1e-6
+}
+fn d_logit_scale_init() -> f64 {
+    (1.0f64 / 0.07).ln()
+}
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct MerConfig {
@@ -214,8 +236,12 @@ impl MerConfig {
     }
 
     pub fn from_json_str(s: &str, path: &Path) -> Result<Self> {
-        let c: Self = serde_json::from_str(s)
-            .map_err(|e| Error::config(path, format!("{e}; expected a MER-CLIP config (task, dims, clip, query_word, label_words, ...)")))?;
+        let c: Self = serde_json::from_str(s).map_err(|e| {
+            Error::config(
+                path,
+                format!("{e}; expected a MER-CLIP config (task, dims, clip, query_word, label_words, ...)"),
+            )
+        })?;
         c.validate(path)?;
         Ok(c)
     }
@@ -239,8 +265,12 @@ impl MerConfig {
         }
         let n = self.n_labels();
         match self.task {
-            MerTask::Emotion if n < 2 => p.push(format!("the emotion task needs at least 2 label words to standardise over, got {n}")),
-            MerTask::Sentiment if n != 2 => p.push(format!("the sentiment task needs exactly 2 label words (negative, positive), got {n}")),
+            MerTask::Emotion if n < 2 => {
+                p.push(format!("the emotion task needs at least 2 label words to standardise over, got {n}"))
+            }
+            MerTask::Sentiment if n != 2 => {
+                p.push(format!("the sentiment task needs exactly 2 label words (negative, positive), got {n}"))
+            }
             _ => {}
         }
         if self.label_words.iter().any(|w| w.trim().is_empty()) {

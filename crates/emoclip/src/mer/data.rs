@@ -75,7 +75,10 @@ impl Seq {
         let row = self.len * self.dim;
         let mut out = Vec::with_capacity(idx.len() * row);
         for &i in idx {
-            let s = self.data.get(i * row..(i + 1) * row).ok_or_else(|| Error::Shape(format!("utterance {i} out of range ({} in split)", self.n)))?;
+            let s = self
+                .data
+                .get(i * row..(i + 1) * row)
+                .ok_or_else(|| Error::Shape(format!("utterance {i} out of range ({} in split)", self.n)))?;
             out.extend_from_slice(s);
         }
         Ok(Tensor::from_vec(out, (idx.len(), self.len, self.dim), dev)?)
@@ -149,7 +152,8 @@ impl Ctx<'_> {
         }
     }
     fn required<'v>(&self, s: &'v Value, key: &str, fix: &str) -> Result<&'v NdArray> {
-        self.array(s, key)?.ok_or_else(|| self.err(key, format!("missing (keys present: {}); {fix}", s.keys().join(", "))))
+        self.array(s, key)?
+            .ok_or_else(|| self.err(key, format!("missing (keys present: {}); {fix}", s.keys().join(", "))))
     }
     fn array_mut<'v>(&self, s: &'v mut Value, key: &str) -> Result<Option<&'v mut NdArray>> {
         match s.get_mut(key) {
@@ -160,7 +164,8 @@ impl Ctx<'_> {
     }
     fn required_mut<'v>(&self, s: &'v mut Value, key: &str, fix: &str) -> Result<&'v mut NdArray> {
         let keys = s.keys();
-        self.array_mut(s, key)?.ok_or_else(|| self.err(key, format!("missing (keys present: {}); {fix}", keys.join(", "))))
+        self.array_mut(s, key)?
+            .ok_or_else(|| self.err(key, format!("missing (keys present: {}); {fix}", keys.join(", "))))
     }
     fn check_n(&self, key: &str, got: usize, n: usize) -> Result<()> {
         if got != n {
@@ -192,7 +197,15 @@ fn features(c: &Ctx, a: &mut NdArray, key: &str, n: usize, inf: &mut usize) -> R
         return Err(c.err(key, format!("expected a [N, L, D] array, got shape {:?}", a.shape)));
     }
     c.check_n(key, a.shape[0], n)?;
-    let nan = |i: usize| c.err(key, format!("NaN at utterance {}; clean the features (e.g. numpy.nan_to_num) and re-save", i / (a.shape[1] * a.shape[2]).max(1)));
+    let nan = |i: usize| {
+        c.err(
+            key,
+            format!(
+                "NaN at utterance {}; clean the features (e.g. numpy.nan_to_num) and re-save",
+                i / (a.shape[1] * a.shape[2]).max(1)
+            ),
+        )
+    };
     let data = match std::mem::take(&mut a.data) {
         ArrayData::F32(mut data) => {
             for (i, x) in data.iter_mut().enumerate() {
@@ -238,14 +251,19 @@ fn lengths(c: &Ctx, s: &Value, key: &str, n: usize, max: usize, raised: &mut usi
                 other => Err(c.err(key, format!("expected integers, found {}", kind(other)))),
             })
             .collect::<Result<_>>()?,
-        Some(other) => return Err(c.err(key, format!("expected a list or 1-d array of lengths, found {}", kind(other)))),
+        Some(other) => {
+            return Err(c.err(key, format!("expected a list or 1-d array of lengths, found {}", kind(other))))
+        }
     };
     c.check_n(key, raw.len(), n)?;
     raw.iter()
         .enumerate()
         .map(|(i, &x)| {
             if !(x.is_finite() && x >= 0.0 && x.fract() == 0.0 && x as usize <= max) {
-                return Err(c.err(key, format!("utterance {i}: length {x} is not an integer in 0..={max} (the sequence length)")));
+                return Err(c.err(
+                    key,
+                    format!("utterance {i}: length {x} is not an integer in 0..={max} (the sequence length)"),
+                ));
             }
             if x == 0.0 {
                 *raised += 1;
@@ -263,15 +281,27 @@ fn strings(c: &Ctx, s: &Value, key: &str, n: usize) -> Result<Option<Vec<String>
         Some(other) => return Err(c.err(key, format!("expected an array of strings, found {}", kind(other)))),
     };
     c.check_n(key, items.len(), n)?;
-    Ok(Some(items.iter().map(|v| match v {
-        Value::Str(s) => s.clone(),
-        Value::Bytes(b) => String::from_utf8_lossy(b).into_owned(),
-        Value::Int(i) => i.to_string(),
-        other => format!("<{}>", kind(other)),
-    }).collect()))
+    Ok(Some(
+        items
+            .iter()
+            .map(|v| match v {
+                Value::Str(s) => s.clone(),
+                Value::Bytes(b) => String::from_utf8_lossy(b).into_owned(),
+                Value::Int(i) => i.to_string(),
+                other => format!("<{}>", kind(other)),
+            })
+            .collect(),
+    ))
 }
 
-fn read_split(path: &Path, root: &mut Value, name: &str, bert: bool, inf: &mut usize, raised: &mut usize) -> Result<Split> {
+fn read_split(
+    path: &Path,
+    root: &mut Value,
+    name: &str,
+    bert: bool,
+    inf: &mut usize,
+    raised: &mut usize,
+) -> Result<Split> {
     let c = Ctx { path, split: name };
     let top_keys = root.keys();
     let s = match root.get_mut(name) {
@@ -280,7 +310,10 @@ fn read_split(path: &Path, root: &mut Value, name: &str, bert: bool, inf: &mut u
         None => {
             return Err(Error::Data {
                 path: path.to_path_buf(),
-                msg: format!("split '{name}' is missing (top-level keys: {}); MMSA files hold 'train', 'valid' and 'test'", top_keys.join(", ")),
+                msg: format!(
+                    "split '{name}' is missing (top-level keys: {}); MMSA files hold 'train', 'valid' and 'test'",
+                    top_keys.join(", ")
+                ),
             })
         }
     };
@@ -315,20 +348,27 @@ fn read_split(path: &Path, root: &mut Value, name: &str, bert: bool, inf: &mut u
             None => return Err(c.err("text", format!("missing (keys present: {}); MMSA stores GloVe features [N, L, 300] there", s.keys().join(", ")))),
         },
     };
-    let mut vision = features(&c, c.required_mut(s, "vision", "MMSA stores Facet features [N, L, D] there")?, "vision", n, inf)?;
-    let mut audio = features(&c, c.required_mut(s, "audio", "MMSA stores COVAREP features [N, L, D] there")?, "audio", n, inf)?;
+    let mut vision =
+        features(&c, c.required_mut(s, "vision", "MMSA stores Facet features [N, L, D] there")?, "vision", n, inf)?;
+    let mut audio =
+        features(&c, c.required_mut(s, "audio", "MMSA stores COVAREP features [N, L, D] there")?, "audio", n, inf)?;
     vision.lengths = lengths(&c, s, "vision_lengths", n, vision.len, raised)?;
     audio.lengths = lengths(&c, s, "audio_lengths", n, audio.len, raised)?;
     let emotion = match c.array(s, "emotion_labels")? {
         None => None,
         Some(e) => {
             if e.shape.len() != 2 || e.shape[1] != 6 {
-                return Err(c.err("emotion_labels", format!("expected [N, 6] intensities ({}), got shape {:?}", EMOTIONS.join(", "), e.shape)));
+                return Err(c.err(
+                    "emotion_labels",
+                    format!("expected [N, 6] intensities ({}), got shape {:?}", EMOTIONS.join(", "), e.shape),
+                ));
             }
             c.check_n("emotion_labels", e.shape[0], n)?;
             let e = e.to_f64_vec();
             if let Some(i) = e.iter().position(|x| !x.is_finite()) {
-                return Err(c.err("emotion_labels", format!("non-finite intensity at utterance {}; fix the file", i / 6)));
+                return Err(
+                    c.err("emotion_labels", format!("non-finite intensity at utterance {}; fix the file", i / 6))
+                );
             }
             Some(e.chunks(6).map(|r| std::array::from_fn(|k| r[k] as f32)).collect())
         }
@@ -354,7 +394,13 @@ impl MmsaData {
     /// and the text features stay empty (width 0) for [`super::bert_text`] to fill.
     pub fn from_value_with(mut root: Value, path: &Path, bert: bool) -> Result<Self> {
         if !matches!(root, Value::Dict(_)) {
-            return Err(Error::Data { path: path.to_path_buf(), msg: format!("the pickle holds {}, expected a dict with 'train', 'valid', 'test' (an MMSA feature file)", kind(&root)) });
+            return Err(Error::Data {
+                path: path.to_path_buf(),
+                msg: format!(
+                    "the pickle holds {}, expected a dict with 'train', 'valid', 'test' (an MMSA feature file)",
+                    kind(&root)
+                ),
+            });
         }
         let (mut inf, mut raised) = (0, 0);
         let train = read_split(path, &mut root, "train", bert, &mut inf, &mut raised)?;
@@ -363,7 +409,10 @@ impl MmsaData {
         let data = Self { path: path.to_path_buf(), train, valid, test, replaced_inf: inf, raised_lengths: raised };
         data.check_consistent()?;
         if inf > 0 {
-            tracing::warn!("{}: replaced {inf} ±inf feature value(s) by 0 (MMSA's COVAREP audio holds -inf)", path.display());
+            tracing::warn!(
+                "{}: replaced {inf} ±inf feature value(s) by 0 (MMSA's COVAREP audio holds -inf)",
+                path.display()
+            );
         }
         if raised > 0 {
             tracing::warn!("{}: {raised} zero-length sequence(s) treated as length 1", path.display());
@@ -373,7 +422,11 @@ impl MmsaData {
 
     fn check_consistent(&self) -> Result<()> {
         for s in [&self.valid, &self.test] {
-            for (key, a, b) in [("text", &self.train.text, &s.text), ("vision", &self.train.vision, &s.vision), ("audio", &self.train.audio, &s.audio)] {
+            for (key, a, b) in [
+                ("text", &self.train.text, &s.text),
+                ("vision", &self.train.vision, &s.vision),
+                ("audio", &self.train.audio, &s.audio),
+            ] {
                 if a.dim != b.dim {
                     return Err(Error::Data {
                         path: self.path.clone(),
@@ -384,7 +437,11 @@ impl MmsaData {
             if self.train.emotion.is_some() != s.emotion.is_some() {
                 return Err(Error::Data {
                     path: self.path.clone(),
-                    msg: format!("key 'emotion_labels' is in {} but not in {}; give it in every split or in none", if s.emotion.is_some() { &s.name } else { "train" }, if s.emotion.is_some() { "train" } else { &s.name }),
+                    msg: format!(
+                        "key 'emotion_labels' is in {} but not in {}; give it in every split or in none",
+                        if s.emotion.is_some() { &s.name } else { "train" },
+                        if s.emotion.is_some() { "train" } else { &s.name }
+                    ),
                 });
             }
         }
@@ -419,10 +476,37 @@ impl MmsaData {
         }
         let mut rng = StdRng::seed_from_u64(mix_seed(&[spec.seed, 0x3E6]));
         let normal = rand_distr::Normal::new(0f32, 1.0).map_err(|e| Error::Msg(e.to_string()))?;
-        let dirs: Vec<(Vec<f32>, Vec<f32>)> = spec.dims.iter().map(|&d| ((0..d).map(|_| 1.5 * rng.sample(normal)).collect(), (0..6 * d).map(|_| rng.sample(normal)).collect())).collect();
+        let dirs: Vec<(Vec<f32>, Vec<f32>)> = spec
+            .dims
+            .iter()
+            .map(|&d| {
+                ((0..d).map(|_| 1.5 * rng.sample(normal)).collect(), (0..6 * d).map(|_| rng.sample(normal)).collect())
+            })
+            .collect();
         let mut make = |name: &str, n: usize| {
-            let regression: Vec<f32> = (0..n).map(|_| if rng.random::<f32>() < 0.1 { 0.0 } else { (rng.random_range(-3.0f32..3.0) * 3.0).round() / 3.0 }).collect();
-            let emotion: Option<Vec<[f32; 6]>> = spec.emotion.then(|| (0..n).map(|_| std::array::from_fn(|_| if rng.random::<f32>() < 0.35 { rng.random_range(0.33f32..3.0) } else { 0.0 })).collect());
+            let regression: Vec<f32> =
+                (0..n)
+                    .map(|_| {
+                        if rng.random::<f32>() < 0.1 {
+                            0.0
+                        } else {
+                            (rng.random_range(-3.0f32..3.0) * 3.0).round() / 3.0
+                        }
+                    })
+                    .collect();
+            let emotion: Option<Vec<[f32; 6]>> = spec.emotion.then(|| {
+                (0..n)
+                    .map(|_| {
+                        std::array::from_fn(|_| {
+                            if rng.random::<f32>() < 0.35 {
+                                rng.random_range(0.33f32..3.0)
+                            } else {
+                                0.0
+                            }
+                        })
+                    })
+                    .collect()
+            });
             let mut seqs = Vec::new();
             for (m, &dim) in spec.dims.iter().enumerate() {
                 let mut data = Vec::with_capacity(n * spec.len * dim);
@@ -444,7 +528,16 @@ impl MmsaData {
             let audio = seqs.pop().unwrap_or_else(|| unreachable!());
             let vision = seqs.pop().unwrap_or_else(|| unreachable!());
             let text = seqs.pop().unwrap_or_else(|| unreachable!());
-            Split { name: name.into(), ids: (0..n).map(|i| format!("{name}-{i}")).collect(), text, text_bert: None, vision, audio, regression, emotion }
+            Split {
+                name: name.into(),
+                ids: (0..n).map(|i| format!("{name}-{i}")).collect(),
+                text,
+                text_bert: None,
+                vision,
+                audio,
+                regression,
+                emotion,
+            }
         };
         let train = make("train", spec.sizes[0]);
         let valid = make("valid", spec.sizes[1]);

@@ -22,7 +22,11 @@ pub fn standardize(sims: &Tensor, unbiased: bool, eps: f64) -> Result<Tensor> {
 /// Numerically stable `log σ`-based BCE with logits, mean over all entries (`F.binary_cross_entropy_with_logits`).
 pub fn bce_with_logits(logits: &Tensor, targets: &Tensor) -> Result<Tensor> {
     if logits.dims() != targets.dims() {
-        return Err(Error::Shape(format!("emotion targets {:?} do not match the logits {:?}; expected multi-hot [batch, labels]", targets.dims(), logits.dims())));
+        return Err(Error::Shape(format!(
+            "emotion targets {:?} do not match the logits {:?}; expected multi-hot [batch, labels]",
+            targets.dims(),
+            logits.dims()
+        )));
     }
     let t = targets.to_dtype(logits.dtype())?;
     // max(x, 0) − x·t + log(1 + exp(−|x|))
@@ -46,7 +50,11 @@ pub fn softmax_cross_entropy(logits: &Tensor, targets: &Tensor) -> Result<Tensor
     let t = match targets.rank() {
         1 => {
             if targets.dim(0)? != b || targets.dtype().is_float() {
-                return Err(Error::Shape(format!("sentiment targets {:?} ({:?}): expected integer class indices [{b}] or one-hot [{b}, {c}]", targets.dims(), targets.dtype())));
+                return Err(Error::Shape(format!(
+                    "sentiment targets {:?} ({:?}): expected integer class indices [{b}] or one-hot [{b}, {c}]",
+                    targets.dims(),
+                    targets.dtype()
+                )));
             }
             let idx: Vec<i64> = targets.to_dtype(DType::I64)?.to_vec1()?;
             if let Some(bad) = idx.iter().find(|&&i| i < 0 || i as usize >= c) {
@@ -59,7 +67,12 @@ pub fn softmax_cross_entropy(logits: &Tensor, targets: &Tensor) -> Result<Tensor
             Tensor::from_vec(oh, (b, c), logits.device())?.to_dtype(logits.dtype())?
         }
         2 if targets.dims() == [b, c] => targets.to_dtype(logits.dtype())?,
-        _ => return Err(Error::Shape(format!("sentiment targets {:?}: expected class indices [{b}] or one-hot [{b}, {c}]", targets.dims()))),
+        _ => {
+            return Err(Error::Shape(format!(
+                "sentiment targets {:?}: expected class indices [{b}] or one-hot [{b}, {c}]",
+                targets.dims()
+            )))
+        }
     };
     Ok(((lsm * t)?.sum(D::Minus1)?.neg()?.mean_all())?)
 }

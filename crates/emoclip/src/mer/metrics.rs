@@ -92,7 +92,8 @@ pub fn weighted_f1(truth: &[bool], pred: &[bool]) -> f64 {
 /// (`true` = positive), under both MMSA conventions (see the module documentation).
 pub fn sentiment_metrics(labels: &[f32], pred_positive: &[bool]) -> SentimentMetrics {
     let has0: Vec<bool> = labels.iter().map(|&y| y >= 0.0).collect();
-    let (t0, p0): (Vec<bool>, Vec<bool>) = labels.iter().zip(pred_positive).filter(|(y, _)| **y != 0.0).map(|(&y, &p)| (y > 0.0, p)).unzip();
+    let (t0, p0): (Vec<bool>, Vec<bool>) =
+        labels.iter().zip(pred_positive).filter(|(y, _)| **y != 0.0).map(|(&y, &p)| (y > 0.0, p)).unzip();
     let any = !t0.is_empty();
     SentimentMetrics {
         acc2_has0: accuracy(&has0, pred_positive),

@@ -149,10 +149,16 @@ impl MerClip {
             .iter()
             .map(|m| Decoder::load(vb.pp("cmd").pp(m), w, &cfg.cmd))
             .collect::<candle_core::Result<Vec<_>>>()?;
-        let ow = vb.get_with_hints((cfg.clip.embed_dim, w), "out_proj.weight", candle_nn::Init::Randn { mean: 0.0, stdev: (w as f64).powf(-0.5) })?;
+        let ow = vb.get_with_hints(
+            (cfg.clip.embed_dim, w),
+            "out_proj.weight",
+            candle_nn::Init::Randn { mean: 0.0, stdev: (w as f64).powf(-0.5) },
+        )?;
         let out_proj = Linear::from_parts(ow, None);
         let logit_scale = match cfg.task {
-            MerTask::Sentiment => Some(vb.get_with_hints((), "logit_scale", candle_nn::Init::Const(cfg.logit_scale_init))?),
+            MerTask::Sentiment => {
+                Some(vb.get_with_hints((), "logit_scale", candle_nn::Init::Const(cfg.logit_scale_init))?)
+            }
             MerTask::Emotion => None,
         };
         Ok(Self { cfg: cfg.clone(), text, query, labels, proj, cmd, out_proj, logit_scale })
@@ -168,7 +174,12 @@ impl MerClip {
     /// `hf:<org>/<name>` from the local Hugging Face cache); everything else is initialised
     /// fresh. All parameters are registered in `varmap`. The checkpoint's text tower must match `cfg.clip`
     /// (see [`read_clip_config`] to adopt it).
-    pub fn from_clip_checkpoint(cfg: &MerConfig, path: &Path, varmap: &VarMap, device: &Device) -> Result<(Self, LoadReport)> {
+    pub fn from_clip_checkpoint(
+        cfg: &MerConfig,
+        path: &Path,
+        varmap: &VarMap,
+        device: &Device,
+    ) -> Result<(Self, LoadReport)> {
         let ckpt = Checkpoint::open(&resolve_weights(path)?)?;
         let ck = ckpt.resolve_config(None)?.backbone;
         let diff = text_tower_differences(&cfg.clip, &ck);
@@ -218,7 +229,8 @@ impl MerClip {
     /// The trainable variables of `varmap` (the one the model was built from), sorted by name.
     pub fn trainable_vars(&self, varmap: &VarMap) -> Vec<(String, Var)> {
         let data = varmap.data().lock().unwrap_or_else(|e| e.into_inner());
-        let mut v: Vec<(String, Var)> = data.iter().filter(|(k, _)| self.is_trainable(k)).map(|(k, v)| (k.clone(), v.clone())).collect();
+        let mut v: Vec<(String, Var)> =
+            data.iter().filter(|(k, _)| self.is_trainable(k)).map(|(k, v)| (k.clone(), v.clone())).collect();
         v.sort_by(|a, b| a.0.cmp(&b.0));
         v
     }
@@ -268,7 +280,9 @@ impl MerClip {
                     return Err(Error::Shape(format!("{m}_len has {} entries for a batch of {b}", l.len())));
                 }
                 if let Some(bad) = l.iter().find(|&&n| n == 0 || n > t) {
-                    return Err(Error::Shape(format!("{m}_len holds {bad}; each length must be in 1..={t} (the padded sequence length)")));
+                    return Err(Error::Shape(format!(
+                        "{m}_len holds {bad}; each length must be in 1..={t} (the padded sequence length)"
+                    )));
                 }
             }
         }

@@ -101,19 +101,39 @@ impl ArrayData {
         }
     }
     pub fn as_f32(&self) -> Option<&[f32]> {
-        if let ArrayData::F32(v) = self { Some(v) } else { None }
+        if let ArrayData::F32(v) = self {
+            Some(v)
+        } else {
+            None
+        }
     }
     pub fn as_f64(&self) -> Option<&[f64]> {
-        if let ArrayData::F64(v) = self { Some(v) } else { None }
+        if let ArrayData::F64(v) = self {
+            Some(v)
+        } else {
+            None
+        }
     }
     pub fn as_i64(&self) -> Option<&[i64]> {
-        if let ArrayData::I64(v) = self { Some(v) } else { None }
+        if let ArrayData::I64(v) = self {
+            Some(v)
+        } else {
+            None
+        }
     }
     pub fn as_u64(&self) -> Option<&[u64]> {
-        if let ArrayData::U64(v) = self { Some(v) } else { None }
+        if let ArrayData::U64(v) = self {
+            Some(v)
+        } else {
+            None
+        }
     }
     pub fn as_bool(&self) -> Option<&[bool]> {
-        if let ArrayData::Bool(v) = self { Some(v) } else { None }
+        if let ArrayData::Bool(v) = self {
+            Some(v)
+        } else {
+            None
+        }
     }
 }
 
@@ -151,7 +171,9 @@ impl Value {
     }
     pub fn keys(&self) -> Vec<String> {
         match self {
-            Value::Dict(kv) => kv.iter().filter_map(|(k, _)| if let Value::Str(s) = k { Some(s.clone()) } else { None }).collect(),
+            Value::Dict(kv) => {
+                kv.iter().filter_map(|(k, _)| if let Value::Str(s) = k { Some(s.clone()) } else { None }).collect()
+            }
             _ => Vec::new(),
         }
     }
@@ -210,7 +232,11 @@ impl<'a> Vm<'a> {
     }
     fn take(&mut self, n: usize) -> Result<&'a [u8]> {
         if self.pos + n > self.b.len() {
-            return Err(Error::Msg(format!("{}: truncated pickle (needs {n} more bytes at {}); re-download the file", self.path.display(), self.pos)));
+            return Err(Error::Msg(format!(
+                "{}: truncated pickle (needs {n} more bytes at {}); re-download the file",
+                self.path.display(),
+                self.pos
+            )));
         }
         let s = &self.b[self.pos..self.pos + n];
         self.pos += n;
@@ -273,7 +299,9 @@ impl<'a> Vm<'a> {
             Node::V(Value::Bytes(b)) => Some(Cow::Owned(b.clone())),
             Node::Latin1(j) => match &self.arena[*j] {
                 Node::V(Value::Str(t)) => Some(Cow::Owned(
-                    t.chars().map(|c| u8::try_from(c as u32).map_err(|_| self.err("non-latin1 bytes"))).collect::<Result<Vec<u8>>>()?,
+                    t.chars()
+                        .map(|c| u8::try_from(c as u32).map_err(|_| self.err("non-latin1 bytes")))
+                        .collect::<Result<Vec<u8>>>()?,
                 )),
                 _ => return Err(self.err("bad _codecs.encode arguments")),
             },
@@ -282,7 +310,11 @@ impl<'a> Vm<'a> {
     }
     /// Offset in the pickle buffer of a byte-string node read in place.
     fn raw_offset(&self, i: usize) -> Option<usize> {
-        if let Node::Raw(start, _) = self.arena[i] { Some(start) } else { None }
+        if let Node::Raw(start, _) = self.arena[i] {
+            Some(start)
+        } else {
+            None
+        }
     }
     /// Once `[from, to)` of the mapped file has been decoded, drops those pages from this process (they stay in
     /// the page cache): resident memory holds the decoded arrays, not the file as well. Whole 64 KiB blocks
@@ -460,7 +492,8 @@ impl<'a> Vm<'a> {
                         self.pop_mark()?
                     };
                     let d = self.top()?;
-                    let kv: Vec<(usize, usize)> = items.chunks(2).filter(|c| c.len() == 2).map(|c| (c[0], c[1])).collect();
+                    let kv: Vec<(usize, usize)> =
+                        items.chunks(2).filter(|c| c.len() == 2).map(|c| (c[0], c[1])).collect();
                     match &mut self.arena[d] {
                         Node::Dict(v) => v.extend(kv),
                         // OrderedDict() built by REDUCE: becomes a dict.
@@ -550,11 +583,15 @@ impl<'a> Vm<'a> {
         }
         Ok(match &self.arena[i] {
             Node::V(v) => v.clone(),
-            Node::Raw(..) | Node::Latin1(_) => Value::Bytes(self.payload(i)?.map(|c| c.into_owned()).unwrap_or_default()),
+            Node::Raw(..) | Node::Latin1(_) => {
+                Value::Bytes(self.payload(i)?.map(|c| c.into_owned()).unwrap_or_default())
+            }
             Node::List(items) => Value::List(items.iter().map(|&j| self.value(j, depth + 1)).collect::<Result<_>>()?),
             Node::Tuple(items) => Value::Tuple(items.iter().map(|&j| self.value(j, depth + 1)).collect::<Result<_>>()?),
             Node::Dict(kv) => Value::Dict(
-                kv.iter().map(|&(k, v)| Ok((self.value(k, depth + 1)?, self.value(v, depth + 1)?))).collect::<Result<_>>()?,
+                kv.iter()
+                    .map(|&(k, v)| Ok((self.value(k, depth + 1)?, self.value(v, depth + 1)?)))
+                    .collect::<Result<_>>()?,
             ),
             Node::Built(obj, state) => self.array(*obj, *state, depth)?,
             Node::Reduce(f, args) => self.scalar(*f, *args, depth)?,
@@ -614,7 +651,14 @@ impl<'a> Vm<'a> {
             "f8" => ArrayData::F64(conv!(f64, 8, f64)),
             "f2" => ArrayData::F32(
                 raw.chunks_exact(2)
-                    .map(|c| half::f16::from_bits(if be { u16::from_be_bytes([c[0], c[1]]) } else { u16::from_le_bytes([c[0], c[1]]) }).to_f32())
+                    .map(|c| {
+                        half::f16::from_bits(if be {
+                            u16::from_be_bytes([c[0], c[1]])
+                        } else {
+                            u16::from_le_bytes([c[0], c[1]])
+                        })
+                        .to_f32()
+                    })
                     .collect(),
             ),
             "i8" => ArrayData::I64(conv!(i64, 8, i64)),
@@ -630,11 +674,25 @@ impl<'a> Vm<'a> {
     }
 
     /// Checks the payload size and decodes `[shape]` elements of `dtype`, then turns Fortran into C order.
-    fn typed(&self, raw: &[u8], offset: Option<usize>, shape: &[usize], dtype: &str, fortran: bool) -> Result<ArrayData> {
-        let n = shape.iter().try_fold(1usize, |a, &d| a.checked_mul(d)).ok_or_else(|| self.err(format!("array shape {shape:?} is too large")))?;
+    fn typed(
+        &self,
+        raw: &[u8],
+        offset: Option<usize>,
+        shape: &[usize],
+        dtype: &str,
+        fortran: bool,
+    ) -> Result<ArrayData> {
+        let n = shape
+            .iter()
+            .try_fold(1usize, |a, &d| a.checked_mul(d))
+            .ok_or_else(|| self.err(format!("array shape {shape:?} is too large")))?;
         let width = Self::width(dtype);
         if n.checked_mul(width) != Some(raw.len()) {
-            return Err(self.err(format!("array {shape:?} {dtype} holds {} bytes, expected {}", raw.len(), n.saturating_mul(width))));
+            return Err(self.err(format!(
+                "array {shape:?} {dtype} holds {} bytes, expected {}",
+                raw.len(),
+                n.saturating_mul(width)
+            )));
         }
         let data = self.decode(dtype, raw, offset)?;
         Ok(if fortran && shape.len() > 1 {
@@ -661,7 +719,10 @@ impl<'a> Vm<'a> {
             return Err(self.err("bad ndarray state"));
         }
         let Value::Tuple(shape) = self.value(st[1], depth + 1)? else { return Err(self.err("bad ndarray shape")) };
-        let shape: Vec<usize> = shape.iter().map(|v| if let Value::Int(i) = v { Ok(*i as usize) } else { Err(self.err("bad dim")) }).collect::<Result<_>>()?;
+        let shape: Vec<usize> = shape
+            .iter()
+            .map(|v| if let Value::Int(i) = v { Ok(*i as usize) } else { Err(self.err("bad dim")) })
+            .collect::<Result<_>>()?;
         let dtype = self.dtype(st[2], depth)?;
         let fortran = matches!(self.value(st[3], depth + 1)?, Value::Bool(true));
         // The payload is decoded from the pickle buffer in place: no intermediate bytes value.
@@ -694,8 +755,13 @@ impl<'a> Vm<'a> {
                 }
                 let Some(raw) = self.payload(a[0])? else { return Err(self.err("bad _frombuffer data")) };
                 let dtype = self.dtype(a[1], depth)?;
-                let Value::Tuple(shape) = self.value(a[2], depth + 1)? else { return Err(self.err("bad _frombuffer shape")) };
-                let shape: Vec<usize> = shape.iter().map(|v| if let Value::Int(i) = v { Ok(*i as usize) } else { Err(self.err("bad dim")) }).collect::<Result<_>>()?;
+                let Value::Tuple(shape) = self.value(a[2], depth + 1)? else {
+                    return Err(self.err("bad _frombuffer shape"));
+                };
+                let shape: Vec<usize> = shape
+                    .iter()
+                    .map(|v| if let Value::Int(i) = v { Ok(*i as usize) } else { Err(self.err("bad dim")) })
+                    .collect::<Result<_>>()?;
                 let fortran = matches!(self.value(a[3], depth + 1)?, Value::Str(o) if o == "F");
                 let data = self.typed(&raw, self.raw_offset(a[0]), &shape, &dtype, fortran)?;
                 Ok(Value::Array(NdArray { shape, dtype, data }))

@@ -25,7 +25,11 @@ impl EmotionQuery {
         let ctx = if cfg.n_prompt == 0 {
             Tensor::zeros((0, width), vb.dtype(), device)?
         } else {
-            vb.get_with_hints((cfg.n_prompt, width), "prompt.ctx", candle_nn::Init::Randn { mean: 0.0, stdev: cfg.prompt_init_std })?
+            vb.get_with_hints(
+                (cfg.n_prompt, width),
+                "prompt.ctx",
+                candle_nn::Init::Randn { mean: 0.0, stdev: cfg.prompt_init_std },
+            )?
         };
         // "<word>." splits into the word's tokens and "." exactly as CoOp's "X X X X <word>." prompt does.
         let text = match &cfg.query_word {

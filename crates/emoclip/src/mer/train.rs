@@ -85,7 +85,16 @@ fn d_out() -> PathBuf {
 
 impl Default for MerTrainConfig {
     fn default() -> Self {
-        Self { lr: d_lr(), weight_decay: d_wd(), epochs: d_epochs(), batch_size: d_batch(), seed: 0, checkpoint_every: 0, keep_checkpoints: d_keep(), out_dir: d_out() }
+        Self {
+            lr: d_lr(),
+            weight_decay: d_wd(),
+            epochs: d_epochs(),
+            batch_size: d_batch(),
+            seed: 0,
+            checkpoint_every: 0,
+            keep_checkpoints: d_keep(),
+            out_dir: d_out(),
+        }
     }
 }
 
@@ -127,7 +136,13 @@ impl Scores {
     /// One-line summary in percent.
     pub fn summary(&self) -> String {
         match self {
-            Scores::Emotion(m) => format!("acc {:.1} P {:.1} R {:.1} micro-F1 {:.1}", 100.0 * m.accuracy, 100.0 * m.precision, 100.0 * m.recall, 100.0 * m.micro_f1),
+            Scores::Emotion(m) => format!(
+                "acc {:.1} P {:.1} R {:.1} micro-F1 {:.1}",
+                100.0 * m.accuracy,
+                100.0 * m.precision,
+                100.0 * m.recall,
+                100.0 * m.micro_f1
+            ),
             Scores::Sentiment(m) => format!(
                 "Acc-2 {:.1}/{} F1 {:.1}/{} (has0/non0)",
                 100.0 * m.acc2_has0,
@@ -209,7 +224,13 @@ pub fn evaluate(model: &MerClip, split: &Split, batch_size: usize, dev: &Device)
             Scores::Sentiment(sentiment_metrics(&split.regression, &p))
         }
     };
-    Ok(Evaluation { split: split.name.clone(), loss: loss_sum / split.len().max(1) as f64, scores, predictions: preds, ids: split.ids.clone() })
+    Ok(Evaluation {
+        split: split.name.clone(),
+        loss: loss_sum / split.len().max(1) as f64,
+        scores,
+        predictions: preds,
+        ids: split.ids.clone(),
+    })
 }
 
 /// Initial values drawn from an RNG seeded by `(seed, parameter name)`, so initialisation does not depend
@@ -241,7 +262,11 @@ impl SimpleBackend for SeededInit {
 /// CLIP / EmotionCLIP checkpoint (see [`MerClip::from_clip_checkpoint`]).
 pub fn build_model(cfg: &MerConfig, clip: Option<&Path>, seed: u64, dev: &Device) -> Result<(MerClip, VarMap)> {
     let varmap = VarMap::new();
-    let vb = VarBuilder::from_backend(Box::new(SeededInit { seed: mix_seed(&[seed, 0x3E1]), varmap: varmap.clone() }), DType::F32, dev.clone());
+    let vb = VarBuilder::from_backend(
+        Box::new(SeededInit { seed: mix_seed(&[seed, 0x3E1]), varmap: varmap.clone() }),
+        DType::F32,
+        dev.clone(),
+    );
     let model = MerClip::new(cfg, vb, dev)?;
     let Some(path) = clip else { return Ok((model, varmap)) };
     let loaded = VarMap::new();
@@ -299,7 +324,14 @@ fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
 impl MerTrainer {
     /// Sets up training of `model_cfg` on `data`; `clip` initialises the text tower from a CLIP checkpoint;
     /// `resume` continues from the newest checkpoint in `cfg.out_dir` (its `config.json` then defines the model).
-    pub fn new(cfg: MerTrainConfig, model_cfg: MerConfig, data: impl Into<Arc<MmsaData>>, clip: Option<&Path>, device: Device, resume: bool) -> Result<Self> {
+    pub fn new(
+        cfg: MerTrainConfig,
+        model_cfg: MerConfig,
+        data: impl Into<Arc<MmsaData>>,
+        clip: Option<&Path>,
+        device: Device,
+        resume: bool,
+    ) -> Result<Self> {
         cfg.validate()?;
         let data: Arc<MmsaData> = data.into();
         let resume_dir = if resume { checkpoint::latest(&cfg.out_dir)? } else { None };
@@ -319,9 +351,13 @@ impl MerTrainer {
             return Err(Error::Data { path: data.path.clone(), msg: "no `emotion_labels` in this file: the emotion task needs CMU-MOSEI-style emotion intensities; use --task sentiment".into() });
         }
         if data.train.is_empty() || data.valid.is_empty() || data.test.is_empty() {
-            return Err(Error::Data { path: data.path.clone(), msg: "every split needs at least one utterance".into() });
+            return Err(Error::Data {
+                path: data.path.clone(),
+                msg: "every split needs at least one utterance".into(),
+            });
         }
-        let (model, varmap) = build_model(&model_cfg, if resume_dir.is_some() { None } else { clip }, cfg.seed, &device)?;
+        let (model, varmap) =
+            build_model(&model_cfg, if resume_dir.is_some() { None } else { clip }, cfg.seed, &device)?;
         let (mut decay, mut no_decay) = (Vec::new(), Vec::new());
         for (name, var) in model.trainable_vars(&varmap) {
             if is_gain_or_bias(&name, var.rank()) || name == "prompt.ctx" || name == "logit_scale" {
@@ -339,7 +375,8 @@ impl MerTrainer {
         if let Some(dir) = &resume_dir {
             let mp = dir.join("model.safetensors");
             let mut vm = varmap.clone();
-            vm.load(&mp).map_err(|e| Error::checkpoint(&mp, format!("{e}; the checkpoint does not match its config.json")))?;
+            vm.load(&mp)
+                .map_err(|e| Error::checkpoint(&mp, format!("{e}; the checkpoint does not match its config.json")))?;
             let (ts, opt_state) = checkpoint::load_state(dir)?;
             opt.load_state_tensors(&opt_state)?;
             let sp = dir.join("mer_state.json");
@@ -350,7 +387,20 @@ impl MerTrainer {
             }
             (step, epoch, pos) = (ts.step, ts.epoch, ts.pos);
         }
-        Ok(Self { cfg, model_cfg, model, varmap, opt, data, device, step, epoch, pos, state, last_checkpoint: resume_dir })
+        Ok(Self {
+            cfg,
+            model_cfg,
+            model,
+            varmap,
+            opt,
+            data,
+            device,
+            step,
+            epoch,
+            pos,
+            state,
+            last_checkpoint: resume_dir,
+        })
     }
 
     pub fn model(&self) -> &MerClip {
@@ -382,7 +432,9 @@ impl MerTrainer {
     pub fn train_step(&mut self) -> Result<MetricLine> {
         let t0 = Instant::now();
         let order = batches(self.data.train.len(), self.cfg.batch_size, self.cfg.seed, self.epoch, true);
-        let idx = order.get(self.pos).ok_or_else(|| Error::Msg(format!("batch {} of epoch {} does not exist", self.pos, self.epoch)))?;
+        let idx = order
+            .get(self.pos)
+            .ok_or_else(|| Error::Msg(format!("batch {} of epoch {} does not exist", self.pos, self.epoch)))?;
         let task = self.model.task();
         let x = inputs(&self.data.train, idx, &self.device)?;
         let y = targets(&self.data.train, task, idx, &self.device)?;
@@ -400,14 +452,22 @@ impl MerTrainer {
         }
         let grads = loss.backward()?;
         self.opt.step(&grads)?;
-        if let Some(v) = self.varmap.data().lock().map_err(|_| Error::Msg("VarMap lock poisoned".into()))?.get("logit_scale") {
+        if let Some(v) =
+            self.varmap.data().lock().map_err(|_| Error::Msg("VarMap lock poisoned".into()))?.get("logit_scale")
+        {
             v.set(&v.as_tensor().clamp(0.0, LOGIT_SCALE_MAX)?)?;
         }
         self.step += 1;
         self.pos += 1;
         self.state.epoch_loss.0 += l;
         self.state.epoch_loss.1 += 1;
-        Ok(MetricLine::Step { step: self.step, epoch: self.epoch, loss: l, lr: self.cfg.lr, utterances_per_s: idx.len() as f64 / t0.elapsed().as_secs_f64().max(1e-9) })
+        Ok(MetricLine::Step {
+            step: self.step,
+            epoch: self.epoch,
+            loss: l,
+            lr: self.cfg.lr,
+            utterances_per_s: idx.len() as f64 / t0.elapsed().as_secs_f64().max(1e-9),
+        })
     }
 
     fn save_tensors(&self, dir: &Path) -> Result<()> {
@@ -426,7 +486,8 @@ impl MerTrainer {
         std::fs::create_dir_all(&tmp).map_err(|e| Error::io(&tmp, e))?;
         self.save_tensors(&tmp)?;
         let op = tmp.join("optimizer.safetensors");
-        candle_core::safetensors::save(&self.opt.state_tensors()?, &op).map_err(|e| Error::checkpoint(&op, e.to_string()))?;
+        candle_core::safetensors::save(&self.opt.state_tensors()?, &op)
+            .map_err(|e| Error::checkpoint(&op, e.to_string()))?;
         let ts = TrainState {
             step: self.step,
             epoch: self.epoch,
@@ -435,7 +496,8 @@ impl MerTrainer {
             config: serde_json::to_value(&self.cfg).map_err(|e| Error::Msg(e.to_string()))?,
         };
         std::fs::write(tmp.join("state.json"), to_json(&ts)?).map_err(|e| Error::io(tmp.join("state.json"), e))?;
-        std::fs::write(tmp.join("mer_state.json"), to_json(&self.state)?).map_err(|e| Error::io(tmp.join("mer_state.json"), e))?;
+        std::fs::write(tmp.join("mer_state.json"), to_json(&self.state)?)
+            .map_err(|e| Error::io(tmp.join("mer_state.json"), e))?;
         if dir.exists() {
             std::fs::remove_dir_all(&dir).map_err(|e| Error::io(&dir, e))?;
         }
@@ -469,7 +531,8 @@ impl MerTrainer {
         std::fs::create_dir_all(&tmp).map_err(|e| Error::io(&tmp, e))?;
         self.save_tensors(&tmp)?;
         let v = serde_json::json!({"epoch": self.epoch, "loss": valid.loss, "scores": valid.scores});
-        std::fs::write(tmp.join("valid.json"), serde_json::to_string_pretty(&v).unwrap_or_default()).map_err(|e| Error::io(tmp.join("valid.json"), e))?;
+        std::fs::write(tmp.join("valid.json"), serde_json::to_string_pretty(&v).unwrap_or_default())
+            .map_err(|e| Error::io(tmp.join("valid.json"), e))?;
         if dir.exists() {
             std::fs::remove_dir_all(&dir).map_err(|e| Error::io(&dir, e))?;
         }
@@ -485,7 +548,8 @@ impl MerTrainer {
         let mp = out.join("metrics.jsonl");
         let mut mf = std::fs::OpenOptions::new().create(true).append(true).open(&mp).map_err(|e| Error::io(&mp, e))?;
         let mut log = |line: &MetricLine| -> Result<()> {
-            writeln!(mf, "{}", serde_json::to_string(line).map_err(|e| Error::Msg(e.to_string()))?).map_err(|e| Error::io(&mp, e))?;
+            writeln!(mf, "{}", serde_json::to_string(line).map_err(|e| Error::Msg(e.to_string()))?)
+                .map_err(|e| Error::io(&mp, e))?;
             on_line(line);
             Ok(())
         };
@@ -500,7 +564,10 @@ impl MerTrainer {
             if self.pos < spe {
                 let line = self.train_step()?;
                 log(&line)?;
-                if self.cfg.checkpoint_every > 0 && self.step.is_multiple_of(self.cfg.checkpoint_every) && self.pos < spe {
+                if self.cfg.checkpoint_every > 0
+                    && self.step.is_multiple_of(self.cfg.checkpoint_every)
+                    && self.pos < spe
+                {
                     self.save_checkpoint()?;
                 }
                 continue;
@@ -515,7 +582,14 @@ impl MerTrainer {
                 self.state.best_epoch = Some(self.epoch);
             }
             let (s, n) = self.state.epoch_loss;
-            log(&MetricLine::Epoch { epoch: self.epoch, step: self.step, train_loss: s / n.max(1) as f64, valid_loss: valid.loss, valid: valid.scores, best })?;
+            log(&MetricLine::Epoch {
+                epoch: self.epoch,
+                step: self.step,
+                train_loss: s / n.max(1) as f64,
+                valid_loss: valid.loss,
+                valid: valid.scores,
+                best,
+            })?;
             self.epoch += 1;
             self.pos = 0;
             self.state.epoch_loss = (0.0, 0);
@@ -526,7 +600,10 @@ impl MerTrainer {
         let test = evaluate(&best_model, &self.data.test, self.cfg.batch_size, &self.device)?;
         log(&MetricLine::Test { epoch: self.state.best_epoch.unwrap_or(0), loss: test.loss, test: test.scores })?;
         drop(mf);
-        write_atomic(&out.join("test.json"), serde_json::to_string_pretty(&test).map_err(|e| Error::Msg(e.to_string()))?.as_bytes())?;
+        write_atomic(
+            &out.join("test.json"),
+            serde_json::to_string_pretty(&test).map_err(|e| Error::Msg(e.to_string()))?.as_bytes(),
+        )?;
         plot_training(&mp, &out.join("training.svg"))?;
         Ok(Some(test))
     }
@@ -540,7 +617,10 @@ fn to_json<T: Serialize>(v: &T) -> Result<String> {
 pub fn load_model(dir: &Path, dev: &Device) -> Result<(MerClip, VarMap)> {
     let cj = dir.join("config.json");
     if !cj.is_file() {
-        return Err(Error::checkpoint(dir, "no config.json here; pass a MER-CLIP run's best/ or ckpt-<step>/ directory"));
+        return Err(Error::checkpoint(
+            dir,
+            "no config.json here; pass a MER-CLIP run's best/ or ckpt-<step>/ directory",
+        ));
     }
     let cfg = MerConfig::from_file(&cj)?;
     let (model, mut varmap) = build_model(&cfg, None, 0, dev)?;
@@ -557,7 +637,9 @@ pub fn plot_training(metrics: &Path, svg: &Path) -> Result<()> {
     let (mut loss, mut valid) = (std::collections::BTreeMap::new(), std::collections::BTreeMap::new());
     let mut key = "valid";
     for (i, line) in text.lines().enumerate().filter(|(_, l)| !l.trim().is_empty()) {
-        match serde_json::from_str::<MetricLine>(line).map_err(|e| Error::config(metrics, format!("line {}: {e}", i + 1)))? {
+        match serde_json::from_str::<MetricLine>(line)
+            .map_err(|e| Error::config(metrics, format!("line {}: {e}", i + 1)))?
+        {
             MetricLine::Step { step, loss: l, .. } if l.is_finite() => {
                 loss.insert(step, l);
             }

@@ -73,7 +73,10 @@ impl CustomOp2 for BiasAct {
 
 /// True when the fused kernel applies: CPU, f32, no autograd tracking.
 pub fn usable(xs: &Tensor, bias: &Tensor) -> bool {
-    xs.device().is_cpu() && xs.dtype() == candle_core::DType::F32 && bias.dtype() == candle_core::DType::F32 && !super::tracked(&[xs, bias])
+    xs.device().is_cpu()
+        && xs.dtype() == candle_core::DType::F32
+        && bias.dtype() == candle_core::DType::F32
+        && !super::tracked(&[xs, bias])
 }
 
 /// `act(xs + bias)` with `bias` broadcast over the last dimension.

@@ -76,7 +76,15 @@ impl CustomOp3 for BiasGeluGrad {
         "emoclip-bias-gelu-grad"
     }
 
-    fn cpu_fwd(&self, s1: &CpuStorage, l1: &Layout, s2: &CpuStorage, l2: &Layout, s3: &CpuStorage, l3: &Layout) -> Result<(CpuStorage, Shape)> {
+    fn cpu_fwd(
+        &self,
+        s1: &CpuStorage,
+        l1: &Layout,
+        s2: &CpuStorage,
+        l2: &Layout,
+        s3: &CpuStorage,
+        l3: &Layout,
+    ) -> Result<(CpuStorage, Shape)> {
         let (x, b, g) = (slices(s1, l1, "input")?, slices(s2, l2, "bias")?, slices(s3, l3, "gradient")?);
         let n = b.len();
         if n == 0 || x.len() != g.len() || l1.dims().last() != Some(&n) {
@@ -125,7 +133,15 @@ impl CustomOp3 for LayerNormOp {
         "emoclip-layer-norm"
     }
 
-    fn cpu_fwd(&self, s1: &CpuStorage, l1: &Layout, s2: &CpuStorage, l2: &Layout, s3: &CpuStorage, l3: &Layout) -> Result<(CpuStorage, Shape)> {
+    fn cpu_fwd(
+        &self,
+        s1: &CpuStorage,
+        l1: &Layout,
+        s2: &CpuStorage,
+        l2: &Layout,
+        s3: &CpuStorage,
+        l3: &Layout,
+    ) -> Result<(CpuStorage, Shape)> {
         let (x, w, b) = (slices(s1, l1, "input")?, slices(s2, l2, "weight")?, slices(s3, l3, "bias")?);
         let n = w.len();
         ln_check(l1, n, "input")?;
@@ -145,7 +161,14 @@ impl CustomOp3 for LayerNormOp {
         Ok((CpuStorage::F32(out), l1.shape().clone()))
     }
 
-    fn bwd(&self, x: &Tensor, w: &Tensor, b: &Tensor, _res: &Tensor, grad: &Tensor) -> Result<(Option<Tensor>, Option<Tensor>, Option<Tensor>)> {
+    fn bwd(
+        &self,
+        x: &Tensor,
+        w: &Tensor,
+        b: &Tensor,
+        _res: &Tensor,
+        grad: &Tensor,
+    ) -> Result<(Option<Tensor>, Option<Tensor>, Option<Tensor>)> {
         let g = grad.contiguous()?;
         let dx = x.apply_op3_no_bwd(w, &g, &LayerNormGradX(self.0))?;
         let n = w.elem_count();
@@ -163,7 +186,15 @@ impl CustomOp3 for LayerNormGradX {
         "emoclip-layer-norm-grad-x"
     }
 
-    fn cpu_fwd(&self, s1: &CpuStorage, l1: &Layout, s2: &CpuStorage, l2: &Layout, s3: &CpuStorage, l3: &Layout) -> Result<(CpuStorage, Shape)> {
+    fn cpu_fwd(
+        &self,
+        s1: &CpuStorage,
+        l1: &Layout,
+        s2: &CpuStorage,
+        l2: &Layout,
+        s3: &CpuStorage,
+        l3: &Layout,
+    ) -> Result<(CpuStorage, Shape)> {
         let (x, w, g) = (slices(s1, l1, "input")?, slices(s2, l2, "weight")?, slices(s3, l3, "gradient")?);
         let n = w.len();
         ln_check(l1, n, "input")?;
@@ -304,7 +335,11 @@ pub fn softmax_last_dim(xs: &Tensor) -> Result<Tensor> {
 
 /// True when the differentiable fused kernel applies: CPU and f32.
 pub fn usable(xs: &Tensor, bias: &Tensor) -> bool {
-    xs.device().is_cpu() && xs.dtype() == DType::F32 && bias.dtype() == DType::F32 && bias.rank() == 1 && xs.dims().last() == Some(&bias.elem_count())
+    xs.device().is_cpu()
+        && xs.dtype() == DType::F32
+        && bias.dtype() == DType::F32
+        && bias.rank() == 1
+        && xs.dims().last() == Some(&bias.elem_count())
 }
 
 /// `gelu_erf(xs + bias)` (bias broadcast over the last dimension), differentiable in both inputs.
@@ -370,7 +405,13 @@ mod tests {
         let mean = x_.mean_keepdim(candle_core::D::Minus1).unwrap();
         let xc = x_.broadcast_sub(&mean).unwrap();
         let var = xc.sqr().unwrap().mean_keepdim(candle_core::D::Minus1).unwrap();
-        let composed = xc.broadcast_div(&(var + 1e-5).unwrap().sqrt().unwrap()).unwrap().broadcast_mul(&ln.weight).unwrap().broadcast_add(&ln.bias).unwrap();
+        let composed = xc
+            .broadcast_div(&(var + 1e-5).unwrap().sqrt().unwrap())
+            .unwrap()
+            .broadcast_mul(&ln.weight)
+            .unwrap()
+            .broadcast_add(&ln.bias)
+            .unwrap();
         let max = |t: Tensor| t.abs().unwrap().flatten_all().unwrap().max(0).unwrap().to_scalar::<f32>().unwrap();
         assert!(max((&fused - &composed).unwrap()) < 5e-6);
         let gf = (fused * &up).unwrap().sum_all().unwrap().backward().unwrap();

@@ -14,11 +14,7 @@ impl Linear {
     pub fn load(vb: VarBuilder, in_dim: usize, out_dim: usize, bias: bool) -> Result<Self> {
         let init = candle_nn::init::DEFAULT_KAIMING_NORMAL;
         let weight = vb.get_with_hints((out_dim, in_dim), "weight", init)?;
-        let bias = if bias {
-            Some(vb.get_with_hints(out_dim, "bias", candle_nn::Init::Const(0.0))?)
-        } else {
-            None
-        };
+        let bias = if bias { Some(vb.get_with_hints(out_dim, "bias", candle_nn::Init::Const(0.0))?) } else { None };
         Ok(Self { weight, bias })
     }
 

@@ -64,11 +64,7 @@ pub fn read_captions(path: impl AsRef<Path>) -> Result<Captions> {
 }
 
 /// Parses already decoded text in the given format; errors name `path`.
-pub fn parse_captions(
-    text: &str,
-    format: CaptionFormat,
-    path: &Path,
-) -> Result<(Vec<CaptionChunk>, ParseReport)> {
+pub fn parse_captions(text: &str, format: CaptionFormat, path: &Path) -> Result<(Vec<CaptionChunk>, ParseReport)> {
     let text = text.strip_prefix('\u{feff}').unwrap_or(text);
     if text.trim().is_empty() {
         return Err(cap_err(path, "empty caption file: nothing to parse"));
@@ -81,10 +77,9 @@ pub fn parse_captions(
     };
     if chunks.is_empty() {
         let why = match report.skipped.first() {
-            Some((line, reason)) => format!(
-                "no usable cue ({} skipped; first at line {line}: {reason})",
-                report.skipped.len()
-            ),
+            Some((line, reason)) => {
+                format!("no usable cue ({} skipped; first at line {line}: {reason})", report.skipped.len())
+            }
             None => "no usable cue (no timed text found)".to_string(),
         };
         return Err(cap_err(path, why));
@@ -147,9 +142,8 @@ pub fn detect_format(path: &Path, text: &str) -> Result<CaptionFormat> {
         Some("json") => return Ok(CaptionFormat::YoutubeJson),
         _ => {}
     }
-    sniff_format(text).ok_or_else(|| {
-        cap_err(path, "unknown caption format: expected .srt, .vtt or YouTube transcript .json content")
-    })
+    sniff_format(text)
+        .ok_or_else(|| cap_err(path, "unknown caption format: expected .srt, .vtt or YouTube transcript .json content"))
 }
 
 /// Guesses the format from the content alone.
@@ -248,10 +242,7 @@ pub(crate) fn report_overlaps(chunks: &[CaptionChunk], lines: &[usize], report: 
         if cur.start + 1e-3 < prev.end {
             report.overlaps.push((
                 lines[i],
-                format!(
-                    "cue starts at {:.3}s before the previous cue ends at {:.3}s",
-                    cur.start, prev.end
-                ),
+                format!("cue starts at {:.3}s before the previous cue ends at {:.3}s", cur.start, prev.end),
             ));
         }
     }

@@ -185,7 +185,10 @@ impl Preparer<'_> {
         let clock = std::time::Instant::now();
         let caps = read_captions(captions)?;
         let sents = match self.punctuation {
-            Some(m) => super::sentences_with_model(&caps.chunks, &self.cfg.sentences, Some(m as &dyn super::PunctuationModel)).0,
+            Some(m) => {
+                super::sentences_with_model(&caps.chunks, &self.cfg.sentences, Some(m as &dyn super::PunctuationModel))
+                    .0
+            }
             None => sentences(&caps.chunks, &self.cfg.sentences),
         };
         tm.captions = clock.elapsed().as_secs_f64();
@@ -231,7 +234,8 @@ impl Preparer<'_> {
         let mut size = [0u32; 2];
         let box_file: Option<BoxFile> = match &self.boxes {
             Boxes::Dir(d) => {
-                let p = d.join(format!("{}.boxes.json", video.file_stem().map(|s| s.to_string_lossy()).unwrap_or_default()));
+                let p = d
+                    .join(format!("{}.boxes.json", video.file_stem().map(|s| s.to_string_lossy()).unwrap_or_default()));
                 if p.is_file() {
                     Some(media::load_boxes(&p)?)
                 } else {
@@ -274,7 +278,11 @@ impl Preparer<'_> {
         if decoded > 0 && src_fps > 0.0 && (decoded as f64 / src_fps) < self.cfg.min_video_seconds {
             return Err(Error::media(
                 video,
-                format!("{:.0} s long, shorter than --min-video-seconds {}; skipped", decoded as f64 / src_fps, self.cfg.min_video_seconds),
+                format!(
+                    "{:.0} s long, shorter than --min-video-seconds {}; skipped",
+                    decoded as f64 / src_fps,
+                    self.cfg.min_video_seconds
+                ),
             ));
         }
         if let Some(bf) = &box_file {
@@ -343,6 +351,14 @@ impl Preparer<'_> {
         crate::output::write_atomic(&ip, |f| std::io::Write::write_all(f, index.as_bytes()))?;
         tm.write = clock.elapsed().as_secs_f64();
         let video_seconds = if src_fps > 0.0 { decoded as f64 / src_fps } else { 0.0 };
-        Ok(VideoReport { video_id: id, candidates: cands.len(), kept, skipped_cues: caps.report.skipped.len(), overlapping_cues: caps.report.overlaps.len(), video_seconds, timings: tm })
+        Ok(VideoReport {
+            video_id: id,
+            candidates: cands.len(),
+            kept,
+            skipped_cues: caps.report.skipped.len(),
+            overlapping_cues: caps.report.overlaps.len(),
+            video_seconds,
+            timings: tm,
+        })
     }
 }

@@ -27,11 +27,14 @@ impl OnnxPunctuation {
         let model = dir.join("model.onnx");
         let session = crate::detect::onnx::session(&model)?;
         let tj = dir.join("tokenizer.json");
-        let tokenizer = Tokenizer::from_file(&tj).map_err(|e| Error::config(&tj, format!("cannot load tokenizer: {e}")))?;
+        let tokenizer =
+            Tokenizer::from_file(&tj).map_err(|e| Error::config(&tj, format!("cannot load tokenizer: {e}")))?;
         let cfg_path = dir.join("config.json");
-        let cfg: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&cfg_path).map_err(|e| Error::io(&cfg_path, e))?)
-            .map_err(|e| Error::config(&cfg_path, e.to_string()))?;
-        let id2label = cfg.get("id2label").and_then(|v| v.as_object()).ok_or_else(|| Error::config(&cfg_path, "no id2label"))?;
+        let cfg: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(&cfg_path).map_err(|e| Error::io(&cfg_path, e))?)
+                .map_err(|e| Error::config(&cfg_path, e.to_string()))?;
+        let id2label =
+            cfg.get("id2label").and_then(|v| v.as_object()).ok_or_else(|| Error::config(&cfg_path, "no id2label"))?;
         let mut marks = vec![None; id2label.len()];
         for (k, v) in id2label {
             let i: usize = k.parse().map_err(|_| Error::config(&cfg_path, format!("bad label id {k:?}")))?;
@@ -66,10 +69,14 @@ impl OnnxPunctuation {
                 session.run(ort::inputs!["input_ids" => ti])
             }
             .map_err(|e| Error::checkpoint(&self.path, format!("inference failed: {e}")))?;
-            let (shape, logits) = outputs[0].try_extract_tensor::<f32>().map_err(|e| Error::checkpoint(&self.path, e.to_string()))?;
+            let (shape, logits) =
+                outputs[0].try_extract_tensor::<f32>().map_err(|e| Error::checkpoint(&self.path, e.to_string()))?;
             let k = *shape.last().unwrap_or(&0) as usize;
             if k != self.marks.len() || logits.len() != n * k {
-                return Err(Error::checkpoint(&self.path, format!("output {shape:?} does not match {} labels and {n} tokens", self.marks.len())));
+                return Err(Error::checkpoint(
+                    &self.path,
+                    format!("output {shape:?} does not match {} labels and {n} tokens", self.marks.len()),
+                ));
             }
             // Last sub-token of each word decides.
             let mut per_word = vec![None; chunk.len()];

@@ -3,9 +3,9 @@
 //! after filtering (Fig. 3), most frequent words after filtering (Fig. 5), example texts with their
 //! neutral scores (Table 2). SVG plots (text as SVG text, no font files) and a Markdown page.
 use super::pipeline::Candidate;
+use crate::plot::{bar_chart, line_chart, Series, PALETTE};
 use crate::text_emotion::classifier::softmax;
 use crate::{Error, Result};
-use crate::plot::{bar_chart, line_chart, Series, PALETTE};
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
@@ -33,10 +33,10 @@ pub fn load_index(out: &Path) -> Result<Vec<Candidate>> {
 
 const STOPWORDS: &[&str] = &[
     "the", "a", "an", "and", "or", "but", "to", "of", "in", "on", "at", "for", "with", "is", "are", "was", "were",
-    "be", "been", "it", "its", "this", "that", "i", "you", "he", "she", "we", "they", "me", "him", "her", "us",
-    "them", "my", "your", "our", "their", "so", "do", "did", "does", "not", "no", "yes", "what", "as", "if",
-    "just", "all", "have", "has", "had", "from", "by", "up", "out", "about", "there", "then", "than", "too",
-    "can", "will", "would", "s", "t", "m", "re", "ll", "ve", "d", "don", "oh", "um", "uh",
+    "be", "been", "it", "its", "this", "that", "i", "you", "he", "she", "we", "they", "me", "him", "her", "us", "them",
+    "my", "your", "our", "their", "so", "do", "did", "does", "not", "no", "yes", "what", "as", "if", "just", "all",
+    "have", "has", "had", "from", "by", "up", "out", "about", "there", "then", "than", "too", "can", "will", "would",
+    "s", "t", "m", "re", "ll", "ve", "d", "don", "oh", "um", "uh",
 ];
 
 /// Writes `report.md` and SVG figures into `dest`; `labels` names the emotion logits.
@@ -49,14 +49,31 @@ pub fn write_report(cands: &[Candidate], labels: &[String], neutral_max: f32, de
     for c in cands {
         hist[((c.neutral.clamp(0.0, 1.0) * bins as f32) as usize).min(bins - 1)] += 1.0;
     }
-    let bin_labels: Vec<String> = (0..bins).map(|i| if i % 2 == 0 { format!("{:.2}", i as f64 / bins as f64) } else { String::new() }).collect();
-    let one = |name: &str, v: Vec<f64>, color| Series { name: name.into(), values: v.into_iter().map(Some).collect(), color };
-    bar_chart(&dest.join("neutral_histogram.svg"), "Neutral score of all caption spans", &bin_labels, &[one("spans", hist, PALETTE[0])], "spans")?;
+    let bin_labels: Vec<String> =
+        (0..bins).map(|i| if i % 2 == 0 { format!("{:.2}", i as f64 / bins as f64) } else { String::new() }).collect();
+    let one =
+        |name: &str, v: Vec<f64>, color| Series { name: name.into(), values: v.into_iter().map(Some).collect(), color };
+    bar_chart(
+        &dest.join("neutral_histogram.svg"),
+        "Neutral score of all caption spans",
+        &bin_labels,
+        &[one("spans", hist, PALETTE[0])],
+        "spans",
+    )?;
     // Fig. 2: samples kept vs neutral threshold (other filters as configured).
-    let others: Vec<f32> = cands.iter().filter(|c| c.filters.duration && c.filters.text && c.filters.frames).map(|c| c.neutral).collect();
+    let others: Vec<f32> =
+        cands.iter().filter(|c| c.filters.duration && c.filters.text && c.filters.frames).map(|c| c.neutral).collect();
     let xs: Vec<f64> = (0..=100).map(|i| i as f64 / 100.0).collect();
     let ys: Vec<f64> = xs.iter().map(|&t| others.iter().filter(|&&n| n as f64 <= t).count() as f64).collect();
-    line_chart(&dest.join("kept_vs_threshold.svg"), "Samples kept vs neutral threshold", &xs, &ys, "neutral threshold", "samples kept", Some(neutral_max as f64))?;
+    line_chart(
+        &dest.join("kept_vs_threshold.svg"),
+        "Samples kept vs neutral threshold",
+        &xs,
+        &ys,
+        "neutral threshold",
+        "samples kept",
+        Some(neutral_max as f64),
+    )?;
     // Fig. 3: mean emotion probability before / after filtering.
     let mean_probs = |set: &[&Candidate]| -> Vec<f64> {
         let mut m = vec![0f64; labels.len()];
@@ -78,7 +95,12 @@ pub fn write_report(cands: &[Candidate], labels: &[String], neutral_max: f32, de
     // Fig. 5: most frequent words after filtering.
     let mut counts: HashMap<String, usize> = HashMap::new();
     for c in &kept {
-        for w in c.text.to_lowercase().split(|ch: char| !ch.is_alphanumeric()).filter(|w| w.len() > 1 && !STOPWORDS.contains(w)) {
+        for w in c
+            .text
+            .to_lowercase()
+            .split(|ch: char| !ch.is_alphanumeric())
+            .filter(|w| w.len() > 1 && !STOPWORDS.contains(w))
+        {
             *counts.entry(w.to_string()).or_default() += 1;
         }
     }
@@ -86,7 +108,13 @@ pub fn write_report(cands: &[Candidate], labels: &[String], neutral_max: f32, de
     top.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(&b.0)));
     top.truncate(20);
     let (wl, wc): (Vec<String>, Vec<f64>) = top.iter().map(|(w, c)| (w.clone(), *c as f64)).unzip();
-    bar_chart(&dest.join("top_words.svg"), "Most frequent words after filtering", &wl, &[one("count", wc, PALETTE[3])], "count")?;
+    bar_chart(
+        &dest.join("top_words.svg"),
+        "Most frequent words after filtering",
+        &wl,
+        &[one("count", wc, PALETTE[3])],
+        "count",
+    )?;
     // Table 2 + summary.
     let mut sorted: Vec<&Candidate> = cands.iter().collect();
     sorted.sort_by(|a, b| a.neutral.total_cmp(&b.neutral));
@@ -116,7 +144,12 @@ pub fn write_report(cands: &[Candidate], labels: &[String], neutral_max: f32, de
     }
     md.push_str("## Example texts (Table 2)\n\n| text | neutral | kept |\n|---|---|---|\n");
     for c in pick {
-        md.push_str(&format!("| {} | {:.3} | {} |\n", c.text.replace('|', "\\|"), c.neutral, if c.kept { "yes" } else { "no" }));
+        md.push_str(&format!(
+            "| {} | {:.3} | {} |\n",
+            c.text.replace('|', "\\|"),
+            c.neutral,
+            if c.kept { "yes" } else { "no" }
+        ));
     }
     let page = dest.join("report.md");
     crate::output::write_atomic(&page, |f| std::io::Write::write_all(f, md.as_bytes()))?;

@@ -88,7 +88,11 @@ fn sound_tag_mask(words: &[TimedWord]) -> Vec<bool> {
         let t = w.text.as_str();
         if let Some(c) = closer {
             mask[i] = true;
-            let done = if c == '♪' { t.contains('♪') } else { t.ends_with(c) || t.trim_end_matches(|x: char| ".,!?;:".contains(x)).ends_with(c) };
+            let done = if c == '♪' {
+                t.contains('♪')
+            } else {
+                t.ends_with(c) || t.trim_end_matches(|x: char| ".,!?;:".contains(x)).ends_with(c)
+            };
             if done {
                 closer = None;
             }
@@ -98,7 +102,15 @@ fn sound_tag_mask(words: &[TimedWord]) -> Vec<bool> {
             mask[i] = true;
             continue;
         }
-        let open = if t.starts_with('[') { Some(']') } else if t.starts_with('(') { Some(')') } else if t.starts_with('♪') || t.ends_with('♪') { Some('♪') } else { None };
+        let open = if t.starts_with('[') {
+            Some(']')
+        } else if t.starts_with('(') {
+            Some(')')
+        } else if t.starts_with('♪') || t.ends_with('♪') {
+            Some('♪')
+        } else {
+            None
+        };
         if let Some(c) = open {
             mask[i] = true;
             let closed = if c == '♪' {
@@ -125,9 +137,7 @@ pub fn ends_sentence(word: &str) -> bool {
     }
     if last == '.' && !core.ends_with("..") {
         let stem = core.trim_end_matches('.').trim_start_matches(|c: char| !c.is_alphanumeric()).to_lowercase();
-        const ABBR: &[&str] = &[
-            "mr", "mrs", "ms", "dr", "st", "jr", "sr", "vs", "prof", "mt", "e.g", "i.e", "approx",
-        ];
+        const ABBR: &[&str] = &["mr", "mrs", "ms", "dr", "st", "jr", "sr", "vs", "prof", "mt", "e.g", "i.e", "approx"];
         if ABBR.contains(&stem.as_str()) {
             return false;
         }

@@ -281,7 +281,10 @@ pub fn evaluate(m: &Manifest, x: &Mat, opts: &EvalOptions) -> Result<ProbeResult
                 if let Some((w, p)) = opts.savgol {
                     for j in 0..t {
                         let s = savgol_filter(&yp.col(j), w, p).map_err(|e| {
-                            Error::Msg(format!("{name} split ({} item(s)): {e}; use a smaller Savitzky–Golay window (--savgol)", idx.len()))
+                            Error::Msg(format!(
+                                "{name} split ({} item(s)): {e}; use a smaller Savitzky–Golay window (--savgol)",
+                                idx.len()
+                            ))
                         })?;
                         for (i, v) in s.into_iter().enumerate() {
                             yp.data[i * t + j] = v;

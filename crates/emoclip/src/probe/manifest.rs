@@ -333,12 +333,18 @@ impl Manifest {
                     None | Some(Value::Null) => vec![],
                     Some(Value::Array(a)) => a
                         .iter()
-                        .map(|v| as_text(v).ok_or_else(|| Error::Msg(format!("manifest row {line}: `labels` entries must be names or integers"))))
+                        .map(|v| {
+                            as_text(v).ok_or_else(|| {
+                                Error::Msg(format!("manifest row {line}: `labels` entries must be names or integers"))
+                            })
+                        })
                         .collect::<Result<_>>()?,
                     Some(Value::String(s)) => {
                         s.split(';').map(str::trim).filter(|s| !s.is_empty()).map(String::from).collect()
                     }
-                    Some(v) => vec![as_text(v).ok_or_else(|| Error::Msg(format!("manifest row {line}: bad `labels`")))?],
+                    Some(v) => {
+                        vec![as_text(v).ok_or_else(|| Error::Msg(format!("manifest row {line}: bad `labels`")))?]
+                    }
                 },
                 Task::Regression => vec![],
             };
@@ -419,9 +425,13 @@ impl Manifest {
                 Some(Value::Array(a)) => {
                     let mut v = Vec::with_capacity(a.len());
                     for b in a {
-                        let nums: Option<Vec<f32>> = b.as_array().map(|x| x.iter().filter_map(|n| n.as_f64().map(|f| f as f32)).collect());
+                        let nums: Option<Vec<f32>> =
+                            b.as_array().map(|x| x.iter().filter_map(|n| n.as_f64().map(|f| f as f32)).collect());
                         match nums {
-                            Some(n) if (n.len() == 4 || n.len() == 5) && b.as_array().is_some_and(|x| x.len() == n.len()) => {
+                            Some(n)
+                                if (n.len() == 4 || n.len() == 5)
+                                    && b.as_array().is_some_and(|x| x.len() == n.len()) =>
+                            {
                                 v.push([n[0], n[1], n[2], n[3], n.get(4).copied().unwrap_or(1.0)])
                             }
                             _ => {
@@ -433,7 +443,9 @@ impl Manifest {
                     }
                     Some(BoxesSpec::Inline(v))
                 }
-                Some(_) => return Err(Error::Msg(format!("manifest row {line}: `boxes` must be a path or a list of boxes"))),
+                Some(_) => {
+                    return Err(Error::Msg(format!("manifest row {line}: `boxes` must be a path or a list of boxes")))
+                }
             };
             let path = base.join(&path_s);
             if opts.check_files {
@@ -480,7 +492,9 @@ impl Manifest {
             return Err(Error::Msg(format!("the train split is empty ({counts})")));
         }
         if self.count(Split::Val) == 0 && self.count(Split::Test) == 0 {
-            return Err(Error::Msg(format!("the val and test splits are both empty: nothing to evaluate on ({counts})")));
+            return Err(Error::Msg(format!(
+                "the val and test splits are both empty: nothing to evaluate on ({counts})"
+            )));
         }
         Ok(())
     }

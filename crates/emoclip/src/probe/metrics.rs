@@ -116,7 +116,11 @@ fn macro_over(y_true: &Mat, y_score: &Mat, what: &str, ap: bool) -> Result<Macro
         let (yt, ys) = (y_true.col(k), y_score.col(k));
         let pos = yt.iter().filter(|&&v| v == 1.0).count();
         let defined = if ap { pos > 0 } else { pos > 0 && pos < yt.len() };
-        let v = if ap { average_precision_score(&yt, &ys)? } else if defined { roc_auc_score(&yt, &ys)? } else {
+        let v = if ap {
+            average_precision_score(&yt, &ys)?
+        } else if defined {
+            roc_auc_score(&yt, &ys)?
+        } else {
             // validates the inputs, then yields the scikit-learn NaN
             check_binary(&yt, &ys, what)?;
             f64::NAN
@@ -159,7 +163,13 @@ pub fn r2_score(y_true: &Mat, y_pred: &Mat) -> Result<f64> {
         let m = t.iter().sum::<f64>() / t.len() as f64;
         let num: f64 = t.iter().zip(&p).map(|(a, b)| (a - b) * (a - b)).sum();
         let den: f64 = t.iter().map(|a| (a - m) * (a - m)).sum();
-        total += if den != 0.0 { 1.0 - num / den } else if num == 0.0 { 1.0 } else { 0.0 };
+        total += if den != 0.0 {
+            1.0 - num / den
+        } else if num == 0.0 {
+            1.0
+        } else {
+            0.0
+        };
     }
     Ok(total / y_true.cols as f64)
 }

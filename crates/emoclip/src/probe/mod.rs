@@ -16,7 +16,7 @@ pub mod savgol;
 pub mod search;
 pub mod suite_report;
 
-pub use logistic::{LogisticRegression, LogisticModel};
+pub use logistic::{LogisticModel, LogisticRegression};
 pub use metrics::{
     accuracy_score, average_precision_macro, average_precision_score, f1_weighted, mean_squared_error, pearsonr,
     r2_score, roc_auc_macro, roc_auc_score, top1_in_labels, MacroScore,

@@ -1,8 +1,8 @@
 //! Linear-probe report in the layout of the EmotionCLIP paper's Table 4 (rows: metric, columns: split): `probe.md`, `probe.json` and a per-class bar chart `per_class.svg` (SVG through `crate::plot`).
 use super::eval::ProbeResult;
 use crate::output::write_atomic;
-use crate::{Error, Result};
 use crate::plot::{bar_chart, Series, PALETTE};
+use crate::{Error, Result};
 use serde_json::{json, Value};
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -32,7 +32,13 @@ pub fn markdown(r: &ProbeResult, info: &ReportInfo) -> String {
     if !info.dataset.is_empty() {
         s += &format!("- dataset task: {}\n", info.dataset);
     }
-    s += &format!("- manifest: `{}`\n- model: {} (weights `{}`)\n- task: {}\n", info.manifest, info.model, info.weights, r.task.name());
+    s += &format!(
+        "- manifest: `{}`\n- model: {} (weights `{}`)\n- task: {}\n",
+        info.manifest,
+        info.model,
+        info.weights,
+        r.task.name()
+    );
     s += &format!("- items: train {}, val {}, test {}\n", r.counts[0], r.counts[1], r.counts[2]);
     match r.c {
         Some(c) => s += &format!("- C = {c:.6} ({})\n", r.c_source),
@@ -115,7 +121,11 @@ pub fn per_class_chart(path: &Path, r: &ProbeResult) -> Result<()> {
         .per_class
         .iter()
         .enumerate()
-        .map(|(i, pc)| Series { name: format!("{} {}", pc.metric, pc.split), values: pc.values.clone(), color: PALETTE[i % PALETTE.len()] })
+        .map(|(i, pc)| Series {
+            name: format!("{} {}", pc.metric, pc.split),
+            values: pc.values.clone(),
+            color: PALETTE[i % PALETTE.len()],
+        })
         .collect();
     bar_chart(path, &format!("Per-class scores ({})", r.task.name()), &r.names, &series, "score")
 }
@@ -128,7 +138,8 @@ pub fn write_report(r: &ProbeResult, info: &ReportInfo, dir: &Path) -> Result<Ve
     let svg = dir.join("per_class.svg");
     let text = markdown(r, info);
     write_atomic(&md, |f| f.write_all(text.as_bytes()))?;
-    let j = serde_json::to_string_pretty(&to_json(r, info)).map_err(|e| Error::Msg(format!("{}: {e}", js.display())))?;
+    let j =
+        serde_json::to_string_pretty(&to_json(r, info)).map_err(|e| Error::Msg(format!("{}: {e}", js.display())))?;
     write_atomic(&js, |f| f.write_all(j.as_bytes()))?;
     per_class_chart(&svg, r)?;
     Ok(vec![md, js, svg])

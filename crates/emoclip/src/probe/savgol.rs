@@ -39,7 +39,9 @@ fn fit_weights(window: usize, p: usize, at: &[f64]) -> Result<Vec<Vec<f64>>> {
 pub fn savgol_filter(x: &[f64], window: usize, polyorder: usize) -> Result<Vec<f64>> {
     let n = x.len();
     if window == 0 || polyorder >= window {
-        return Err(Error::Msg(format!("savgol_filter: polyorder ({polyorder}) must be less than window_length ({window})")));
+        return Err(Error::Msg(format!(
+            "savgol_filter: polyorder ({polyorder}) must be less than window_length ({window})"
+        )));
     }
     if window > n {
         return Err(Error::Shape(format!(

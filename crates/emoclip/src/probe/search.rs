@@ -72,11 +72,8 @@ impl CSearch {
                 self.c_min, self.c_max, self.n_trials
             )));
         }
-        let trials: Vec<(f64, f64)> = self
-            .candidates()
-            .into_par_iter()
-            .map(|c| score(c).map(|s| (c, s)))
-            .collect::<Result<_>>()?;
+        let trials: Vec<(f64, f64)> =
+            self.candidates().into_par_iter().map(|c| score(c).map(|s| (c, s))).collect::<Result<_>>()?;
         let mut best: Option<(f64, f64)> = None;
         for &(c, s) in &trials {
             if s.is_finite() && best.is_none_or(|(_, bs)| s > bs) {

@@ -26,7 +26,13 @@ pub struct Column {
     pub lower_better: bool,
 }
 
-const fn col(group: &'static str, header: &'static str, task: &'static str, metric: &'static str, split: &'static str) -> Column {
+const fn col(
+    group: &'static str,
+    header: &'static str,
+    task: &'static str,
+    metric: &'static str,
+    split: &'static str,
+) -> Column {
     Column { group, header, task, metric, split, lower_better: false }
 }
 
@@ -45,11 +51,14 @@ pub const TABLE4: [Column; 14] = [
     Column { lower_better: true, ..col("LIRIS-ACCEDE", "A. MSE ↓", "liris/valence-arousal", "MSE arousal", "test") },
     col("LIRIS-ACCEDE", "V. r ↑", "liris/valence-arousal", "Pearson r valence", "test"),
     col("LIRIS-ACCEDE", "A. r ↑", "liris/valence-arousal", "Pearson r arousal", "test"),
-    Column { lower_better: true, ..col("LIRIS-ACCEDE", "MSE (mean) ↓", "liris/valence-arousal", "MSE (mean)", "test") },
+    Column {
+        lower_better: true, ..col("LIRIS-ACCEDE", "MSE (mean) ↓", "liris/valence-arousal", "MSE (mean)", "test")
+    },
 ];
 
 /// Table 5 sources: (dataset label, task, split).
-pub const TABLE5: [(&str, &str, &str); 2] = [("BoLD", "bold/categories", "val"), ("Emotic", "emotic/categories", "test")];
+pub const TABLE5: [(&str, &str, &str); 2] =
+    [("BoLD", "bold/categories", "val"), ("Emotic", "emotic/categories", "test")];
 
 /// One `probe.json`, reduced to what the suite tables need.
 #[derive(Debug, Clone, PartialEq)]
@@ -97,16 +106,29 @@ impl ProbeRun {
                 pc.get("metric").and_then(Value::as_str).unwrap_or_default().to_string(),
                 pc.get("split").and_then(Value::as_str).unwrap_or_default().to_string(),
             );
-            let vals = pc.get("values").and_then(Value::as_array).map(|a| a.iter().map(Value::as_f64).collect()).unwrap_or_default();
+            let vals = pc
+                .get("values")
+                .and_then(Value::as_array)
+                .map(|a| a.iter().map(Value::as_f64).collect())
+                .unwrap_or_default();
             per_class.insert(key, vals);
         }
-        Ok(Self { file: file.to_path_buf(), task: task.to_string(), model: s("model"), weights: s("weights"), metrics, names, per_class })
+        Ok(Self {
+            file: file.to_path_buf(),
+            task: task.to_string(),
+            model: s("model"),
+            weights: s("weights"),
+            metrics,
+            names,
+            per_class,
+        })
     }
 
     /// Reads a `probe.json`.
     pub fn load(file: &Path) -> Result<Self> {
         let text = std::fs::read_to_string(file).map_err(|e| Error::io(file, e))?;
-        let v: Value = serde_json::from_str(&text).map_err(|e| Error::Msg(format!("{}: invalid JSON ({e})", file.display())))?;
+        let v: Value =
+            serde_json::from_str(&text).map_err(|e| Error::Msg(format!("{}: invalid JSON ({e})", file.display())))?;
         Self::from_json(&v, file)
     }
 }
@@ -131,7 +153,10 @@ pub fn find_results(paths: &[PathBuf]) -> Result<Vec<PathBuf>> {
         } else if p.is_file() {
             out.push(p.clone());
         } else {
-            return Err(Error::Msg(format!("{}: not found (pass probe.json files or directories holding them)", p.display())));
+            return Err(Error::Msg(format!(
+                "{}: not found (pass probe.json files or directories holding them)",
+                p.display()
+            )));
         }
     }
     out.sort();
@@ -247,7 +272,9 @@ impl Suite {
         match v {
             None => "—".into(),
             Some(v) => match c {
-                Some(c) if c.metric.starts_with("MSE") || c.metric.starts_with("R2") || c.metric.starts_with("Pearson") => {
+                Some(c)
+                    if c.metric.starts_with("MSE") || c.metric.starts_with("R2") || c.metric.starts_with("Pearson") =>
+                {
                     format!("{v:.3}")
                 }
                 _ => format!("{v:.2}"),
@@ -363,13 +390,23 @@ impl Suite {
 
     /// Grouped bar chart of the Table-4 columns in percent (mAP, AUC, accuracy, F1), one series per model.
     pub fn chart(&self, path: &Path) -> Result<()> {
-        let cols: Vec<&Column> = TABLE4.iter().filter(|c| !c.lower_better && !c.metric.starts_with("R2") && !c.metric.starts_with("Pearson")).collect();
-        let labels: Vec<String> = cols.iter().map(|c| format!("{} {}", c.group.replace("MovieGraphs", "MG"), c.header.trim_end_matches(" ↑"))).collect();
+        let cols: Vec<&Column> = TABLE4
+            .iter()
+            .filter(|c| !c.lower_better && !c.metric.starts_with("R2") && !c.metric.starts_with("Pearson"))
+            .collect();
+        let labels: Vec<String> = cols
+            .iter()
+            .map(|c| format!("{} {}", c.group.replace("MovieGraphs", "MG"), c.header.trim_end_matches(" ↑")))
+            .collect();
         let series: Vec<Series> = self
             .rows
             .iter()
             .enumerate()
-            .map(|(i, row)| Series { name: row.clone(), values: cols.iter().map(|c| self.cell(row, c)).collect(), color: PALETTE[i % PALETTE.len()] })
+            .map(|(i, row)| Series {
+                name: row.clone(),
+                values: cols.iter().map(|c| self.cell(row, c)).collect(),
+                color: PALETTE[i % PALETTE.len()],
+            })
             .collect();
         bar_chart(path, "Linear probe (paper Table 4 metrics in %)", &labels, &series, "%")
     }
@@ -382,7 +419,8 @@ impl Suite {
         let js = dir.join("suite.json");
         let text = self.markdown();
         write_atomic(&md, |f| f.write_all(text.as_bytes()))?;
-        let j = serde_json::to_string_pretty(&self.to_json()).map_err(|e| Error::Msg(format!("{}: {e}", js.display())))?;
+        let j =
+            serde_json::to_string_pretty(&self.to_json()).map_err(|e| Error::Msg(format!("{}: {e}", js.display())))?;
         write_atomic(&js, |f| f.write_all(j.as_bytes()))?;
         let svg = dir.join("suite.svg");
         let tmp = dir.join(".suite.svg.tmp");
@@ -400,7 +438,8 @@ pub fn load_suite(paths: &[PathBuf]) -> Result<Suite> {
     let mut skipped = Vec::new();
     for f in &files {
         let text = std::fs::read_to_string(f).map_err(|e| Error::io(f, e))?;
-        let v: Value = serde_json::from_str(&text).map_err(|e| Error::Msg(format!("{}: invalid JSON ({e})", f.display())))?;
+        let v: Value =
+            serde_json::from_str(&text).map_err(|e| Error::Msg(format!("{}: invalid JSON ({e})", f.display())))?;
         if v.get("dataset").and_then(Value::as_str).is_none_or(str::is_empty) {
             skipped.push(format!("{}: a manifest run (no dataset task), left out", f.display()));
             continue;

@@ -8,7 +8,9 @@ pub fn read_shard(path: &Path) -> Result<Vec<Sample>> {
     let f = std::fs::File::open(path).map_err(|e| Error::io(path, e))?;
     let mut ar = tar::Archive::new(std::io::BufReader::new(f));
     let mut out: Vec<Sample> = Vec::new();
-    let bad = |e: std::io::Error| Error::media(path, format!("corrupt shard ({e}); delete it and rerun the job that wrote it"));
+    let bad = |e: std::io::Error| {
+        Error::media(path, format!("corrupt shard ({e}); delete it and rerun the job that wrote it"))
+    };
     for entry in ar.entries().map_err(bad)? {
         let mut entry = entry.map_err(bad)?;
         let name = entry.path().map_err(bad)?.to_string_lossy().to_string();

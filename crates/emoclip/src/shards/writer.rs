@@ -77,7 +77,9 @@ impl ShardWriter {
             h.set_mode(0o644);
             h.set_mtime(0); // deterministic shards
             h.set_entry_type(tar::EntryType::Regular);
-            builder.append_data(&mut h, format!("{}.{ext}", s.key), data.as_slice()).map_err(|e| Error::io(&*tmp, e))?;
+            builder
+                .append_data(&mut h, format!("{}.{ext}", s.key), data.as_slice())
+                .map_err(|e| Error::io(&*tmp, e))?;
             self.bytes_in_shard += data.len() as u64 + 512;
         }
         self.samples_in_shard += 1;

@@ -107,21 +107,34 @@ impl BertEncoder {
     pub fn forward(&self, x: &EncoderInput, device: &Device) -> Result<Tensor> {
         let b = x.ids.len();
         let l = x.ids.first().map_or(0, Vec::len);
-        if x.ids.iter().chain(&x.mask).chain(&x.segments).any(|r| r.len() != l) || x.mask.len() != b || x.segments.len() != b {
+        if x.ids.iter().chain(&x.mask).chain(&x.segments).any(|r| r.len() != l)
+            || x.mask.len() != b
+            || x.segments.len() != b
+        {
             candle_core::bail!("encoder input rows must all have the same length (ids, mask and segments)");
         }
         let max_pos = self.position_embeddings.dim(0)?;
         let types = self.token_type_embeddings.dim(0)?;
-        let (mut flat, mut pos, mut seg, mut add) = (Vec::with_capacity(b * l), Vec::with_capacity(b * l), Vec::with_capacity(b * l), Vec::with_capacity(b * l));
+        let (mut flat, mut pos, mut seg, mut add) = (
+            Vec::with_capacity(b * l),
+            Vec::with_capacity(b * l),
+            Vec::with_capacity(b * l),
+            Vec::with_capacity(b * l),
+        );
         for i in 0..b {
             let mut count = 0u32;
             for j in 0..l {
                 let (t, real, s) = (x.ids[i][j], x.mask[i][j] != 0, x.segments[i][j]);
                 if t as usize >= self.vocab_size {
-                    candle_core::bail!("token id {t} (row {i}, position {j}) is outside the vocabulary of {} ids", self.vocab_size);
+                    candle_core::bail!(
+                        "token id {t} (row {i}, position {j}) is outside the vocabulary of {} ids",
+                        self.vocab_size
+                    );
                 }
                 if s as usize >= types {
-                    candle_core::bail!("segment id {s} (row {i}, position {j}) is outside the model's {types} token types");
+                    candle_core::bail!(
+                        "segment id {s} (row {i}, position {j}) is outside the model's {types} token types"
+                    );
                 }
                 let p = match self.family {
                     Family::Bert => j as u32,
@@ -129,7 +142,11 @@ impl BertEncoder {
                     Family::Roberta => {
                         let is_tok = t != self.pad_token_id;
                         count += u32::from(is_tok);
-                        if is_tok { self.pad_token_id + count } else { self.pad_token_id }
+                        if is_tok {
+                            self.pad_token_id + count
+                        } else {
+                            self.pad_token_id
+                        }
                     }
                 };
                 if p as usize >= max_pos {

@@ -37,7 +37,10 @@ pub fn resolve(spec: &str) -> Result<(PathBuf, PathBuf)> {
         let cfg = path.parent().unwrap_or(Path::new(".")).join("config.json");
         Ok((path, cfg))
     } else {
-        Err(Error::checkpoint(&path, "no such file or directory; pass an HF BERT model directory, its weights file, or hf:<org>/<name>"))
+        Err(Error::checkpoint(
+            &path,
+            "no such file or directory; pass an HF BERT model directory, its weights file, or hf:<org>/<name>",
+        ))
     }
 }
 
@@ -46,7 +49,10 @@ impl BertModel {
     pub fn load(spec: &str, device: &Device) -> Result<Self> {
         let (weights, cfg_path) = resolve(spec)?;
         if !cfg_path.is_file() {
-            return Err(Error::config(&cfg_path, "missing: the BERT config.json must sit beside the weights (copy it from the model's HF snapshot)"));
+            return Err(Error::config(
+                &cfg_path,
+                "missing: the BERT config.json must sit beside the weights (copy it from the model's HF snapshot)",
+            ));
         }
         let raw = reader::read_tensors(&weights, &Device::Cpu)?;
         let mut tensors = HashMap::with_capacity(raw.len());
@@ -72,16 +78,24 @@ impl BertModel {
         let checked = CheckedTensors::new(tensors, Missing::Error, None);
         let vb = checked.var_builder(DType::F32, device);
         let vb = if prefix.is_empty() { vb } else { vb.pp(prefix.trim_end_matches('.')) };
-        let encoder = BertEncoder::load(vb, &config).map_err(|e| Error::checkpoint(&weights, format!("cannot build the BERT encoder: {e}")))?;
+        let encoder = BertEncoder::load(vb, &config)
+            .map_err(|e| Error::checkpoint(&weights, format!("cannot build the BERT encoder: {e}")))?;
         let report = checked.report(&[]);
         let skip = |k: &str| {
             let r = k.strip_prefix(prefix).unwrap_or(k);
-            r.starts_with("pooler.") || k.starts_with("cls.") || k.starts_with("lm_head.") || r == "embeddings.position_ids" || r == "embeddings.token_type_ids"
+            r.starts_with("pooler.")
+                || k.starts_with("cls.")
+                || k.starts_with("lm_head.")
+                || r == "embeddings.position_ids"
+                || r == "embeddings.token_type_ids"
         };
         let unexpected: Vec<String> = report.unexpected.iter().filter(|k| !skip(k)).cloned().collect();
         if !report.missing.is_empty() || !report.misshaped.is_empty() || !unexpected.is_empty() {
             let r = crate::weights::LoadReport { unexpected, ..report };
-            return Err(Error::checkpoint(&weights, format!("checkpoint does not match {}:{}", cfg_path.display(), r.describe())));
+            return Err(Error::checkpoint(
+                &weights,
+                format!("checkpoint does not match {}:{}", cfg_path.display(), r.describe()),
+            ));
         }
         let fp = crate::probe::cache::file_fingerprint;
         let fingerprint = format!("{}+{}", fp(&weights), fp(&cfg_path));

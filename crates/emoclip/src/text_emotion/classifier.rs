@@ -28,7 +28,10 @@ fn load_tokenizer(dir: &Path) -> Result<Tokenizer> {
     }
     let (v, m) = (dir.join("vocab.json"), dir.join("merges.txt"));
     if !(v.is_file() && m.is_file()) {
-        return Err(Error::config(dir, "no tokenizer.json, nor vocab.json + merges.txt; copy the model's tokenizer files here"));
+        return Err(Error::config(
+            dir,
+            "no tokenizer.json, nor vocab.json + merges.txt; copy the model's tokenizer files here",
+        ));
     }
     let bpe = tokenizers::models::bpe::BPE::from_file(&v.to_string_lossy(), &m.to_string_lossy())
         .build()
@@ -50,24 +53,35 @@ impl EmotionClassifier {
             .find(|p| p.is_file())
             .ok_or_else(|| Error::checkpoint(dir, "no model.safetensors or pytorch_model.bin in this directory"))?;
         let tensors = reader::read_tensors(&weights, &Device::Cpu)?;
-        let num_labels = tensors
-            .get("classifier.out_proj.weight")
-            .map(|t| t.dims()[0])
-            .ok_or_else(|| Error::checkpoint(&weights, "no classifier.out_proj.weight: not a sequence-classification checkpoint"))?;
+        let num_labels = tensors.get("classifier.out_proj.weight").map(|t| t.dims()[0]).ok_or_else(|| {
+            Error::checkpoint(&weights, "no classifier.out_proj.weight: not a sequence-classification checkpoint")
+        })?;
         let checked = CheckedTensors::new(tensors, Missing::Error, None);
         let model = RobertaForSequenceClassification::load(checked.var_builder(DType::F32, device), &cfg, num_labels)
             .map_err(|e| Error::checkpoint(&weights, format!("cannot build the model: {e}")))?;
         let report = checked.report(&["roberta.embeddings.position_ids", "roberta.embeddings.token_type_ids"]);
         let unexpected: Vec<&String> = report.unexpected.iter().filter(|k| !k.starts_with("roberta.pooler.")).collect();
         if !report.missing.is_empty() || !report.misshaped.is_empty() || !unexpected.is_empty() {
-            return Err(Error::checkpoint(&weights, format!("checkpoint does not match config.json:{}", report.describe())));
+            return Err(Error::checkpoint(
+                &weights,
+                format!("checkpoint does not match config.json:{}", report.describe()),
+            ));
         }
         let tokenizer = load_tokenizer(dir)?;
         let id = |t: &str| {
             tokenizer.token_to_id(t).ok_or_else(|| Error::config(dir, format!("the tokenizer has no {t} token")))
         };
         let (bos, eos) = (id("<s>")?, id("</s>")?);
-        Ok(Self { model, tokenizer, labels: cfg.labels(num_labels), bos, eos, max_tokens: 77, batch_size: 256, device: device.clone() })
+        Ok(Self {
+            model,
+            tokenizer,
+            labels: cfg.labels(num_labels),
+            bos,
+            eos,
+            max_tokens: 77,
+            batch_size: 256,
+            device: device.clone(),
+        })
     }
 
     /// Labels in logit order (from `id2label`).

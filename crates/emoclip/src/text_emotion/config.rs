@@ -96,6 +96,8 @@ impl EncoderConfig {
 
     /// Labels in logit order (`id2label` sorted by id); `LABEL_i` when the config has none.
     pub fn labels(&self, num_labels: usize) -> Vec<String> {
-        (0..num_labels).map(|i| self.id2label.get(&i.to_string()).cloned().unwrap_or_else(|| format!("LABEL_{i}"))).collect()
+        (0..num_labels)
+            .map(|i| self.id2label.get(&i.to_string()).cloned().unwrap_or_else(|| format!("LABEL_{i}")))
+            .collect()
     }
 }

@@ -82,8 +82,7 @@ pub fn fix_text(text: &str) -> String {
 /// Whether ftfy leaves `s` unchanged for certain: printable ASCII (plus tab, newline, form feed)
 /// without `&`.
 fn trivially_clean(s: &str) -> bool {
-    s.bytes()
-        .all(|b| (0x20..0x7f).contains(&b) && b != b'&' || matches!(b, b'\t' | b'\n' | 0x0c))
+    s.bytes().all(|b| (0x20..0x7f).contains(&b) && b != b'&' || matches!(b, b'\t' | b'\n' | 0x0c))
 }
 
 fn fix_segment(segment: &str, unescape: bool) -> String {
@@ -93,11 +92,7 @@ fn fix_segment(segment: &str, unescape: bool) -> String {
     let mut text = segment.to_string();
     // ftfy repeats its steps until the text stops changing; the cap only guards against a cycle.
     for _ in 0..64 {
-        let mut t = if unescape {
-            ftfy_unescape_html(&text)
-        } else {
-            text.clone()
-        };
+        let mut t = if unescape { ftfy_unescape_html(&text) } else { text.clone() };
         // fix_encoding (mojibake) is not implemented; see the module documentation.
         t = translate_chars(&t);
         t = fix_line_breaks(&t);
@@ -209,8 +204,7 @@ fn fix_line_breaks(text: &str) -> String {
     if !text.contains(['\r', '\u{2028}', '\u{2029}', '\u{85}']) {
         return text.to_string();
     }
-    text.replace("\r\n", "\n")
-        .replace(['\r', '\u{2028}', '\u{2029}', '\u{85}'], "\n")
+    text.replace("\r\n", "\n").replace(['\r', '\u{2028}', '\u{2029}', '\u{85}'], "\n")
 }
 
 fn remove_terminal_escapes(text: &str) -> String {
@@ -266,11 +260,7 @@ fn ftfy_unescape_html(text: &str) -> String {
         let after = &rest[pos + 1..];
         let b = after.as_bytes();
         let start = usize::from(b.first() == Some(&b'#'));
-        let n = b[start..]
-            .iter()
-            .take(24)
-            .take_while(|c| c.is_ascii_alphanumeric())
-            .count();
+        let n = b[start..].iter().take(24).take_while(|c| c.is_ascii_alphanumeric()).count();
         if n >= 1 && b.get(start + n) == Some(&b';') {
             let len = start + n + 1;
             let name = &after[..len]; // ASCII, ends with ';'
@@ -325,11 +315,7 @@ fn charref(s: &str, out: &mut String) -> Option<usize> {
         let (digits_start, n, radix) = if dec > 0 {
             (1, dec, 10)
         } else if matches!(b.get(1), Some(b'x' | b'X')) {
-            (
-                2,
-                b[2..].iter().take_while(|c| c.is_ascii_hexdigit()).count(),
-                16,
-            )
+            (2, b[2..].iter().take_while(|c| c.is_ascii_hexdigit()).count(), 16)
         } else {
             return None;
         };
@@ -343,8 +329,7 @@ fn charref(s: &str, out: &mut String) -> Option<usize> {
         }
         // Saturate: any overflow is > 0x10FFFF, which Python maps to U+FFFD as well.
         let num = digits.chars().try_fold(0u64, |acc, d| {
-            acc.checked_mul(radix)
-                .and_then(|a| a.checked_add(u64::from(d.to_digit(radix as u32)?)))
+            acc.checked_mul(radix).and_then(|a| a.checked_add(u64::from(d.to_digit(radix as u32)?)))
         });
         let num = num.unwrap_or(u64::MAX);
         if let Some((_, c)) = INVALID_CHARREFS.iter().find(|(k, _)| u64::from(*k) == num) {
@@ -411,7 +396,10 @@ mod tests {
             fix_text("Broken text&hellip; it&#x2019;s \u{fb02}ubberi\u{fb01}c!"),
             "Broken text\u{2026} it's flubberific!"
         );
-        assert_eq!(fix_text("\u{ff2c}\u{ff2f}\u{ff35}\u{ff24}\u{3000}\u{ff2e}\u{ff2f}\u{ff29}\u{ff33}\u{ff25}\u{ff33}"), "LOUD NOISES");
+        assert_eq!(
+            fix_text("\u{ff2c}\u{ff2f}\u{ff35}\u{ff24}\u{3000}\u{ff2e}\u{ff2f}\u{ff29}\u{ff33}\u{ff25}\u{ff33}"),
+            "LOUD NOISES"
+        );
         assert_eq!(fix_text("P&EACUTE;REZ"), "P\u{c9}REZ");
         assert_eq!(fix_text("<b>&amp;</b>"), "<b>&amp;</b>");
         assert_eq!(fix_text("\u{1b}[36;44mblue\u{1b}[0m"), "blue");

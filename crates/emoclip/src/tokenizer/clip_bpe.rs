@@ -61,20 +61,11 @@ fn byte_vocab_order(table: &[char; 256]) -> Vec<char> {
 }
 
 /// Reads the merges (skipping the header line, at most [`NUM_MERGES`]) from a plain or gzip stream.
-pub(crate) fn read_merges(
-    bytes: impl Read,
-    what: &std::path::Path,
-) -> Result<Vec<(String, String)>> {
+pub(crate) fn read_merges(bytes: impl Read, what: &std::path::Path) -> Result<Vec<(String, String)>> {
     let mut buf = BufReader::new(bytes);
-    let is_gz = buf
-        .fill_buf()
-        .map_err(|e| Error::io(what, e))?
-        .starts_with(&[0x1f, 0x8b]);
-    let reader: Box<dyn BufRead> = if is_gz {
-        Box::new(BufReader::new(flate2::read::GzDecoder::new(buf)))
-    } else {
-        Box::new(buf)
-    };
+    let is_gz = buf.fill_buf().map_err(|e| Error::io(what, e))?.starts_with(&[0x1f, 0x8b]);
+    let reader: Box<dyn BufRead> =
+        if is_gz { Box::new(BufReader::new(flate2::read::GzDecoder::new(buf))) } else { Box::new(buf) };
     let mut merges = Vec::with_capacity(NUM_MERGES);
     for (i, line) in reader.lines().enumerate() {
         if merges.len() == NUM_MERGES {
@@ -97,10 +88,7 @@ pub(crate) fn read_merges(
         }
     }
     if merges.is_empty() {
-        return Err(Error::Tokenizer(format!(
-            "{}: no BPE merges found",
-            what.display()
-        )));
+        return Err(Error::Tokenizer(format!("{}: no BPE merges found", what.display())));
     }
     Ok(merges)
 }
@@ -140,8 +128,7 @@ impl ClipBpe {
         id_to_token.extend(merges.iter().map(|(a, b)| format!("{a}{b}")));
         id_to_token.push(SOT_TEXT.to_string());
         id_to_token.push(EOT_TEXT.to_string());
-        let n = u32::try_from(id_to_token.len())
-            .map_err(|_| Error::Tokenizer("vocabulary too large".to_string()))?;
+        let n = u32::try_from(id_to_token.len()).map_err(|_| Error::Tokenizer("vocabulary too large".to_string()))?;
         // Python's dict(zip(vocab, range)) keeps the last id of a duplicated string; so does this.
         let vocab: Vocab = id_to_token.iter().cloned().zip(0..n).collect();
         let model = BPE::builder()
@@ -150,11 +137,7 @@ impl ClipBpe {
             .cache_capacity(0) // cached per word below, shared across threads
             .build()
             .map_err(|e| Error::Tokenizer(format!("building the BPE model: {e}")))?;
-        let byte_decoder = byte_encoder
-            .iter()
-            .enumerate()
-            .map(|(b, &c)| (c, b as u8))
-            .collect();
+        let byte_decoder = byte_encoder.iter().enumerate().map(|(b, &c)| (c, b as u8)).collect();
         Ok(Self {
             model,
             id_to_token,
@@ -194,14 +177,8 @@ impl ClipBpe {
                     continue;
                 }
             }
-            let word: String = piece
-                .bytes()
-                .map(|b| self.byte_encoder[b as usize])
-                .collect();
-            let tokens = self
-                .model
-                .tokenize(&word)
-                .map_err(|e| Error::Tokenizer(format!("BPE of {piece:?}: {e}")))?;
+            let word: String = piece.bytes().map(|b| self.byte_encoder[b as usize]).collect();
+            let tokens = self.model.tokenize(&word).map_err(|e| Error::Tokenizer(format!("BPE of {piece:?}: {e}")))?;
             let start = ids.len();
             ids.extend(tokens.iter().map(|t| t.id));
             let mut cache = self.cache.write().unwrap_or_else(|p| p.into_inner());

@@ -54,19 +54,14 @@ pub struct ClipTokenizer {
 
 impl std::fmt::Debug for ClipTokenizer {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("ClipTokenizer")
-            .field("vocab_size", &self.vocab_size())
-            .finish()
+        f.debug_struct("ClipTokenizer").field("vocab_size", &self.vocab_size()).finish()
     }
 }
 
 impl ClipTokenizer {
     /// Tokenizer over the embedded open_clip vocabulary.
     pub fn new() -> Result<Self> {
-        let merges = clip_bpe::read_merges(
-            EMBEDDED_VOCAB,
-            Path::new("<embedded bpe_simple_vocab_16e6.txt.gz>"),
-        )?;
+        let merges = clip_bpe::read_merges(EMBEDDED_VOCAB, Path::new("<embedded bpe_simple_vocab_16e6.txt.gz>"))?;
         Self::from_merges(merges)
     }
 
@@ -79,9 +74,7 @@ impl ClipTokenizer {
     }
 
     fn from_merges(merges: Vec<(String, String)>) -> Result<Self> {
-        Ok(Self {
-            bpe: clip_bpe::ClipBpe::new(merges)?,
-        })
+        Ok(Self { bpe: clip_bpe::ClipBpe::new(merges)? })
     }
 
     /// BPE ids of `text` after open_clip's cleaning, without SOT/EOT (open_clip `SimpleTokenizer.encode`).
@@ -94,16 +87,9 @@ impl ClipTokenizer {
 
     /// Rows of exactly `context_length` ids: SOT, the text's ids, EOT, zero padding; longer texts are cut
     /// as `truncation` says. `ForceEot` equals open_clip's `tokenize`.
-    pub fn tokenize(
-        &self,
-        texts: &[&str],
-        context_length: usize,
-        truncation: Truncation,
-    ) -> Result<Vec<Vec<u32>>> {
+    pub fn tokenize(&self, texts: &[&str], context_length: usize, truncation: Truncation) -> Result<Vec<Vec<u32>>> {
         if context_length == 0 {
-            return Err(Error::Tokenizer(
-                "context_length must be at least 1".to_string(),
-            ));
+            return Err(Error::Tokenizer("context_length must be at least 1".to_string()));
         }
         let row = |text: &&str| -> Result<Vec<u32>> {
             let mut ids = Vec::with_capacity(context_length + 1);
@@ -136,11 +122,7 @@ impl ClipTokenizer {
     ) -> Result<Tensor> {
         let rows = self.tokenize(texts, context_length, truncation)?;
         let flat: Vec<u32> = rows.into_iter().flatten().collect();
-        Ok(Tensor::from_vec(
-            flat,
-            (texts.len(), context_length),
-            device,
-        )?)
+        Ok(Tensor::from_vec(flat, (texts.len(), context_length), device)?)
     }
 
     /// Text of `ids` (open_clip `decode`): each `</w>` becomes a space, so the result usually ends with

@@ -143,7 +143,13 @@ impl InplaceOp2 for FusedStep<'_> {
         let mut guard = self.mv.lock().map_err(|_| candle_core::Error::Msg("fused-adamw: poisoned lock".into()))?;
         let (m, v) = &mut *guard;
         if p.len() != g.len() || m.len() != p.len() || v.len() != p.len() {
-            candle_core::bail!("fused-adamw: length mismatch (param {}, grad {}, m {}, v {})", p.len(), g.len(), m.len(), v.len());
+            candle_core::bail!(
+                "fused-adamw: length mismatch (param {}, grad {}, m {}, v {})",
+                p.len(),
+                g.len(),
+                m.len(),
+                v.len()
+            );
         }
         let c = self.c;
         if p.len() <= CHUNK {
@@ -180,7 +186,10 @@ impl AdamW {
         for hp in groups {
             for (what, x) in [("lr", hp.lr), ("eps", hp.eps), ("weight_decay", hp.weight_decay)] {
                 if !x.is_finite() || x < 0.0 {
-                    return Err(Error::Msg(format!("AdamW group {}: {what} must be finite and >= 0, got {x}", hp.name)));
+                    return Err(Error::Msg(format!(
+                        "AdamW group {}: {what} must be finite and >= 0, got {x}",
+                        hp.name
+                    )));
                 }
             }
             for (what, b) in [("beta1", hp.betas.0), ("beta2", hp.betas.1)] {
@@ -199,7 +208,12 @@ impl AdamW {
                 if !var.dtype().is_float() {
                     return Err(Error::Msg(format!("AdamW: parameter {name} has non-float dtype {:?}", var.dtype())));
                 }
-                params.push(ParamState { name: name.clone(), var: var.clone(), step: 0, moments: Self::zero_moments(var, true)? });
+                params.push(ParamState {
+                    name: name.clone(),
+                    var: var.clone(),
+                    step: 0,
+                    moments: Self::zero_moments(var, true)?,
+                });
             }
             out.push(Group { hp, params });
         }
@@ -221,7 +235,8 @@ impl AdamW {
         for g in &mut self.groups {
             for p in &mut g.params {
                 let want_host = fused && fusable(&p.var);
-                p.moments = match (std::mem::replace(&mut p.moments, Moments::Host { m: vec![], v: vec![] }), want_host) {
+                p.moments = match (std::mem::replace(&mut p.moments, Moments::Host { m: vec![], v: vec![] }), want_host)
+                {
                     (Moments::Host { m, v }, false) => {
                         let t = |x: Vec<f32>| -> Result<Tensor> {
                             Ok(Tensor::from_vec(x, p.var.shape(), p.var.device())?.to_dtype(p.var.dtype())?)
@@ -262,7 +277,12 @@ impl AdamW {
             for ps in &mut group.params {
                 let Some(g) = grads.get(ps.var.as_tensor()) else { continue };
                 if g.dims() != ps.var.dims() {
-                    return Err(Error::Shape(format!("gradient of {} is {:?}, parameter is {:?}", ps.name, g.dims(), ps.var.dims())));
+                    return Err(Error::Shape(format!(
+                        "gradient of {} is {:?}, parameter is {:?}",
+                        ps.name,
+                        g.dims(),
+                        ps.var.dims()
+                    )));
                 }
                 ps.step += 1;
                 let c = Coeffs::new(hp, ps.step);
@@ -362,11 +382,21 @@ mod tests {
         let a = Var::from_tensor(&Tensor::arange(0f32, 12.0, &dev).unwrap().reshape((3, 4)).unwrap()).unwrap();
         let b = Var::from_tensor(&Tensor::new(&[0.5f32, -1.0, 2.0], &dev).unwrap()).unwrap();
         let mut grads = GradStore::default();
-        grads.insert(a.as_tensor(), ((Tensor::arange(0f32, 12.0, &dev).unwrap().reshape((3, 4)).unwrap() * 0.1).unwrap() - 0.3).unwrap());
+        grads.insert(
+            a.as_tensor(),
+            ((Tensor::arange(0f32, 12.0, &dev).unwrap().reshape((3, 4)).unwrap() * 0.1).unwrap() - 0.3).unwrap(),
+        );
         grads.insert(b.as_tensor(), Tensor::new(&[1f32, -2.0, 0.25], &dev).unwrap());
         let vars = HashMap::from([("a".to_string(), a), ("b".to_string(), b)]);
         let groups = vec![
-            ParamGroup { name: "g0".into(), lr: 1e-2, betas: (0.98, 0.9), eps: 1e-6, weight_decay: 0.1, params: vec!["a".into()] },
+            ParamGroup {
+                name: "g0".into(),
+                lr: 1e-2,
+                betas: (0.98, 0.9),
+                eps: 1e-6,
+                weight_decay: 0.1,
+                params: vec!["a".into()],
+            },
             ParamGroup::new("g1", 5e-3, vec!["b".into()]),
         ];
         (vars, groups, grads)
@@ -410,7 +440,16 @@ mod tests {
         let init = Tensor::randn(0f32, 1.0, n, &dev).unwrap();
         let grad = Tensor::randn(0f32, 1.0, n, &dev).unwrap();
         let (a, b) = (Var::from_tensor(&init).unwrap(), Var::from_tensor(&init.copy().unwrap()).unwrap());
-        let group = |name: &str| vec![ParamGroup { name: "g".into(), lr: 1e-2, betas: (0.98, 0.9), eps: 1e-6, weight_decay: 0.1, params: vec![name.into()] }];
+        let group = |name: &str| {
+            vec![ParamGroup {
+                name: "g".into(),
+                lr: 1e-2,
+                betas: (0.98, 0.9),
+                eps: 1e-6,
+                weight_decay: 0.1,
+                params: vec![name.into()],
+            }]
+        };
         let mut fa = AdamW::from_named_vars(&HashMap::from([("a".to_string(), a.clone())]), group("a")).unwrap();
         let mut fb = AdamW::from_named_vars(&HashMap::from([("b".to_string(), b.clone())]), group("b")).unwrap();
         fb.set_fused(false).unwrap();

@@ -31,7 +31,13 @@ fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
 }
 
 /// Writes `out/ckpt-<step>/` (through a temporary directory renamed into place) and points `out/LATEST` at it.
-pub fn save(out: &Path, varmap: &VarMap, cfg: &EmotionClipConfig, opt_state: &HashMap<String, Tensor>, state: &TrainState) -> Result<PathBuf> {
+pub fn save(
+    out: &Path,
+    varmap: &VarMap,
+    cfg: &EmotionClipConfig,
+    opt_state: &HashMap<String, Tensor>,
+    state: &TrainState,
+) -> Result<PathBuf> {
     std::fs::create_dir_all(out).map_err(|e| Error::io(out, e))?;
     let name = format!("ckpt-{}", state.step);
     let dir = out.join(&name);
@@ -85,8 +91,10 @@ pub fn latest(out: &Path) -> Result<Option<PathBuf>> {
 pub fn load_state(dir: &Path) -> Result<(TrainState, HashMap<String, Tensor>)> {
     let sj = dir.join("state.json");
     let s = std::fs::read_to_string(&sj).map_err(|e| Error::io(&sj, e))?;
-    let state: TrainState = serde_json::from_str(&s).map_err(|e| Error::checkpoint(&sj, format!("bad state.json: {e}")))?;
+    let state: TrainState =
+        serde_json::from_str(&s).map_err(|e| Error::checkpoint(&sj, format!("bad state.json: {e}")))?;
     let op = dir.join("optimizer.safetensors");
-    let opt = candle_core::safetensors::load(&op, &candle_core::Device::Cpu).map_err(|e| Error::checkpoint(&op, e.to_string()))?;
+    let opt = candle_core::safetensors::load(&op, &candle_core::Device::Cpu)
+        .map_err(|e| Error::checkpoint(&op, e.to_string()))?;
     Ok((state, opt))
 }

@@ -85,7 +85,15 @@ pub fn epoch_order(n: usize, seed: u64, epoch: usize) -> Vec<usize> {
 }
 
 /// Loads and stacks the items `indices` (in parallel); per-item randomness seeded from `(seed, epoch, index)`.
-pub fn load_batch(data: &dyn Dataset, indices: &[usize], seed: u64, epoch: usize, frames: usize, size: usize, dev: &Device) -> Result<Batch> {
+pub fn load_batch(
+    data: &dyn Dataset,
+    indices: &[usize],
+    seed: u64,
+    epoch: usize,
+    frames: usize,
+    size: usize,
+    dev: &Device,
+) -> Result<Batch> {
     let items = data.get_many(indices, seed, epoch)?;
     let b = items.len();
     if b == 0 {
@@ -93,7 +101,11 @@ pub fn load_batch(data: &dyn Dataset, indices: &[usize], seed: u64, epoch: usize
     }
     let (l, e) = (items[0].ids.len(), items[0].emotion.len());
     for it in &items {
-        if it.frames.len() != frames * 3 * size * size || it.mask.len() != frames * size * size || it.ids.len() != l || it.emotion.len() != e {
+        if it.frames.len() != frames * 3 * size * size
+            || it.mask.len() != frames * size * size
+            || it.ids.len() != l
+            || it.emotion.len() != e
+        {
             return Err(Error::Shape(format!(
                 "dataset item does not fit the model ({frames} frames of {size}px, {l} ids, {e} emotion logits)"
             )));
@@ -124,7 +136,16 @@ pub struct SyntheticDataset {
 impl SyntheticDataset {
     /// `vocab`/`context` of the text tower: captions are `[vocab-2, w.., vocab-1, 0..]` (SOT, words, EOT, padding).
     #[allow(clippy::too_many_arguments)]
-    pub fn new(n: usize, classes: usize, seed: u64, frames: usize, size: usize, vocab: usize, context: usize, noise: f32) -> Result<Self> {
+    pub fn new(
+        n: usize,
+        classes: usize,
+        seed: u64,
+        frames: usize,
+        size: usize,
+        vocab: usize,
+        context: usize,
+        noise: f32,
+    ) -> Result<Self> {
         if n == 0 || classes == 0 || vocab < 4 || context < 3 || size < 2 {
             return Err(Error::Msg(format!(
                 "synthetic data: need n, classes > 0, vocab >= 4, context >= 3 (got n {n}, classes {classes}, vocab {vocab}, context {context})"
@@ -166,7 +187,8 @@ impl Dataset for SyntheticDataset {
     fn get(&self, index: usize, rng: &mut StdRng) -> Result<Item> {
         let c = index % self.patterns.len();
         let normal = rand_distr::Normal::new(0f32, self.noise.max(1e-12)).map_err(|e| Error::Msg(e.to_string()))?;
-        let frames = self.patterns[c].iter().map(|&p| p + if self.noise > 0.0 { rng.sample(normal) } else { 0.0 }).collect();
+        let frames =
+            self.patterns[c].iter().map(|&p| p + if self.noise > 0.0 { rng.sample(normal) } else { 0.0 }).collect();
         let s = self.size;
         let (x0, y0, x1, y1) = self.boxes[c];
         let mut m = vec![0f32; s * s];
@@ -358,14 +380,22 @@ impl ShardDataset {
 
     /// Decodes one sample's members into an item (randomness from `rng`).
     fn decode(&self, path: &Path, files: &[(String, Vec<u8>)], rng: &mut StdRng) -> Result<Item> {
-        let json = files.iter().find(|(n, _)| n == "json").ok_or_else(|| Error::media(path, "sample has no json member"))?;
-        let meta: SampleMeta = serde_json::from_slice(&json.1).map_err(|e| Error::media(path, format!("bad sample json: {e}")))?;
-        let mut fr: Vec<&(String, Vec<u8>)> = files.iter().filter(|(n, _)| n.starts_with("frame") && n.ends_with(".jpg")).collect();
+        let json =
+            files.iter().find(|(n, _)| n == "json").ok_or_else(|| Error::media(path, "sample has no json member"))?;
+        let meta: SampleMeta =
+            serde_json::from_slice(&json.1).map_err(|e| Error::media(path, format!("bad sample json: {e}")))?;
+        let mut fr: Vec<&(String, Vec<u8>)> =
+            files.iter().filter(|(n, _)| n.starts_with("frame") && n.ends_with(".jpg")).collect();
         fr.sort_by(|a, b| a.0.cmp(&b.0));
         if fr.is_empty() {
             return Err(Error::media(path, "sample has no frameNNN.jpg member"));
         }
-        let ids = self.tok.tokenize(&[meta.text.as_str()], self.context, Truncation::ForceEot)?.into_iter().next().unwrap_or_default();
+        let ids = self
+            .tok
+            .tokenize(&[meta.text.as_str()], self.context, Truncation::ForceEot)?
+            .into_iter()
+            .next()
+            .unwrap_or_default();
         let n = fr.len();
         let pick = random_frame_indices(n, self.frames, rng);
         let s = self.size;
@@ -373,7 +403,9 @@ impl ShardDataset {
         let mut frames = Vec::with_capacity(self.frames * 3 * s * s);
         let mut mask = Vec::with_capacity(self.frames * s * s);
         for &fi in &pick {
-            let img = image::load_from_memory(&fr[fi].1).map_err(|e| Error::media(path, format!("{}: {e}", fr[fi].0)))?.to_rgb8();
+            let img = image::load_from_memory(&fr[fi].1)
+                .map_err(|e| Error::media(path, format!("{}: {e}", fr[fi].0)))?
+                .to_rgb8();
             let (w, h) = img.dimensions();
             if (w as usize) < s || (h as usize) < s {
                 return Err(Error::media(path, format!("{} is {w}x{h}, smaller than the {s}px crop", fr[fi].0)));
@@ -454,7 +486,10 @@ impl Dataset for ShardDataset {
             let raws = indices
                 .iter()
                 .map(|&g| {
-                    let raw = self.index.read_index(g).map(|(path, files)| stream::RawSample::new(path, files, &self.residency));
+                    let raw = self
+                        .index
+                        .read_index(g)
+                        .map(|(path, files)| stream::RawSample::new(path, files, &self.residency));
                     (g, raw)
                 })
                 .collect();
@@ -484,11 +519,15 @@ impl Dataset for ShardDataset {
         for (&want, &g) in pos.iter().zip(indices) {
             loop {
                 let Some((p, got, raw)) = stream.next_sample() else {
-                    return Err(Error::Msg(format!("internal: the shard stream ended before position {want} (sample {g})")));
+                    return Err(Error::Msg(format!(
+                        "internal: the shard stream ended before position {want} (sample {g})"
+                    )));
                 };
                 if p == want {
                     if got != g {
-                        return Err(Error::Msg(format!("internal: stream position {p} holds sample {got}, expected {g}")));
+                        return Err(Error::Msg(format!(
+                            "internal: stream position {p} holds sample {got}, expected {g}"
+                        )));
                     }
                     raws.push((g, raw));
                     break;

@@ -94,7 +94,9 @@ fn encode(t: &Tensor) -> Result<Vec<u8>> {
 
 fn decode_dims(p: &[u8]) -> Option<(Vec<usize>, usize)> {
     let rank = u64::from_le_bytes(p.get(0..8)?.try_into().ok()?) as usize;
-    let dims = (0..rank).map(|i| p.get(8 + 8 * i..16 + 8 * i).and_then(|b| b.try_into().ok()).map(|b| u64::from_le_bytes(b) as usize)).collect::<Option<Vec<_>>>()?;
+    let dims = (0..rank)
+        .map(|i| p.get(8 + 8 * i..16 + 8 * i).and_then(|b| b.try_into().ok()).map(|b| u64::from_le_bytes(b) as usize))
+        .collect::<Option<Vec<_>>>()?;
     Some((dims, 8 + 8 * rank))
 }
 
@@ -113,10 +115,12 @@ impl Collective for Tcp {
             return Err(Error::Shape("all_gather needs a tensor with a batch dimension".into()));
         }
         let parts = self.group.all_gather_bytes(&encode(t)?)?;
-        let (dims0, _) = decode_dims(&parts[0]).ok_or_else(|| Error::Msg("distributed: malformed all_gather payload from rank 0".into()))?;
+        let (dims0, _) = decode_dims(&parts[0])
+            .ok_or_else(|| Error::Msg("distributed: malformed all_gather payload from rank 0".into()))?;
         let mut data = Vec::new();
         for (r, p) in parts.iter().enumerate() {
-            let (dims, off) = decode_dims(p).ok_or_else(|| Error::Msg(format!("distributed: malformed all_gather payload from rank {r}")))?;
+            let (dims, off) = decode_dims(p)
+                .ok_or_else(|| Error::Msg(format!("distributed: malformed all_gather payload from rank {r}")))?;
             if dims != dims0 {
                 return Err(Error::Shape(format!(
                     "all_gather: rank {r} has a {dims:?} tensor, rank 0 has {dims0:?}; every rank needs the same per-rank batch size"
@@ -219,14 +223,18 @@ impl DistEnv {
             match get(k) {
                 None => Ok(None),
                 Some(s) if s.trim().is_empty() => Ok(None),
-                Some(s) => s.trim().parse::<usize>().map(Some).map_err(|_| Error::Msg(format!("distributed launch environment: {k}={s:?} is not a non-negative integer"))),
+                Some(s) => s.trim().parse::<usize>().map(Some).map_err(|_| {
+                    Error::Msg(format!("distributed launch environment: {k}={s:?} is not a non-negative integer"))
+                }),
             }
         };
         let (rank, world, local) = (num("RANK")?, num("WORLD_SIZE")?, num("LOCAL_RANK")?);
         let (rank, world) = match (rank, world) {
             (None, None) => {
                 if local.is_some() {
-                    return bad("LOCAL_RANK is set but RANK and WORLD_SIZE are not; set all three (as torchrun does)".into());
+                    return bad(
+                        "LOCAL_RANK is set but RANK and WORLD_SIZE are not; set all three (as torchrun does)".into()
+                    );
                 }
                 return Ok(None);
             }
@@ -242,7 +250,9 @@ impl DistEnv {
         }
         if let Some(l) = local {
             if l > rank {
-                return bad(format!("LOCAL_RANK={l} is larger than RANK={rank}; the local rank counts processes on this node only"));
+                return bad(format!(
+                    "LOCAL_RANK={l} is larger than RANK={rank}; the local rank counts processes on this node only"
+                ));
             }
         }
         let timeout = match get("EMOCLIP_DIST_TIMEOUT") {
@@ -309,7 +319,13 @@ pub fn connect(env: &DistEnv, device: &Device) -> Result<Box<dyn Collective>> {
             )));
         }
     }
-    tracing::info!("distributed: rank {} of {} over TCP via {}:{}", env.rank, env.world_size, env.master_addr, env.master_port);
+    tracing::info!(
+        "distributed: rank {} of {} over TCP via {}:{}",
+        env.rank,
+        env.world_size,
+        env.master_addr,
+        env.master_port
+    );
     Ok(Box::new(Tcp::connect(env.rank, env.world_size, &env.master_addr, env.master_port, env.timeout)?))
 }
 
@@ -331,8 +347,14 @@ impl Nccl {
             return Err(Error::Msg("NCCL needs a CUDA device".into()));
         };
         let mut control = TcpGroup::connect(env.rank, env.world_size, &env.master_addr, env.master_port, env.timeout)?;
-        let nccl_err = |e: candle_core::cuda::cudarc::nccl::result::NcclError| Error::Msg(format!("NCCL: {e:?} (check NCCL_DEBUG=INFO output; libnccl.so.2 must be on LD_LIBRARY_PATH)"));
-        let mine: Vec<u8> = if env.rank == 0 { Id::new().map_err(nccl_err)?.internal().iter().map(|c| *c as u8).collect() } else { Vec::new() };
+        let nccl_err = |e: candle_core::cuda::cudarc::nccl::result::NcclError| {
+            Error::Msg(format!("NCCL: {e:?} (check NCCL_DEBUG=INFO output; libnccl.so.2 must be on LD_LIBRARY_PATH)"))
+        };
+        let mine: Vec<u8> = if env.rank == 0 {
+            Id::new().map_err(nccl_err)?.internal().iter().map(|c| *c as u8).collect()
+        } else {
+            Vec::new()
+        };
         let ids = control.all_gather_bytes(&mine)?;
         let raw: [std::ffi::c_char; 128] = ids[0]
             .iter()
@@ -358,7 +380,12 @@ impl Nccl {
         Ok(dst)
     }
 
-    fn tensor_of(&self, s: candle_core::cuda::cudarc::driver::CudaSlice<f32>, dims: Vec<usize>, dtype: DType) -> Result<Tensor> {
+    fn tensor_of(
+        &self,
+        s: candle_core::cuda::cudarc::driver::CudaSlice<f32>,
+        dims: Vec<usize>,
+        dtype: DType,
+    ) -> Result<Tensor> {
         let storage = candle_core::Storage::Cuda(candle_core::CudaStorage::wrap_cuda_slice(s, self.device.clone()));
         Ok(Tensor::from_storage(storage, dims, candle_core::op::BackpropOp::none(), false).to_dtype(dtype)?)
     }
@@ -395,11 +422,16 @@ impl Collective for Nccl {
             return Ok(Vec::new());
         }
         // One bucket: flatten, concatenate, average in place, split.
-        let flat: Vec<Tensor> = ts.iter().map(|t| t.detach().to_dtype(DType::F32).and_then(|t| t.flatten_all())).collect::<candle_core::Result<_>>()?;
+        let flat: Vec<Tensor> = ts
+            .iter()
+            .map(|t| t.detach().to_dtype(DType::F32).and_then(|t| t.flatten_all()))
+            .collect::<candle_core::Result<_>>()?;
         let cat = Tensor::cat(&flat, 0)?;
         let n = cat.elem_count();
         let mut buf = self.slice_of(&cat)?;
-        self.comm.all_reduce_in_place(&mut buf, &ReduceOp::Avg).map_err(|e| Error::Msg(format!("NCCL all_reduce: {e:?}")))?;
+        self.comm
+            .all_reduce_in_place(&mut buf, &ReduceOp::Avg)
+            .map_err(|e| Error::Msg(format!("NCCL all_reduce: {e:?}")))?;
         let mean = self.tensor_of(buf, vec![n], DType::F32)?;
         let mut out = Vec::with_capacity(ts.len());
         let mut at = 0;

@@ -100,8 +100,19 @@ pub fn is_gain_or_bias(name: &str, ndim: usize) -> bool {
 
 /// Builds the seven groups (frame g/b, frame rest, text g/b, text rest, temporal g/b, temporal rest, logit_scale)
 /// from `(name, ndim)` pairs. Empty groups are kept (so group indices are stable); names are sorted.
-pub fn build_groups<'a>(params: impl IntoIterator<Item = (&'a str, usize)>, preset: &GroupPreset) -> Result<Vec<ParamGroup>> {
-    let labels = ["frame_gain_bias", "frame_rest", "text_gain_bias", "text_rest", "temporal_gain_bias", "temporal_rest", "logit_scale"];
+pub fn build_groups<'a>(
+    params: impl IntoIterator<Item = (&'a str, usize)>,
+    preset: &GroupPreset,
+) -> Result<Vec<ParamGroup>> {
+    let labels = [
+        "frame_gain_bias",
+        "frame_rest",
+        "text_gain_bias",
+        "text_rest",
+        "temporal_gain_bias",
+        "temporal_rest",
+        "logit_scale",
+    ];
     let hps = [
         preset.frame_gain_bias,
         preset.frame_rest,
@@ -141,7 +152,14 @@ pub fn build_groups<'a>(params: impl IntoIterator<Item = (&'a str, usize)>, pres
         .zip(names)
         .map(|((label, hp), mut params)| {
             params.sort();
-            ParamGroup { name: label.to_string(), lr: hp.lr, betas: preset.betas, eps: preset.eps, weight_decay: hp.weight_decay, params }
+            ParamGroup {
+                name: label.to_string(),
+                lr: hp.lr,
+                betas: preset.betas,
+                eps: preset.eps,
+                weight_decay: hp.weight_decay,
+                params,
+            }
         })
         .collect())
 }

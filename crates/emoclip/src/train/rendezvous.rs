@@ -69,7 +69,10 @@ fn timeout_err(what: &str, master: &str, timeout: Duration) -> Error {
 fn io_err(e: std::io::Error, what: &str, master: &str, timeout: Duration) -> Error {
     match e.kind() {
         ErrorKind::WouldBlock | ErrorKind::TimedOut => timeout_err(what, master, timeout),
-        ErrorKind::UnexpectedEof | ErrorKind::ConnectionReset | ErrorKind::BrokenPipe | ErrorKind::ConnectionAborted => Error::Msg(format!(
+        ErrorKind::UnexpectedEof
+        | ErrorKind::ConnectionReset
+        | ErrorKind::BrokenPipe
+        | ErrorKind::ConnectionAborted => Error::Msg(format!(
             "distributed ({master}): connection closed {what}; that rank exited (see its own error message)"
         )),
         _ => Error::Msg(format!("distributed ({master}): {what}: {e}")),
@@ -94,7 +97,10 @@ fn read_msg(s: &mut TcpStream) -> std::io::Result<(u8, bool, u64, Vec<u8>)> {
     let seq = u64::from_le_bytes(head[2..10].try_into().unwrap_or_default());
     let len = u64::from_le_bytes(head[10..18].try_into().unwrap_or_default());
     if len > MAX_PAYLOAD {
-        return Err(std::io::Error::new(ErrorKind::InvalidData, format!("message of {len} bytes: not an emoclip peer")));
+        return Err(std::io::Error::new(
+            ErrorKind::InvalidData,
+            format!("message of {len} bytes: not an emoclip peer"),
+        ));
     }
     let mut payload = vec![0u8; len as usize];
     s.read_exact(&mut payload)?;
@@ -113,7 +119,10 @@ fn parse_hello(p: &[u8]) -> Option<(usize, usize)> {
     if p.len() != 28 || &p[..8] != MAGIC || u32::from_le_bytes(p[8..12].try_into().ok()?) != VERSION {
         return None;
     }
-    Some((u64::from_le_bytes(p[12..20].try_into().ok()?) as usize, u64::from_le_bytes(p[20..28].try_into().ok()?) as usize))
+    Some((
+        u64::from_le_bytes(p[12..20].try_into().ok()?) as usize,
+        u64::from_le_bytes(p[20..28].try_into().ok()?) as usize,
+    ))
 }
 
 impl TcpGroup {
@@ -132,9 +141,10 @@ impl TcpGroup {
                 Err(e) => return Err(Error::Msg(format!("distributed: cannot resolve MASTER_ADDR {master}: {e}"))),
             };
             // Listen on the master address if it is local, else on every interface at that port.
-            let listener = TcpListener::bind(&bind[..])
-                .or_else(|_| TcpListener::bind(("0.0.0.0", port)))
-                .map_err(|e| Error::Msg(format!("distributed: rank 0 cannot listen on {master}: {e} (is MASTER_PORT free?)")))?;
+            let listener =
+                TcpListener::bind(&bind[..]).or_else(|_| TcpListener::bind(("0.0.0.0", port))).map_err(|e| {
+                    Error::Msg(format!("distributed: rank 0 cannot listen on {master}: {e} (is MASTER_PORT free?)"))
+                })?;
             Self::accept(listener, world, timeout, master)
         } else {
             Self::join(rank, world, addr, port, timeout)
@@ -189,8 +199,17 @@ impl TcpGroup {
                 }
                 Err(e) if e.kind() == ErrorKind::WouldBlock => {
                     if Instant::now() >= deadline {
-                        let missing: Vec<String> = peers.iter().enumerate().filter(|(_, p)| p.is_none()).map(|(i, _)| (i + 1).to_string()).collect();
-                        return Err(timeout_err(&format!("in the rendezvous waiting for rank(s) {} to connect", missing.join(", ")), &master, timeout));
+                        let missing: Vec<String> = peers
+                            .iter()
+                            .enumerate()
+                            .filter(|(_, p)| p.is_none())
+                            .map(|(i, _)| (i + 1).to_string())
+                            .collect();
+                        return Err(timeout_err(
+                            &format!("in the rendezvous waiting for rank(s) {} to connect", missing.join(", ")),
+                            &master,
+                            timeout,
+                        ));
                     }
                     std::thread::sleep(Duration::from_millis(20));
                 }
@@ -200,7 +219,8 @@ impl TcpGroup {
         let mut streams: Vec<TcpStream> = peers.into_iter().flatten().collect();
         for (i, s) in streams.iter_mut().enumerate() {
             s.set_read_timeout(Some(timeout)).ok();
-            write_msg(s, Op::Welcome, true, 0, &[]).map_err(|e| io_err(e, &format!("welcoming rank {}", i + 1), &master, timeout))?;
+            write_msg(s, Op::Welcome, true, 0, &[])
+                .map_err(|e| io_err(e, &format!("welcoming rank {}", i + 1), &master, timeout))?;
         }
         Ok(Self { rank: 0, world, links: Links::Hub(streams), seq: 0, timeout, master })
     }
@@ -211,7 +231,9 @@ impl TcpGroup {
         let mut s = loop {
             let addrs: Vec<SocketAddr> = (addr, port).to_socket_addrs().map(|a| a.collect()).unwrap_or_default();
             let left = deadline.saturating_duration_since(Instant::now());
-            let attempt = addrs.iter().find_map(|a| TcpStream::connect_timeout(a, left.clamp(Duration::from_millis(50), Duration::from_secs(2))).ok());
+            let attempt = addrs.iter().find_map(|a| {
+                TcpStream::connect_timeout(a, left.clamp(Duration::from_millis(50), Duration::from_secs(2))).ok()
+            });
             if let Some(s) = attempt {
                 break s;
             }
@@ -220,16 +242,21 @@ impl TcpGroup {
             }
             std::thread::sleep(Duration::from_millis(50));
         };
-        s.set_read_timeout(Some(deadline.saturating_duration_since(Instant::now()).max(Duration::from_millis(100)))).ok();
+        s.set_read_timeout(Some(deadline.saturating_duration_since(Instant::now()).max(Duration::from_millis(100))))
+            .ok();
         s.set_write_timeout(Some(timeout)).ok();
         s.set_nodelay(true).ok();
-        write_msg(&mut s, Op::Hello, true, 0, &hello(rank, world)).map_err(|e| io_err(e, "sending hello to rank 0", &master, timeout))?;
-        let (op, ok, _, p) = read_msg(&mut s).map_err(|e| io_err(e, &format!("(rank {rank}) waiting for the other ranks to join"), &master, timeout))?;
+        write_msg(&mut s, Op::Hello, true, 0, &hello(rank, world))
+            .map_err(|e| io_err(e, "sending hello to rank 0", &master, timeout))?;
+        let (op, ok, _, p) = read_msg(&mut s)
+            .map_err(|e| io_err(e, &format!("(rank {rank}) waiting for the other ranks to join"), &master, timeout))?;
         if !ok {
             return Err(Error::Msg(String::from_utf8_lossy(&p).into_owned()));
         }
         if op != Op::Welcome as u8 {
-            return Err(Error::Msg(format!("distributed ({master}): rank 0 answered the hello with message type {op}: not an emoclip rank 0")));
+            return Err(Error::Msg(format!(
+                "distributed ({master}): rank 0 answered the hello with message type {op}: not an emoclip rank 0"
+            )));
         }
         s.set_read_timeout(Some(timeout)).ok();
         Ok(Self { rank, world, links: Links::Leaf(s), seq: 0, timeout, master })
@@ -244,7 +271,12 @@ impl TcpGroup {
 
     /// One collective round: every rank contributes `payload`; rank 0 runs `combine` on all payloads (rank
     /// order) and every rank receives its result, or its error.
-    pub fn exchange(&mut self, op: Op, payload: Vec<u8>, combine: impl FnOnce(Vec<Vec<u8>>) -> std::result::Result<Vec<u8>, String>) -> Result<Vec<u8>> {
+    pub fn exchange(
+        &mut self,
+        op: Op,
+        payload: Vec<u8>,
+        combine: impl FnOnce(Vec<Vec<u8>>) -> std::result::Result<Vec<u8>, String>,
+    ) -> Result<Vec<u8>> {
         self.seq += 1;
         let (seq, timeout, master) = (self.seq, self.timeout, self.master.clone());
         let what = |r: usize| format!("in {} #{seq} waiting for rank {r}", op.name());
@@ -299,7 +331,14 @@ impl TcpGroup {
                 match result {
                     Ok(out) => {
                         for (i, s) in peers.iter_mut().enumerate() {
-                            write_msg(s, op, true, seq, &out).map_err(|e| io_err(e, &format!("in {} #{seq} sending to rank {}", op.name(), i + 1), &master, timeout))?;
+                            write_msg(s, op, true, seq, &out).map_err(|e| {
+                                io_err(
+                                    e,
+                                    &format!("in {} #{seq} sending to rank {}", op.name(), i + 1),
+                                    &master,
+                                    timeout,
+                                )
+                            })?;
                         }
                         Ok(out)
                     }
@@ -329,13 +368,23 @@ impl TcpGroup {
         let mut parts = Vec::with_capacity(self.world);
         let mut at = 0usize;
         while at < out.len() {
-            let len = out.get(at..at + 8).and_then(|b| b.try_into().ok()).map(u64::from_le_bytes).ok_or_else(|| Error::Msg("distributed: truncated gather reply".into()))? as usize;
-            let p = out.get(at + 8..at + 8 + len).ok_or_else(|| Error::Msg("distributed: truncated gather reply".into()))?;
+            let len =
+                out.get(at..at + 8)
+                    .and_then(|b| b.try_into().ok())
+                    .map(u64::from_le_bytes)
+                    .ok_or_else(|| Error::Msg("distributed: truncated gather reply".into()))? as usize;
+            let p = out
+                .get(at + 8..at + 8 + len)
+                .ok_or_else(|| Error::Msg("distributed: truncated gather reply".into()))?;
             parts.push(p.to_vec());
             at += 8 + len;
         }
         if parts.len() != self.world {
-            return Err(Error::Msg(format!("distributed: gather reply holds {} parts for {} ranks", parts.len(), self.world)));
+            return Err(Error::Msg(format!(
+                "distributed: gather reply holds {} parts for {} ranks",
+                parts.len(),
+                self.world
+            )));
         }
         Ok(parts)
     }

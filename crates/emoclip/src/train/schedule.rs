@@ -63,15 +63,23 @@ impl LrSchedule {
                     return bad(format!("total_steps {total_steps} must exceed warmup_steps {warmup_steps}"));
                 }
                 if !(warmup_init_factor > 0.0 && warmup_init_factor <= 1.0 && eta_min >= 0.0 && eta_min.is_finite()) {
-                    return bad(format!("need 0 < warmup_init_factor <= 1 and eta_min >= 0 (got {warmup_init_factor}, {eta_min})"));
+                    return bad(format!(
+                        "need 0 < warmup_init_factor <= 1 and eta_min >= 0 (got {warmup_init_factor}, {eta_min})"
+                    ));
                 }
             }
             LrSchedule::EpochCosine { warmup_init_factor, steps_per_epoch, epochs, eta_min, .. } => {
                 if steps_per_epoch == 0 || epochs == 0 {
                     return bad("steps_per_epoch and epochs must be positive".into());
                 }
-                if !(warmup_init_factor.is_finite() && warmup_init_factor >= 0.0 && eta_min >= 0.0 && eta_min.is_finite()) {
-                    return bad(format!("need warmup_init_factor >= 0 and eta_min >= 0 (got {warmup_init_factor}, {eta_min})"));
+                if !(warmup_init_factor.is_finite()
+                    && warmup_init_factor >= 0.0
+                    && eta_min >= 0.0
+                    && eta_min.is_finite())
+                {
+                    return bad(format!(
+                        "need warmup_init_factor >= 0 and eta_min >= 0 (got {warmup_init_factor}, {eta_min})"
+                    ));
                 }
             }
         }

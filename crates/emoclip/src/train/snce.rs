@@ -163,7 +163,13 @@ pub fn clip_loss(v: &Tensor, t: &Tensor, logit_scale: &Tensor) -> Result<Tensor>
 }
 
 /// SNCE loss (paper eq. 5–7, official `ReweightedClipLoss`); see the module documentation for the KL = 0 mask.
-pub fn snce_loss(v: &Tensor, t: &Tensor, logit_scale: &Tensor, emotion_logits: &Tensor, cfg: &SnceConfig) -> Result<Tensor> {
+pub fn snce_loss(
+    v: &Tensor,
+    t: &Tensor,
+    logit_scale: &Tensor,
+    emotion_logits: &Tensor,
+    cfg: &SnceConfig,
+) -> Result<Tensor> {
     let n = check_features(v, t)?;
     if !cfg.beta.is_finite() {
         return Err(Error::Msg(format!("SNCE beta must be finite, got {}", cfg.beta)));

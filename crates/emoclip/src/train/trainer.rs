@@ -238,7 +238,9 @@ impl TrainConfig {
                 other => {
                     return Err(Error::Config {
                         path: PathBuf::from("<train config>"),
-                        msg: format!("unknown model.name {other:?}: use \"ViT-B-32\", \"tiny\" or model.config = <json>"),
+                        msg: format!(
+                            "unknown model.name {other:?}: use \"ViT-B-32\", \"tiny\" or model.config = <json>"
+                        ),
                     })
                 }
             },
@@ -265,8 +267,24 @@ pub fn tiny_config() -> EmotionClipConfig {
     let backbone = OpenClipConfig {
         embed_dim: 16,
         quick_gelu: false,
-        vision_cfg: VisionConfig { image_size: 32, layers: 2, width: 32, head_width: 16, mlp_ratio: 2.0, patch_size: 16, extra: BTreeMap::new() },
-        text_cfg: TextConfig { context_length: 12, vocab_size: 64, width: 32, heads: 2, layers: 2, mlp_ratio: 2.0, extra: BTreeMap::new() },
+        vision_cfg: VisionConfig {
+            image_size: 32,
+            layers: 2,
+            width: 32,
+            head_width: 16,
+            mlp_ratio: 2.0,
+            patch_size: 16,
+            extra: BTreeMap::new(),
+        },
+        text_cfg: TextConfig {
+            context_length: 12,
+            vocab_size: 64,
+            width: 32,
+            heads: 2,
+            layers: 2,
+            mlp_ratio: 2.0,
+            extra: BTreeMap::new(),
+        },
         layer_norm_eps: 1e-5,
         eos_token_id: None,
         extra: BTreeMap::new(),
@@ -294,7 +312,8 @@ pub(crate) fn draw(rng: &mut StdRng, s: &Shape, init: Init) -> candle_core::Resu
         let d = rand_distr::Normal::new(mean, std).map_err(|e| candle_core::Error::Msg(e.to_string()))?;
         Ok((0..n).map(|_| rng.sample(d) as f32).collect())
     };
-    let uniform = |rng: &mut StdRng, lo: f64, up: f64| (0..n).map(|_| (lo + (up - lo) * rng.random::<f64>()) as f32).collect();
+    let uniform =
+        |rng: &mut StdRng, lo: f64, up: f64| (0..n).map(|_| (lo + (up - lo) * rng.random::<f64>()) as f32).collect();
     Ok(match init {
         Init::Const(c) => vec![c as f32; n],
         Init::Randn { mean, stdev } => normal(rng, mean, stdev)?,
@@ -362,7 +381,13 @@ impl SimpleBackend for Seeded {
 }
 
 /// Builds a trainable model: tensors from `tensors`, the rest seeded; errors on mis-shaped or unused keys.
-pub fn build_trainable(cfg: &EmotionClipConfig, tensors: HashMap<String, Tensor>, seed: u64, dev: &Device, origin: &Path) -> Result<(EmotionClip, VarMap)> {
+pub fn build_trainable(
+    cfg: &EmotionClipConfig,
+    tensors: HashMap<String, Tensor>,
+    seed: u64,
+    dev: &Device,
+    origin: &Path,
+) -> Result<(EmotionClip, VarMap)> {
     let varmap = VarMap::new();
     let be = Arc::new(SeededBackend {
         tensors,
@@ -371,14 +396,23 @@ pub fn build_trainable(cfg: &EmotionClipConfig, tensors: HashMap<String, Tensor>
         log: Mutex::new((HashSet::new(), Vec::new())),
     });
     let vb = VarBuilder::from_backend(Box::new(Seeded(be.clone())), DType::F32, dev.clone());
-    let model = EmotionClip::load(vb, cfg).map_err(|e| Error::checkpoint(origin, format!("cannot build the model: {e}")))?;
+    let model =
+        EmotionClip::load(vb, cfg).map_err(|e| Error::checkpoint(origin, format!("cannot build the model: {e}")))?;
     let log = be.log.lock().unwrap_or_else(|e| e.into_inner());
     let mut problems = log.1.clone();
     let ignore = ["backbone.logit_scale", "visual_head.position_ids"];
-    problems.extend(be.tensors.keys().filter(|k| !log.0.contains(*k) && !ignore.contains(&k.as_str())).map(|k| format!("{k}: unexpected")));
+    problems.extend(
+        be.tensors
+            .keys()
+            .filter(|k| !log.0.contains(*k) && !ignore.contains(&k.as_str()))
+            .map(|k| format!("{k}: unexpected")),
+    );
     if !problems.is_empty() {
         problems.sort();
-        return Err(Error::checkpoint(origin, format!("checkpoint does not match the model:\n  {}", problems.join("\n  "))));
+        return Err(Error::checkpoint(
+            origin,
+            format!("checkpoint does not match the model:\n  {}", problems.join("\n  ")),
+        ));
     }
     Ok((model, varmap))
 }
@@ -427,17 +461,32 @@ impl Trainer {
     /// gradients are averaged, and only rank 0 writes checkpoints, metrics and the plot.
     pub fn new_distributed(cfg: TrainConfig, device: Device, resume: bool, dist: Box<dyn Collective>) -> Result<Self> {
         let model_cfg = cfg.model_config()?;
-        let (frames, size, ctx) = (model_cfg.video_len, model_cfg.backbone.vision_cfg.image_size, model_cfg.backbone.text_cfg.context_length);
+        let (frames, size, ctx) =
+            (model_cfg.video_len, model_cfg.backbone.vision_cfg.image_size, model_cfg.backbone.text_cfg.context_length);
         let data: Box<dyn Dataset> = match (&cfg.data.shards, &cfg.data.synthetic) {
             (Some(p), _) => {
                 let vocab = model_cfg.backbone.text_cfg.vocab_size;
                 if vocab <= crate::tokenizer::EOT as usize {
-                    return Err(Error::config(p, format!("the model's vocab_size {vocab} cannot hold CLIP BPE ids (49408 needed) for shard captions")));
+                    return Err(Error::config(
+                        p,
+                        format!(
+                            "the model's vocab_size {vocab} cannot hold CLIP BPE ids (49408 needed) for shard captions"
+                        ),
+                    ));
                 }
                 let opts = super::data::StreamOptions { buffer: cfg.shuffle_buffer, ..Default::default() };
                 Box::new(ShardDataset::open_with(p, frames, size, ctx, opts)?)
             }
-            (None, Some(s)) => Box::new(SyntheticDataset::new(s.n, s.classes, s.seed, frames, size, model_cfg.backbone.text_cfg.vocab_size, ctx, s.noise)?),
+            (None, Some(s)) => Box::new(SyntheticDataset::new(
+                s.n,
+                s.classes,
+                s.seed,
+                frames,
+                size,
+                model_cfg.backbone.text_cfg.vocab_size,
+                ctx,
+                s.noise,
+            )?),
             (None, None) => return Err(Error::config("<train config>", "data: set `shards` or `synthetic`")),
         };
         Self::with_dataset_distributed(cfg, data, device, resume, dist)
@@ -449,7 +498,13 @@ impl Trainer {
     }
 
     /// [`Trainer::with_dataset`] as one rank of a data-parallel group (see [`Trainer::new_distributed`]).
-    pub fn with_dataset_distributed(cfg: TrainConfig, data: Box<dyn Dataset>, device: Device, resume: bool, mut dist: Box<dyn Collective>) -> Result<Self> {
+    pub fn with_dataset_distributed(
+        cfg: TrainConfig,
+        data: Box<dyn Dataset>,
+        device: Device,
+        resume: bool,
+        mut dist: Box<dyn Collective>,
+    ) -> Result<Self> {
         cfg.validate(Path::new("<train config>"))?;
         let resume_dir = if resume { checkpoint::latest(&cfg.out_dir)? } else { None };
         let (model_cfg, tensors, origin) = match &resume_dir {
@@ -490,7 +545,12 @@ impl Trainer {
         }
         let total_steps = cfg.max_steps.unwrap_or(cfg.epochs * steps_per_epoch);
         let schedule = if cfg.optimizer == "paper" {
-            LrSchedule::StepCosine { warmup_steps: cfg.warmup_steps, warmup_init_factor: 1e-5, total_steps: total_steps.max(cfg.warmup_steps + 1), eta_min: super::schedule::ETA_MIN }
+            LrSchedule::StepCosine {
+                warmup_steps: cfg.warmup_steps,
+                warmup_init_factor: 1e-5,
+                total_steps: total_steps.max(cfg.warmup_steps + 1),
+                eta_min: super::schedule::ETA_MIN,
+            }
         } else {
             LrSchedule::EpochCosine {
                 warmup_steps: cfg.warmup_steps,
@@ -506,7 +566,19 @@ impl Trainer {
             let (state, opt_state) = checkpoint::load_state(dir)?;
             opt.load_state_tensors(&opt_state)?;
             // Data order, crops and dropout are functions of these: changing them breaks exact continuation.
-            for key in ["seed", "batch_size", "grad_accum", "data", "optimizer", "lr", "lr_scale", "beta", "warmup_steps", "freeze", "shuffle_buffer"] {
+            for key in [
+                "seed",
+                "batch_size",
+                "grad_accum",
+                "data",
+                "optimizer",
+                "lr",
+                "lr_scale",
+                "beta",
+                "warmup_steps",
+                "freeze",
+                "shuffle_buffer",
+            ] {
                 let now = serde_json::to_value(&cfg).ok().and_then(|v| v.get(key).cloned());
                 if state.config.get(key) != now.as_ref() {
                     tracing::warn!("resuming {} with a different `{key}` than it was trained with; the run will not continue exactly", dir.display());
@@ -516,9 +588,30 @@ impl Trainer {
         }
         // DDP starts every rank from rank 0's weights; here every rank builds them itself (seeded init or the
         // same checkpoint), so check that they agree instead of silently training diverging replicas.
-        let fingerprint = if world > 1 { start_fingerprint(&cfg, &varmap, &opt, step, epoch, pos, data.len())? } else { String::new() };
+        let fingerprint = if world > 1 {
+            start_fingerprint(&cfg, &varmap, &opt, step, epoch, pos, data.len())?
+        } else {
+            String::new()
+        };
         distributed::check_same(dist.as_mut(), &fingerprint, "weights, optimiser state or config")?;
-        Ok(Self { cfg, model_cfg, model, varmap, opt, base_lrs, schedule, data, device, step, epoch, pos, steps_per_epoch, total_steps, last_checkpoint: resume_dir, dist })
+        Ok(Self {
+            cfg,
+            model_cfg,
+            model,
+            varmap,
+            opt,
+            base_lrs,
+            schedule,
+            data,
+            device,
+            step,
+            epoch,
+            pos,
+            steps_per_epoch,
+            total_steps,
+            last_checkpoint: resume_dir,
+            dist,
+        })
     }
 
     pub fn model(&self) -> &EmotionClip {
@@ -556,7 +649,15 @@ impl Trainer {
         let t0 = Instant::now();
         let (grads, loss) = self.compute_gradients()?;
         self.apply_gradients(&grads)?;
-        let logit_scale = self.model.logit_scale().to_dtype(DType::F64)?.flatten_all()?.to_vec1::<f64>()?.first().copied().unwrap_or(f64::NAN);
+        let logit_scale = self
+            .model
+            .logit_scale()
+            .to_dtype(DType::F64)?
+            .flatten_all()?
+            .to_vec1::<f64>()?
+            .first()
+            .copied()
+            .unwrap_or(f64::NAN);
         let lr = self.opt.groups().get(1).map(|g| g.lr).unwrap_or(0.0);
         let dt = t0.elapsed().as_secs_f64().max(1e-9);
         Ok(StepMetrics {
@@ -576,7 +677,12 @@ impl Trainer {
         (0..b)
             .map(|i| {
                 order.get((self.pos * b + i) * w + r).copied().ok_or_else(|| {
-                    Error::Msg(format!("epoch {} order has {} clips, fewer than step position {} needs", self.epoch, order.len(), self.pos))
+                    Error::Msg(format!(
+                        "epoch {} order has {} clips, fewer than step position {} needs",
+                        self.epoch,
+                        order.len(),
+                        self.pos
+                    ))
                 })
             })
             .collect()
@@ -653,7 +759,8 @@ impl Trainer {
     fn trainable_vars(&self) -> Result<Vec<(String, Var)>> {
         let names: HashSet<&String> = self.opt.groups().into_iter().flat_map(|g| g.params.iter()).collect();
         let data = self.varmap.data().lock().map_err(|_| Error::Msg("VarMap lock poisoned".into()))?;
-        let mut out: Vec<(String, Var)> = data.iter().filter(|(k, _)| names.contains(k)).map(|(k, v)| (k.clone(), v.clone())).collect();
+        let mut out: Vec<(String, Var)> =
+            data.iter().filter(|(k, _)| names.contains(k)).map(|(k, v)| (k.clone(), v.clone())).collect();
         out.sort_by(|a, b| a.0.cmp(&b.0));
         Ok(out)
     }
@@ -667,7 +774,9 @@ impl Trainer {
         // Official: clamp logit_scale to [0, ln 100] after each step.
         let ls = self.model.logit_scale();
         let clamped = ls.clamp(0.0, LOGIT_SCALE_MAX)?;
-        if let Some(var) = self.varmap.data().lock().map_err(|_| Error::Msg("VarMap lock poisoned".into()))?.get("logit_scale") {
+        if let Some(var) =
+            self.varmap.data().lock().map_err(|_| Error::Msg("VarMap lock poisoned".into()))?.get("logit_scale")
+        {
             var.set(&clamped)?;
         }
         self.step += 1;
@@ -680,7 +789,10 @@ impl Trainer {
         for (name, v) in data.iter() {
             let s = v.as_tensor().sum_all()?.to_dtype(DType::F64)?.to_scalar::<f64>()?;
             if !s.is_finite() {
-                return Err(Error::NonFinite(format!("step {}: parameter {name} holds NaN/inf; not checkpointed", self.step)));
+                return Err(Error::NonFinite(format!(
+                    "step {}: parameter {name} holds NaN/inf; not checkpointed",
+                    self.step
+                )));
             }
         }
         Ok(())
@@ -702,7 +814,8 @@ impl Trainer {
             seed: self.cfg.seed,
             config: serde_json::to_value(&self.cfg).map_err(|e| Error::Msg(e.to_string()))?,
         };
-        let dir = checkpoint::save(&self.cfg.out_dir, &self.varmap, &self.model_cfg, &self.opt.state_tensors()?, &state)?;
+        let dir =
+            checkpoint::save(&self.cfg.out_dir, &self.varmap, &self.model_cfg, &self.opt.state_tensors()?, &state)?;
         self.last_checkpoint = Some(dir.clone());
         Ok(dir)
     }
@@ -743,8 +856,11 @@ impl Trainer {
     /// Video→text R@1 (eval mode) over dataset items `indices`: a hit when the best caption equals the clip's own.
     pub fn retrieval_r1(&self, indices: &[usize]) -> Result<f64> {
         let (frames, size) = self.frames_size();
-        let batch = load_batch(self.data.as_ref(), indices, mix_seed(&[self.cfg.seed, 0xE7A1]), 0, frames, size, &self.device)?;
-        let v = crate::clip::vision::l2_normalize(&self.model.encode_video_t(&batch.video, Some(&batch.masks), false)?.detach())?;
+        let batch =
+            load_batch(self.data.as_ref(), indices, mix_seed(&[self.cfg.seed, 0xE7A1]), 0, frames, size, &self.device)?;
+        let v = crate::clip::vision::l2_normalize(
+            &self.model.encode_video_t(&batch.video, Some(&batch.masks), false)?.detach(),
+        )?;
         let t = crate::clip::vision::l2_normalize(&self.model.encode_text(&batch.ids)?.detach())?;
         let best = v.matmul(&t.t()?)?.argmax(1)?.to_vec1::<u32>()?;
         let ids = batch.ids.to_vec2::<u32>()?;
@@ -756,7 +872,15 @@ impl Trainer {
 /// What every data-parallel rank must agree on before training: config (less paths), data size, position,
 /// and a hash of every parameter and optimiser-state value. Empty for one process (nothing to compare).
 #[allow(clippy::too_many_arguments)]
-fn start_fingerprint(cfg: &TrainConfig, varmap: &VarMap, opt: &AdamW, step: usize, epoch: usize, pos: usize, n: usize) -> Result<String> {
+fn start_fingerprint(
+    cfg: &TrainConfig,
+    varmap: &VarMap,
+    opt: &AdamW,
+    step: usize,
+    epoch: usize,
+    pos: usize,
+    n: usize,
+) -> Result<String> {
     let mut config = serde_json::to_value(cfg).map_err(|e| Error::Msg(e.to_string()))?;
     // Paths may differ between nodes (mount points); what they hold is covered by the weight hash and `n`.
     if let Some(o) = config.as_object_mut() {
@@ -800,7 +924,8 @@ pub fn plot_loss(metrics: &Path, svg: &Path) -> Result<()> {
     let text = std::fs::read_to_string(metrics).map_err(|e| Error::io(metrics, e))?;
     let mut by_step = BTreeMap::new();
     for (i, line) in text.lines().enumerate().filter(|(_, l)| !l.trim().is_empty()) {
-        let m: StepMetrics = serde_json::from_str(line).map_err(|e| Error::config(metrics, format!("line {}: {e}", i + 1)))?;
+        let m: StepMetrics =
+            serde_json::from_str(line).map_err(|e| Error::config(metrics, format!("line {}: {e}", i + 1)))?;
         if m.loss.is_finite() {
             by_step.insert(m.step, m.loss);
         }
@@ -811,6 +936,16 @@ pub fn plot_loss(metrics: &Path, svg: &Path) -> Result<()> {
     let x_max = by_step.keys().last().copied().unwrap_or(1).max(1) as f64;
     let y_max = by_step.values().cloned().fold(0.0f64, f64::max).max(1e-6) * 1.05;
     let points = by_step.iter().map(|(&k, &v)| (k as f64, v)).collect();
-    let line = Line { title: "Training loss".into(), x_label: "step", y_label: "loss", points, x_max, y_max, color: BLUE, markers: false, mark: None };
+    let line = Line {
+        title: "Training loss".into(),
+        x_label: "step",
+        y_label: "loss",
+        points,
+        x_max,
+        y_max,
+        color: BLUE,
+        markers: false,
+        mark: None,
+    };
     line_charts(svg, &[line])
 }

@@ -55,19 +55,45 @@ struct HfClip {
     projection_dim: usize,
 }
 
-fn d_vocab() -> usize { 49408 }
-fn d_512() -> usize { 512 }
-fn d_2048() -> usize { 2048 }
-fn d_3072() -> usize { 3072 }
-fn d_768() -> usize { 768 }
-fn d_12() -> usize { 12 }
-fn d_8() -> usize { 8 }
-fn d_77() -> usize { 77 }
-fn d_224() -> usize { 224 }
-fn d_32() -> usize { 32 }
-fn d_act() -> String { "quick_gelu".into() }
-fn d_eps() -> f64 { 1e-5 }
-fn d_eos() -> u32 { 2 }
+fn d_vocab() -> usize {
+    49408
+}
+fn d_512() -> usize {
+    512
+}
+fn d_2048() -> usize {
+    2048
+}
+fn d_3072() -> usize {
+    3072
+}
+fn d_768() -> usize {
+    768
+}
+fn d_12() -> usize {
+    12
+}
+fn d_8() -> usize {
+    8
+}
+fn d_77() -> usize {
+    77
+}
+fn d_224() -> usize {
+    224
+}
+fn d_32() -> usize {
+    32
+}
+fn d_act() -> String {
+    "quick_gelu".into()
+}
+fn d_eps() -> f64 {
+    1e-5
+}
+fn d_eos() -> u32 {
+    2
+}
 
 pub fn is_hf_clip_config(v: &serde_json::Value) -> bool {
     v.get("vision_config").is_some() && v.get("text_config").is_some()

@@ -17,7 +17,8 @@ pub fn cache_dir() -> PathBuf {
 }
 
 /// Files fetched for a repository: the first weights file that exists, plus its config.
-const WEIGHT_FILES: &[&str] = &["model.safetensors", "open_clip_model.safetensors", "open_clip_pytorch_model.bin", "pytorch_model.bin"];
+const WEIGHT_FILES: &[&str] =
+    &["model.safetensors", "open_clip_model.safetensors", "open_clip_pytorch_model.bin", "pytorch_model.bin"];
 /// Side files fetched when present (configs and tokenizers; the emotion classifier needs the latter).
 const CONFIG_FILES: &[&str] = &["config.json", "open_clip_config.json", "tokenizer.json", "vocab.json", "merges.txt"];
 
@@ -64,7 +65,8 @@ fn download(_repo: &str) -> std::result::Result<PathBuf, String> {
 pub fn cached(repo: &str) -> Result<PathBuf> {
     let base = cache_dir().join(format!("models--{}", repo.replace('/', "--")));
     let snaps = base.join("snapshots");
-    let by_ref = std::fs::read_to_string(base.join("refs/main")).ok().map(|r| snaps.join(r.trim())).filter(|p| p.is_dir());
+    let by_ref =
+        std::fs::read_to_string(base.join("refs/main")).ok().map(|r| snaps.join(r.trim())).filter(|p| p.is_dir());
     let newest = || {
         std::fs::read_dir(&snaps)
             .ok()?

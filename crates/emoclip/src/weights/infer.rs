@@ -9,14 +9,16 @@ use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
 
 fn dims<'a>(t: &'a HashMap<String, Tensor>, k: &str, path: &Path) -> Result<&'a [usize]> {
-    t.get(k)
-        .map(|t| t.dims())
-        .ok_or_else(|| Error::checkpoint(path, format!("cannot infer the model config: key {k} is missing; pass --config")))
+    t.get(k).map(|t| t.dims()).ok_or_else(|| {
+        Error::checkpoint(path, format!("cannot infer the model config: key {k} is missing; pass --config"))
+    })
 }
 
 fn count_layers(t: &HashMap<String, Tensor>, prefix: &str, suffix: &str) -> usize {
     t.keys()
-        .filter_map(|k| k.strip_prefix(prefix)?.split_once('.').filter(|(_, r)| *r == suffix).map(|(i, _)| i.to_string()))
+        .filter_map(|k| {
+            k.strip_prefix(prefix)?.split_once('.').filter(|(_, r)| *r == suffix).map(|(i, _)| i.to_string())
+        })
         .collect::<std::collections::BTreeSet<_>>()
         .len()
 }
@@ -28,7 +30,10 @@ pub fn infer_backbone(t: &HashMap<String, Tensor>, path: &Path) -> Result<OpenCl
     let npos = dims(t, "backbone.visual.positional_embedding", path)?[0];
     let grid = (((npos.saturating_sub(1)) as f64).sqrt().round()) as usize;
     if grid * grid + 1 != npos {
-        return Err(Error::checkpoint(path, format!("visual.positional_embedding has {npos} rows: not 1 + a square grid")));
+        return Err(Error::checkpoint(
+            path,
+            format!("visual.positional_embedding has {npos} rows: not 1 + a square grid"),
+        ));
     }
     let embed_dim = dims(t, "backbone.visual.proj", path)?[1];
     let vlayers = count_layers(t, "backbone.visual.transformer.resblocks.", "attn.in_proj_weight");

@@ -156,7 +156,9 @@ fn hf_to_canonical(raw: HashMap<String, Tensor>, path: &Path) -> Result<HashMap<
             _ => {
                 return Err(Error::checkpoint(
                     path,
-                    format!("{block}: q_proj/k_proj/v_proj {param} incomplete; the checkpoint is partial, re-download it"),
+                    format!(
+                        "{block}: q_proj/k_proj/v_proj {param} incomplete; the checkpoint is partial, re-download it"
+                    ),
                 ))
             }
         }

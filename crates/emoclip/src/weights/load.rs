@@ -35,12 +35,8 @@ impl Default for LoadOptions {
 }
 
 /// Weight files looked for inside a directory, in order.
-const DIR_WEIGHTS: &[&str] = &[
-    "model.safetensors",
-    "open_clip_model.safetensors",
-    "pytorch_model.bin",
-    "open_clip_pytorch_model.bin",
-];
+const DIR_WEIGHTS: &[&str] =
+    &["model.safetensors", "open_clip_model.safetensors", "pytorch_model.bin", "open_clip_pytorch_model.bin"];
 
 fn read_json(path: &Path) -> Result<serde_json::Value> {
     let s = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
@@ -70,7 +66,10 @@ impl Checkpoint {
         }
         let (file, config_path) = if path.is_dir() {
             let file = DIR_WEIGHTS.iter().map(|n| path.join(n)).find(|p| p.is_file()).ok_or_else(|| {
-                Error::checkpoint(path, format!("directory holds none of {DIR_WEIGHTS:?}; point --weights at the weights file"))
+                Error::checkpoint(
+                    path,
+                    format!("directory holds none of {DIR_WEIGHTS:?}; point --weights at the weights file"),
+                )
             })?;
             let cfg = ["config.json", "open_clip_config.json"].iter().map(|n| path.join(n)).find(|p| p.is_file());
             (file, cfg)
@@ -111,9 +110,7 @@ impl Checkpoint {
     }
 
     fn finish(&self, report: LoadReport, cfg_note: &str) -> Result<LoadReport> {
-        let bad = !report.misshaped.is_empty()
-            || !report.unexpected.is_empty()
-            || !report.missing.is_empty();
+        let bad = !report.misshaped.is_empty() || !report.unexpected.is_empty() || !report.missing.is_empty();
         if bad {
             return Err(Error::checkpoint(
                 &self.path,
@@ -133,7 +130,8 @@ impl Checkpoint {
         let cfg = self.resolve_config(opts.config.as_ref())?;
         let checked = self.checked(|_| true, opts);
         let vb = checked.var_builder(opts.dtype, &opts.device);
-        let model = EmotionClip::load(vb, &cfg).map_err(|e| Error::checkpoint(&self.path, format!("cannot build the model: {e}")))?;
+        let model = EmotionClip::load(vb, &cfg)
+            .map_err(|e| Error::checkpoint(&self.path, format!("cannot build the model: {e}")))?;
         let note = format!("subject {:?}, temporal {:?}", cfg.subject, cfg.temporal.fusion);
         let report = self.finish(checked.report(&[]), &note)?;
         Ok((model, report))
@@ -165,7 +163,10 @@ fn tie_logit_scale(t: &mut HashMap<String, Tensor>, path: &Path) -> Result<()> {
                 .max(0)?
                 .to_scalar::<f32>()?;
             if diff != 0.0 {
-                return Err(Error::checkpoint(path, "logit_scale and backbone.logit_scale differ; they must be the same tied parameter"));
+                return Err(Error::checkpoint(
+                    path,
+                    "logit_scale and backbone.logit_scale differ; they must be the same tied parameter",
+                ));
             }
         }
         _ => {}

@@ -48,8 +48,12 @@ pub fn sniff(path: &Path) -> Result<FileFormat> {
 pub fn read_tensors(path: &Path, device: &Device) -> Result<HashMap<String, Tensor>> {
     match sniff(path)? {
         FileFormat::Safetensors => {
-            let map = candle_core::safetensors::load(path, device)
-                .map_err(|e| Error::checkpoint(path, format!("cannot read safetensors: {e}; the file may be truncated, re-download it")))?;
+            let map = candle_core::safetensors::load(path, device).map_err(|e| {
+                Error::checkpoint(
+                    path,
+                    format!("cannot read safetensors: {e}; the file may be truncated, re-download it"),
+                )
+            })?;
             Ok(map)
         }
         FileFormat::TorchZip => read_torch_zip(path, device),
@@ -58,8 +62,12 @@ pub fn read_tensors(path: &Path, device: &Device) -> Result<HashMap<String, Tens
 
 fn read_torch_zip(path: &Path, device: &Device) -> Result<HashMap<String, Tensor>> {
     let key = state_dict_key(path)?;
-    let tensors = candle_core::pickle::read_all_with_key(path, key.as_deref())
-        .map_err(|e| Error::checkpoint(path, format!("cannot read PyTorch checkpoint: {e}; the file may be truncated, re-download it")))?;
+    let tensors = candle_core::pickle::read_all_with_key(path, key.as_deref()).map_err(|e| {
+        Error::checkpoint(
+            path,
+            format!("cannot read PyTorch checkpoint: {e}; the file may be truncated, re-download it"),
+        )
+    })?;
     if tensors.is_empty() {
         return Err(Error::checkpoint(path, "the checkpoint holds no tensors"));
     }
@@ -74,8 +82,9 @@ fn read_torch_zip(path: &Path, device: &Device) -> Result<HashMap<String, Tensor
 /// the nested dict (`model`, `state_dict`). Rejects TorchScript archives with a fix.
 fn state_dict_key(path: &Path) -> Result<Option<String>> {
     let file = std::fs::File::open(path).map_err(|e| Error::io(path, e))?;
-    let mut zip = zip::ZipArchive::new(std::io::BufReader::new(file))
-        .map_err(|e| Error::checkpoint(path, format!("corrupt or truncated zip archive ({e}); re-download the checkpoint")))?;
+    let mut zip = zip::ZipArchive::new(std::io::BufReader::new(file)).map_err(|e| {
+        Error::checkpoint(path, format!("corrupt or truncated zip archive ({e}); re-download the checkpoint"))
+    })?;
     let names: Vec<String> = zip
         .file_names()
         .map(|s| s.map(|s| s.into_owned()))
@@ -95,9 +104,7 @@ fn state_dict_key(path: &Path) -> Result<Option<String>> {
         zip.by_name(pkl).map_err(|e| Error::checkpoint(path, format!("cannot open {pkl}: {e}")))?,
     );
     let mut stack = candle_core::pickle::Stack::empty();
-    stack
-        .read_loop(&mut reader)
-        .map_err(|e| Error::checkpoint(path, format!("cannot parse {pkl}: {e}")))?;
+    stack.read_loop(&mut reader).map_err(|e| Error::checkpoint(path, format!("cannot parse {pkl}: {e}")))?;
     let obj = stack.finalize().map_err(|e| Error::checkpoint(path, format!("cannot parse {pkl}: {e}")))?;
     let Object::Dict(entries) = obj else {
         // candle handles `__torch__` module objects itself.
@@ -114,10 +121,8 @@ fn state_dict_key(path: &Path) -> Result<Option<String>> {
             }
         }
     }
-    let keys: Vec<String> = entries
-        .iter()
-        .filter_map(|(k, _)| if let Object::Unicode(s) = k { Some(s.clone()) } else { None })
-        .collect();
+    let keys: Vec<String> =
+        entries.iter().filter_map(|(k, _)| if let Object::Unicode(s) = k { Some(s.clone()) } else { None }).collect();
     Err(Error::checkpoint(
         path,
         format!("no state dict found: top-level keys are {keys:?}; expected tensors or a `model`/`state_dict` entry"),

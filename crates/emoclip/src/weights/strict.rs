@@ -54,11 +54,9 @@ impl LoadReport {
     /// A multi-line description of the problems, sorted, with counts.
     pub fn describe(&self) -> String {
         let mut s = String::new();
-        for (title, list) in [
-            ("missing", &self.missing),
-            ("wrong shape", &self.misshaped),
-            ("unexpected", &self.unexpected),
-        ] {
+        for (title, list) in
+            [("missing", &self.missing), ("wrong shape", &self.misshaped), ("unexpected", &self.unexpected)]
+        {
             if !list.is_empty() {
                 let mut l = list.clone();
                 l.sort();

@@ -121,11 +121,12 @@ pub fn read_annotations(path: &Path) -> Result<Vec<Row>> {
                 ),
             ));
         }
-        let num = |j: usize, what: &str| -> Result<f64> {
-            rec[j].trim().parse::<f64>().ok().filter(|v| v.is_finite()).ok_or_else(|| {
-                bad(line, format!("column {} ({what}) is `{}`, not a finite number", j + 1, &rec[j]))
-            })
-        };
+        let num =
+            |j: usize, what: &str| -> Result<f64> {
+                rec[j].trim().parse::<f64>().ok().filter(|v| v.is_finite()).ok_or_else(|| {
+                    bad(line, format!("column {} ({what}) is `{}`, not a finite number", j + 1, &rec[j]))
+                })
+            };
         let int = |j: usize, what: &str| -> Result<i64> {
             let v = num(j, what)?;
             if v.fract() != 0.0 {
@@ -143,7 +144,10 @@ pub fn read_annotations(path: &Path) -> Result<Vec<Row>> {
             if !(0.0..=1.0).contains(c) {
                 return Err(bad(
                     line,
-                    format!("category `{}` = {c} is out of range: BoLD category scores are annotator fractions in [0, 1]", CLASSES[k]),
+                    format!(
+                        "category `{}` = {c} is out of range: BoLD category scores are annotator fractions in [0, 1]",
+                        CLASSES[k]
+                    ),
                 ));
             }
         }
@@ -182,12 +186,20 @@ pub fn load(root: &Path, opts: &AdapterOptions) -> Result<Vec<DatasetTask>> {
         for r in read_annotations(&csv)? {
             let dir = root.join("mmextract").join(&r.video_id);
             if !dir.is_dir() {
-                skipped.push(Skipped { row: r.line, path: dir, reason: format!("{}: frame directory not found", csv.display()) });
+                skipped.push(Skipped {
+                    row: r.line,
+                    path: dir,
+                    reason: format!("{}: frame directory not found", csv.display()),
+                });
                 continue;
             }
             let jp = joints_path(root, &r.video_id);
             if !jp.is_file() {
-                skipped.push(Skipped { row: r.line, path: jp, reason: format!("{}: joints file not found", csv.display()) });
+                skipped.push(Skipped {
+                    row: r.line,
+                    path: jp,
+                    reason: format!("{}: joints file not found", csv.display()),
+                });
                 continue;
             }
             if !joints.contains_key(&jp) {

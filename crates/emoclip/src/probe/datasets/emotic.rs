@@ -118,7 +118,9 @@ pub fn read_annotations(path: &Path) -> Result<Vec<Row>> {
         };
         let bbox = match parse_list(get(cb)).as_deref() {
             Some(&[x1, y1, x2, y2]) if x2 >= x1 && y2 >= y1 => [x1 as f32, y1 as f32, x2 as f32, y2 as f32],
-            _ => return Err(bad(format!("`BBox` is `{}`, expected [x1, y1, x2, y2] with x2 >= x1, y2 >= y1", get(cb)))),
+            _ => {
+                return Err(bad(format!("`BBox` is `{}`, expected [x1, y1, x2, y2] with x2 >= x1, y2 >= y1", get(cb))))
+            }
         };
         let (folder, filename) = (get(cf).to_string(), get(cn).to_string());
         if filename.is_empty() {
@@ -133,7 +135,9 @@ pub fn read_annotations(path: &Path) -> Result<Vec<Row>> {
 pub fn read_categories(path: &Path, rows: usize) -> Result<Vec<Vec<usize>>> {
     let data = |msg: String| Error::Data { path: path.to_path_buf(), msg };
     if !path.is_file() {
-        return Err(data("category array not found; it is written by Tandon-A/emotic `mat2py.py --generate_npy`".into()));
+        return Err(data(
+            "category array not found; it is written by Tandon-A/emotic `mat2py.py --generate_npy`".into(),
+        ));
     }
     let t = candle_core::Tensor::read_npy(path).map_err(|e| data(format!("not a readable .npy array ({e})")))?;
     let dims = t.dims().to_vec();
@@ -178,7 +182,9 @@ pub fn load(root: &Path, opts: &AdapterOptions) -> Result<Vec<DatasetTask>> {
                 continue;
             }
             let [x1, y1, x2, y2] = r.bbox;
-            let boxes = BoxFile::clip(vec![PersonBox::new(x1, y1, x2, y2, None)]).with_size(r.size.0, r.size.1).with_origin(&csv);
+            let boxes = BoxFile::clip(vec![PersonBox::new(x1, y1, x2, y2, None)])
+                .with_size(r.size.0, r.size.1)
+                .with_origin(&csv);
             items.push(Item {
                 row: r.line,
                 path,

@@ -55,17 +55,17 @@ pub struct Second {
 /// Parses one tab-separated annotation file (`Time`, then valence and arousal).
 pub fn parse_annotations(text: &str, source: &Path) -> Result<Vec<Second>> {
     let err = |m: String| Error::Msg(format!("{}: {m}", source.display()));
-    let mut rdr = csv::ReaderBuilder::new().delimiter(b'\t').has_headers(true).flexible(true).from_reader(text.as_bytes());
+    let mut rdr =
+        csv::ReaderBuilder::new().delimiter(b'\t').has_headers(true).flexible(true).from_reader(text.as_bytes());
     let headers: Vec<String> = rdr
         .headers()
         .map_err(|e| err(format!("unreadable header ({e})")))?
         .iter()
         .map(|h| h.trim().trim_start_matches('\u{feff}').to_ascii_lowercase())
         .collect();
-    let ct = headers
-        .iter()
-        .position(|h| h == "time")
-        .ok_or_else(|| err(format!("no `Time` column (found: {}); expected a MediaEval 2018 annotation file", headers.join(", "))))?;
+    let ct = headers.iter().position(|h| h == "time").ok_or_else(|| {
+        err(format!("no `Time` column (found: {}); expected a MediaEval 2018 annotation file", headers.join(", ")))
+    })?;
     let named = |n: &str| headers.iter().position(|h| h == n);
     let (cv, ca) = match (named("valence"), named("arousal")) {
         (Some(v), Some(a)) => (v, a),
@@ -95,7 +95,9 @@ pub fn parse_annotations(text: &str, source: &Path) -> Result<Vec<Second>> {
 /// `list of {"%08d.jpg": boxes}` (letterbox coordinates) → per-frame boxes in original pixels.
 fn movie_boxes(path: &Path, w: u32, h: u32) -> Result<BTreeMap<usize, Vec<PersonBox>>> {
     let v = read_json(path)?;
-    let list = v.as_array().ok_or_else(|| Error::Msg(format!("{}: expected a list of {{\"%08d.jpg\": boxes}}", path.display())))?;
+    let list = v
+        .as_array()
+        .ok_or_else(|| Error::Msg(format!("{}: expected a list of {{\"%08d.jpg\": boxes}}", path.display())))?;
     let mut frames: BTreeMap<usize, Vec<PersonBox>> = BTreeMap::new();
     for d in list {
         let o = d.as_object().ok_or_else(|| Error::Msg(format!("{}: list entries must be objects", path.display())))?;
@@ -184,7 +186,8 @@ pub fn load(root: &Path, opts: &AdapterOptions) -> Result<Vec<DatasetTask>> {
                         });
                         continue;
                     }
-                    if split == Split::Train && lo.trim_train_edges && (r < VIDEO_LEN / 2 || total - r < VIDEO_LEN / 2) {
+                    if split == Split::Train && lo.trim_train_edges && (r < VIDEO_LEN / 2 || total - r < VIDEO_LEN / 2)
+                    {
                         continue; // the official edge filter: not an error, not reported
                     }
                     let number = k as u64 + 1;
@@ -211,11 +214,17 @@ pub fn load(root: &Path, opts: &AdapterOptions) -> Result<Vec<DatasetTask>> {
                         split,
                         // Only the encoded frames' boxes (a whole movie's per item would not fit in memory).
                         boxes: boxes.as_ref().map(|b| {
-                            let sel = numbers.iter().map(|&n| (n as usize, b.get(&(n as usize)).cloned().unwrap_or_default()));
+                            let sel = numbers
+                                .iter()
+                                .map(|&n| (n as usize, b.get(&(n as usize)).cloned().unwrap_or_default()));
                             BoxesSpec::Built(BoxFile::per_frame(sel.collect()))
                         }),
                         label: Label::Targets(vec![s.valence, s.arousal]),
-                        media: MediaOptions { frames: FrameSelection::Numbers(numbers), mask: MaskMode::Bilinear, ..Default::default() },
+                        media: MediaOptions {
+                            frames: FrameSelection::Numbers(numbers),
+                            mask: MaskMode::Bilinear,
+                            ..Default::default()
+                        },
                     });
                 }
             }

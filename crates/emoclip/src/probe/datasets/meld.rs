@@ -126,7 +126,8 @@ pub(crate) fn media_size(path: &Path) -> Result<(u32, u32)> {
     if path.is_dir() {
         let fd = FrameDir::open(path)?;
         let first = fd.frames.first().ok_or_else(|| Error::media(path, "no frames in the directory"))?;
-        return image::image_dimensions(&first.1).map_err(|e| Error::media(&first.1, format!("unreadable frame ({e})")));
+        return image::image_dimensions(&first.1)
+            .map_err(|e| Error::media(&first.1, format!("unreadable frame ({e})")));
     }
     let clip = crate::media::decode_frames(path, &[0])?;
     Ok((clip.width, clip.height))
@@ -194,7 +195,11 @@ pub fn load(root: &Path, opts: &AdapterOptions) -> Result<Vec<DatasetTask>> {
                         Some(BoxesSpec::Built(frame_boxes(entry, w, h, &format!("{} {clip}", boxes_path.display()))?))
                     }
                     Err(e) => {
-                        skipped.push(Skipped { row: u.line, path: media.clone(), reason: format!("unreadable media: {e}") });
+                        skipped.push(Skipped {
+                            row: u.line,
+                            path: media.clone(),
+                            reason: format!("unreadable media: {e}"),
+                        });
                         continue;
                     }
                 },
@@ -213,7 +218,10 @@ pub fn load(root: &Path, opts: &AdapterOptions) -> Result<Vec<DatasetTask>> {
             });
         }
         if no_boxes > 0 {
-            tracing::warn!("{}: {no_boxes} {split_name} clip(s) have no entry (encoded without subject mask)", boxes_path.display());
+            tracing::warn!(
+                "{}: {no_boxes} {split_name} clip(s) have no entry (encoded without subject mask)",
+                boxes_path.display()
+            );
         }
     }
     let manifest = Manifest {

@@ -109,7 +109,12 @@ pub struct AdapterOptions {
 
 impl Default for AdapterOptions {
     fn default() -> Self {
-        Self { official_c: true, eval: EvalOptions::default(), meld: MeldOptions::default(), liris: LirisOptions::default() }
+        Self {
+            official_c: true,
+            eval: EvalOptions::default(),
+            meld: MeldOptions::default(),
+            liris: LirisOptions::default(),
+        }
     }
 }
 
@@ -148,13 +153,12 @@ pub fn load(kind: DatasetKind, root: &Path, opts: &AdapterOptions) -> Result<Vec
 /// resized frame up to floating-point rounding of the division.
 pub fn letterbox_boxes(raw: &serde_json::Value, w: u32, h: u32, what: &str) -> Result<Vec<PersonBox>> {
     let r0 = (640.0 / w as f64).min(640.0 / h as f64);
-    let arr = raw.as_array().ok_or_else(|| Error::Msg(format!("{what}: boxes must be a list of [x1,y1,x2,y2,conf]")))?;
+    let arr =
+        raw.as_array().ok_or_else(|| Error::Msg(format!("{what}: boxes must be a list of [x1,y1,x2,y2,conf]")))?;
     arr.iter()
         .map(|b| {
-            let v: Vec<f64> = b
-                .as_array()
-                .map(|a| a.iter().filter_map(serde_json::Value::as_f64).collect())
-                .unwrap_or_default();
+            let v: Vec<f64> =
+                b.as_array().map(|a| a.iter().filter_map(serde_json::Value::as_f64).collect()).unwrap_or_default();
             if v.len() != 5 && v.len() != 4 {
                 return Err(Error::Msg(format!("{what}: box {b} is not [x1,y1,x2,y2,conf]")));
             }

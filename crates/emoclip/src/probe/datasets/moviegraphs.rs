@@ -39,9 +39,31 @@ pub const OFFICIAL_C: f64 = 10.0;
 
 /// The 26 Emotic categories (paper Table 5 names), in the official index order.
 pub const CLASSES: [&str; 26] = [
-    "Affection", "Anger", "Annoyance", "Anticipation", "Aversion", "Confidence", "Disapproval", "Disconnection",
-    "Disquietment", "Doubt/Confusion", "Embarrassment", "Engagement", "Esteem", "Excitement", "Fatigue", "Fear",
-    "Happiness", "Pain", "Peace", "Pleasure", "Sadness", "Sensitivity", "Suffering", "Surprise", "Sympathy",
+    "Affection",
+    "Anger",
+    "Annoyance",
+    "Anticipation",
+    "Aversion",
+    "Confidence",
+    "Disapproval",
+    "Disconnection",
+    "Disquietment",
+    "Doubt/Confusion",
+    "Embarrassment",
+    "Engagement",
+    "Esteem",
+    "Excitement",
+    "Fatigue",
+    "Fear",
+    "Happiness",
+    "Pain",
+    "Peace",
+    "Pleasure",
+    "Sadness",
+    "Sensitivity",
+    "Suffering",
+    "Surprise",
+    "Sympathy",
     "Yearning",
 ];
 
@@ -55,16 +77,52 @@ pub const KEYWORDS: [&[&str]; 26] = [
     &["disgusted", "horrified", "hateful"],
     &["confident", "proud", "stubborn", "defiant", "independent", "convincing"],
     &[
-        "disapproving", "hostile", "unfriendly", "mean", "disrespectful", "mocking", "condescending", "cunning",
-        "manipulative", "nasty", "deceitful", "conceited", "sleazy", "greedy", "rebellious", "petty",
+        "disapproving",
+        "hostile",
+        "unfriendly",
+        "mean",
+        "disrespectful",
+        "mocking",
+        "condescending",
+        "cunning",
+        "manipulative",
+        "nasty",
+        "deceitful",
+        "conceited",
+        "sleazy",
+        "greedy",
+        "rebellious",
+        "petty",
     ],
     &[
-        "indifferent", "bored", "distracted", "distant", "uninterested", "self-centered", "lonely", "cynical",
-        "restrained", "unimpressed", "dismissive",
+        "indifferent",
+        "bored",
+        "distracted",
+        "distant",
+        "uninterested",
+        "self-centered",
+        "lonely",
+        "cynical",
+        "restrained",
+        "unimpressed",
+        "dismissive",
     ],
     &[
-        "worried", "nervous", "tense", "anxious", "afraid", "alarmed", "suspicious", "uncomfortable", "hesitant",
-        "reluctant", "insecure", "stressed", "unsatisfied", "solemn", "submissive",
+        "worried",
+        "nervous",
+        "tense",
+        "anxious",
+        "afraid",
+        "alarmed",
+        "suspicious",
+        "uncomfortable",
+        "hesitant",
+        "reluctant",
+        "insecure",
+        "stressed",
+        "unsatisfied",
+        "solemn",
+        "submissive",
     ],
     &["confused", "skeptical", "indecisive"],
     &["embarrassed", "ashamed", "humiliated"],
@@ -74,25 +132,66 @@ pub const KEYWORDS: [&[&str]; 26] = [
     &["tired", "sleepy", "drowsy"],
     &["scared", "fearful", "timid", "terrified"],
     &[
-        "cheerful", "delighted", "happy", "amused", "laughing", "thrilled", "smiling", "pleased", "overwhelmed",
-        "ecstatic", "exuberant",
+        "cheerful",
+        "delighted",
+        "happy",
+        "amused",
+        "laughing",
+        "thrilled",
+        "smiling",
+        "pleased",
+        "overwhelmed",
+        "ecstatic",
+        "exuberant",
     ],
     &["pain"],
     &["content", "relieved", "relaxed", "calm", "quiet", "satisfied", "reserved", "carefree"],
     &["funny", "attracted", "aroused", "hedonistic", "pleasant", "flattered", "entertaining", "mesmerized"],
     &[
-        "sad", "melancholy", "upset", "disappointed", "discouraged", "grumpy", "crying", "regretful",
-        "grief-stricken", "depressed", "heartbroken", "remorseful", "hopeless", "pensive", "miserable",
+        "sad",
+        "melancholy",
+        "upset",
+        "disappointed",
+        "discouraged",
+        "grumpy",
+        "crying",
+        "regretful",
+        "grief-stricken",
+        "depressed",
+        "heartbroken",
+        "remorseful",
+        "hopeless",
+        "pensive",
+        "miserable",
     ],
     &["apologetic", "nostalgic"],
     &["offended", "hurt", "insulted", "ignorant", "disturbed", "abusive", "offensive"],
     &[
-        "surprise", "surprised", "shocked", "amazed", "startled", "astonished", "speechless", "disbelieving",
+        "surprise",
+        "surprised",
+        "shocked",
+        "amazed",
+        "startled",
+        "astonished",
+        "speechless",
+        "disbelieving",
         "incredulous",
     ],
     &[
-        "kind", "compassionate", "supportive", "sympathetic", "encouraging", "thoughtful", "understanding",
-        "generous", "concerned", "dependable", "caring", "forgiving", "reassuring", "gentle",
+        "kind",
+        "compassionate",
+        "supportive",
+        "sympathetic",
+        "encouraging",
+        "thoughtful",
+        "understanding",
+        "generous",
+        "concerned",
+        "dependable",
+        "caring",
+        "forgiving",
+        "reassuring",
+        "gentle",
     ],
     &["jealous", "determined", "aggressive", "desperate", "focused", "dedicated", "diligent"],
 ];
@@ -138,7 +237,11 @@ fn scene_boundaries(path: &Path) -> Result<Vec<(usize, usize)>> {
             let p = |j: usize| r.get(j).and_then(|v| v.parse::<usize>().ok());
             match (p(0), p(1)) {
                 (Some(a), Some(b)) if a >= 1 && b >= a => Ok((a, b)),
-                _ => Err(Error::Msg(format!("{} line {}: expected `start_shot end_shot is_useful` (1-based shots)", path.display(), i + 1))),
+                _ => Err(Error::Msg(format!(
+                    "{} line {}: expected `start_shot end_shot is_useful` (1-based shots)",
+                    path.display(),
+                    i + 1
+                ))),
             }
         })
         .collect()
@@ -178,11 +281,13 @@ pub fn load(root: &Path, opts: &AdapterOptions) -> Result<Vec<DatasetTask>> {
     let split_json = read_json(&split_path)?;
     let mut split_of: BTreeMap<String, Split> = BTreeMap::new();
     for (name, split) in [("train", Split::Train), ("val", Split::Val), ("test", Split::Test)] {
-        let list = split_json.get(name).and_then(|v| v.as_array()).ok_or_else(|| {
-            Error::Msg(format!("{}: no `{name}` list of movie ids", split_path.display()))
-        })?;
+        let list = split_json
+            .get(name)
+            .and_then(|v| v.as_array())
+            .ok_or_else(|| Error::Msg(format!("{}: no `{name}` list of movie ids", split_path.display())))?;
         for m in list {
-            let m = m.as_str().ok_or_else(|| Error::Msg(format!("{}: movie ids must be strings", split_path.display())))?;
+            let m =
+                m.as_str().ok_or_else(|| Error::Msg(format!("{}: movie ids must be strings", split_path.display())))?;
             split_of.insert(m.to_string(), split);
         }
     }
@@ -213,12 +318,12 @@ pub fn load(root: &Path, opts: &AdapterOptions) -> Result<Vec<DatasetTask>> {
         for (clip_id, emotions) in clips {
             row += 1;
             let what = format!("{movie} clip {clip_id}");
-            let clip: usize = clip_id
-                .parse()
-                .map_err(|_| Error::Msg(format!("{}: {movie}: clip id {clip_id:?} is not a number", labels_path.display())))?;
-            let words = emotions.as_array().ok_or_else(|| {
-                Error::Msg(format!("{}: {what}: emotions must be a list", labels_path.display()))
+            let clip: usize = clip_id.parse().map_err(|_| {
+                Error::Msg(format!("{}: {movie}: clip id {clip_id:?} is not a number", labels_path.display()))
             })?;
+            let words = emotions
+                .as_array()
+                .ok_or_else(|| Error::Msg(format!("{}: {what}: emotions must be a list", labels_path.display())))?;
             let mut cats: Vec<usize> = Vec::new();
             for w in words {
                 let w = w.as_str().unwrap_or_default();
@@ -230,14 +335,21 @@ pub fn load(root: &Path, opts: &AdapterOptions) -> Result<Vec<DatasetTask>> {
             cats.sort_unstable();
             cats.dedup();
             if cats.is_empty() {
-                skipped.push(Skipped { row, path: labels_path.clone(), reason: format!("{what}: no emotion maps to an Emotic category") });
+                skipped.push(Skipped {
+                    row,
+                    path: labels_path.clone(),
+                    reason: format!("{what}: no emotion maps to an Emotic category"),
+                });
                 continue;
             }
             let &(s0, s1) = scenes.get(clip).ok_or_else(|| {
                 Error::Msg(format!("{movie}.scenes.gt has {} clip(s), the labels name clip {clip}", scenes.len()))
             })?;
             let (Some(&(start, _)), Some(&(_, mut end))) = (shots.get(s0 - 1), shots.get(s1 - 1)) else {
-                return Err(Error::Msg(format!("{movie}.videvents has {} shot(s), clip {clip} needs shot {s1}", shots.len())));
+                return Err(Error::Msg(format!(
+                    "{movie}.videvents has {} shot(s), clip {clip} needs shot {s1}",
+                    shots.len()
+                )));
             };
             if movie == "tt0388795" && clip == 207 {
                 end = 184272; // official patch: the movie is shorter than its annotation
@@ -247,7 +359,11 @@ pub fn load(root: &Path, opts: &AdapterOptions) -> Result<Vec<DatasetTask>> {
             }
             let numbers: Vec<u64> = linspace_int(start, end.max(start), 8).into_iter().map(|v| v as u64).collect();
             let Some(fd) = &fd else {
-                skipped.push(Skipped { row, path: frames_dir.clone(), reason: format!("{what}: frame directory not found") });
+                skipped.push(Skipped {
+                    row,
+                    path: frames_dir.clone(),
+                    reason: format!("{what}: frame directory not found"),
+                });
                 continue;
             };
             if let Some(n) = numbers.iter().find(|&&n| fd.position_of(n).is_none()) {
@@ -267,7 +383,12 @@ pub fn load(root: &Path, opts: &AdapterOptions) -> Result<Vec<DatasetTask>> {
                             mb.get(&k).map(|v| (k, v.clone()))
                         })
                         .collect();
-                    Some(BoxesSpec::Built(super::meld::frame_boxes(&serde_json::Value::Object(sel), w, h, &format!("{} {movie}", boxes_path.display()))?))
+                    Some(BoxesSpec::Built(super::meld::frame_boxes(
+                        &serde_json::Value::Object(sel),
+                        w,
+                        h,
+                        &format!("{} {movie}", boxes_path.display()),
+                    )?))
                 }
                 _ => None,
             };

@@ -64,11 +64,14 @@ fn buffer_rng(seed: u64, epoch: usize) -> StdRng {
 
 /// First global sample index of every shard (prefix sums of `counts`).
 fn bases(counts: &[usize]) -> Vec<usize> {
-    counts.iter().scan(0, |acc, &c| {
-        let b = *acc;
-        *acc += c;
-        Some(b)
-    }).collect()
+    counts
+        .iter()
+        .scan(0, |acc, &c| {
+            let b = *acc;
+            *acc += c;
+            Some(b)
+        })
+        .collect()
 }
 
 /// The sample order (global indices: shard `s`, sample `j` is `Σ counts[..s] + j`) that a stream over shards
@@ -188,7 +191,9 @@ impl ShardIndex {
 
     /// Reads the sample with global index `index` (random access: opens its shard and seeks).
     pub fn read_index(&self, index: usize) -> Result<(PathBuf, Members)> {
-        let (s, j) = self.locate(index).ok_or_else(|| Error::Msg(format!("sample {index} is out of range ({} samples)", self.len())))?;
+        let (s, j) = self
+            .locate(index)
+            .ok_or_else(|| Error::Msg(format!("sample {index} is out of range ({} samples)", self.len())))?;
         let path = &self.shards[s].path;
         let mut r = BufReader::new(File::open(path).map_err(|e| Error::io(path, e))?);
         Ok((path.clone(), self.read(s, j, &mut r)?))
@@ -197,7 +202,9 @@ impl ShardIndex {
 
 /// Reads the members of sample `key` whose first header is at byte `off`: `(ext, bytes)` in tar order.
 pub fn read_sample_at<R: Read + Seek>(reader: &mut R, path: &Path, off: u64, key: &str) -> Result<Members> {
-    let bad = |e: std::io::Error| Error::media(path, format!("sample {key}: corrupt shard ({e}); rerun `emoclip prepare` for this video"));
+    let bad = |e: std::io::Error| {
+        Error::media(path, format!("sample {key}: corrupt shard ({e}); rerun `emoclip prepare` for this video"))
+    };
     reader.seek(SeekFrom::Start(off)).map_err(bad)?;
     let mut ar = tar::Archive::new(reader);
     let mut files = Vec::new();
@@ -213,7 +220,10 @@ pub fn read_sample_at<R: Read + Seek>(reader: &mut R, path: &Path, off: u64, key
         files.push((ext.to_string(), data));
     }
     if files.is_empty() {
-        return Err(Error::media(path, format!("sample {key}: no member at byte {off}; the shard changed since it was indexed")));
+        return Err(Error::media(
+            path,
+            format!("sample {key}: no member at byte {off}; the shard changed since it was indexed"),
+        ));
     }
     Ok(files)
 }
@@ -286,7 +296,16 @@ impl ShardStream {
     /// Starts reading epoch `epoch` at position `start` of `order` (which must be this epoch's
     /// [`stream_order`]); at most `buffer` samples wait in the shuffle buffer and `prefetch` in the channel.
     #[allow(clippy::too_many_arguments)]
-    pub fn start(index: Arc<ShardIndex>, order: Arc<Vec<usize>>, buffer: usize, prefetch: usize, seed: u64, epoch: usize, start: usize, residency: Arc<Residency>) -> Result<Self> {
+    pub fn start(
+        index: Arc<ShardIndex>,
+        order: Arc<Vec<usize>>,
+        buffer: usize,
+        prefetch: usize,
+        seed: u64,
+        epoch: usize,
+        start: usize,
+        residency: Arc<Residency>,
+    ) -> Result<Self> {
         let (tx, rx) = sync_channel::<Emitted>(prefetch.max(1));
         let stop = Arc::new(AtomicBool::new(false));
         let stop2 = stop.clone();
@@ -297,14 +316,22 @@ impl ShardStream {
                 for (p, &g) in order.iter().enumerate() {
                     pos_of[g] = p;
                 }
-                let mut buf: ShuffleBuffer<(usize, Option<Result<RawSample>>)> = ShuffleBuffer::new(buffer, buffer_rng(seed, epoch));
+                let mut buf: ShuffleBuffer<(usize, Option<Result<RawSample>>)> =
+                    ShuffleBuffer::new(buffer, buffer_rng(seed, epoch));
                 let mut t = 0usize;
                 // Emits one sample; false when the consumer is gone.
                 let mut emit = |(g, raw): (usize, Option<Result<RawSample>>)| -> bool {
                     let p = t;
                     t += 1;
                     if order.get(p) != Some(&g) {
-                        let _ = tx.send((p, g, Err(Error::Msg(format!("internal: stream position {p} holds sample {g}, the order says {:?}", order.get(p))))));
+                        let _ = tx.send((
+                            p,
+                            g,
+                            Err(Error::Msg(format!(
+                                "internal: stream position {p} holds sample {g}, the order says {:?}",
+                                order.get(p)
+                            ))),
+                        ));
                         return false;
                     }
                     match raw {
@@ -324,11 +351,19 @@ impl ShardStream {
                         let raw = if pos_of[g] < start {
                             None
                         } else {
-                            let r = reader.get_or_insert_with(|| File::open(&sh.path).map(|f| BufReader::with_capacity(1 << 20, f)).map_err(|e| e.to_string()));
+                            let r = reader.get_or_insert_with(|| {
+                                File::open(&sh.path)
+                                    .map(|f| BufReader::with_capacity(1 << 20, f))
+                                    .map_err(|e| e.to_string())
+                            });
                             Some(match r {
                                 Ok(r) => {
                                     let files = index.read(s, j, r);
-                                    files.map(|files| RawSample { path: sh.path.clone(), files, _resident: residency.acquire() })
+                                    files.map(|files| RawSample {
+                                        path: sh.path.clone(),
+                                        files,
+                                        _resident: residency.acquire(),
+                                    })
                                 }
                                 Err(e) => Err(Error::media(&sh.path, format!("cannot open the shard: {e}"))),
                             })
