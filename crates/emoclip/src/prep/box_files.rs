@@ -20,13 +20,20 @@ pub fn check_boxes_dir(dir: &Path, option: &str) -> Result<()> {
             path: dir.to_path_buf(),
             msg: format!("{option} must be a directory of <video stem>.boxes.json files, this is a file"),
         }),
-        Err(e) => Err(Error::Boxes {
-            path: dir.to_path_buf(),
-            msg: format!(
-                "{option} cannot be read ({e}); give the directory of <video stem>.boxes.json files, \
-                 or leave {option} out to prepare without person boxes"
-            ),
-        }),
+        Err(e) => {
+            let why = if e.kind() == std::io::ErrorKind::NotFound {
+                "does not exist".into()
+            } else {
+                format!("cannot be read ({e})")
+            };
+            Err(Error::Boxes {
+                path: dir.to_path_buf(),
+                msg: format!(
+                    "{option} {why}; give the directory of <video stem>.boxes.json files, \
+                     or leave {option} out to prepare without person boxes"
+                ),
+            })
+        }
     }
 }
 

@@ -104,9 +104,13 @@ impl PrepareSettings {
     /// The settings that differ from `other`, as `key: mine → theirs` lines (model paths are ignored:
     /// a model is the same when its fingerprint is).
     pub fn differences(&self, recorded: &Self) -> Vec<String> {
+        // Through the JSON text, so f32 fields read as written (0.05, not 0.05000000074505806).
+        let value = |x: &Self| -> serde_json::Value {
+            serde_json::to_string(x).ok().and_then(|t| serde_json::from_str(&t).ok()).unwrap_or_default()
+        };
         let (mut a, mut b) = (Vec::new(), Vec::new());
-        leaves(&serde_json::to_value(recorded).unwrap_or_default(), "", &mut a);
-        leaves(&serde_json::to_value(self).unwrap_or_default(), "", &mut b);
+        leaves(&value(recorded), "", &mut a);
+        leaves(&value(self), "", &mut b);
         let get = |v: &[(String, String)], k: &str| v.iter().find(|(x, _)| x == k).map(|(_, y)| y.clone());
         let mut keys: Vec<String> = a.iter().chain(b.iter()).map(|(k, _)| k.clone()).collect();
         keys.sort();

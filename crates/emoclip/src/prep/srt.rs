@@ -42,7 +42,7 @@ pub fn parse_srt(text: &str) -> (Vec<CaptionChunk>, ParseReport) {
             report.warnings.push((line_no, "cue not separated from the previous cue by a blank line".into()));
         }
         let mut parts: Vec<String> = Vec::new();
-        for i in t + 1..next {
+        for (i, line) in lines.iter().enumerate().take(next).skip(t + 1) {
             if blank(i) || is_index(i) {
                 continue;
             }
@@ -50,9 +50,9 @@ pub fn parse_srt(text: &str) -> (Vec<CaptionChunk>, ParseReport) {
                 report.skipped.push((i + 1, "cue number without a timing line".into()));
                 continue;
             }
-            let c = clean_text(lines[i]);
+            let c = clean_text(line);
             if looks_like_timestamp(&c) {
-                report.warnings.push((i + 1, format!("timestamp-like caption line dropped: {:?}", lines[i].trim())));
+                report.warnings.push((i + 1, format!("timestamp-like caption line dropped: {:?}", line.trim())));
                 continue;
             }
             if !c.is_empty() {

@@ -156,7 +156,7 @@ fn a_missing_boxes_dir_is_an_error_and_outside_boxes_are_counted() {
     let (dir, video, caps) = setup();
     let missing = dir.path().join("no-such-boxes");
     let err = check_boxes_dir(&missing, "--boxes-dir").unwrap_err().to_string();
-    assert!(err.contains("no-such-boxes") && err.contains("--boxes-dir"), "{err}");
+    assert!(err.contains("no-such-boxes") && err.contains("--boxes-dir does not exist"), "{err}");
     let err = check_boxes_dir(&video, "--boxes-dir").unwrap_err().to_string();
     assert!(err.contains("must be a directory"), "{err}");
     let boxes = dir.path().join("boxes");
@@ -201,10 +201,12 @@ fn a_rerun_with_other_settings_is_refused() {
     first.record_or_check(&out).unwrap(); // same settings: fine (a rerun, another job-array task)
     let mut other = first.clone();
     other.filters.neutral_max = 0.05;
+    other.sentences.regroup = emoclip::prep::Regroup::AllMarks;
     other.sentences.max_pause = 0.7;
     let err = other.record_or_check(&out).unwrap_err().to_string();
     assert!(err.contains("prepare.json") && err.contains("filters.neutral_max: 1.0 → 0.05"), "{err}");
     assert!(err.contains("sentences.max_pause: 1.5 → 0.7") && err.contains("--out"), "{err}");
+    assert!(err.contains(r#"sentences.regroup: "official" → "all-marks""#), "{err}");
     let mut model = first.clone();
     model.emotion_model.fingerprint.push('x');
     let err = model.record_or_check(&out).unwrap_err().to_string();
