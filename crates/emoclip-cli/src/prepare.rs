@@ -2,13 +2,17 @@
 //! index of every candidate; partitioned for job arrays, resumable, bad videos reported and skipped.
 use anyhow::{bail, Context, Result};
 use candle_core::Device;
-use clap::Args;
+use clap::{Args, ValueEnum};
+use emoclip::prep::claim::ClaimOutcome;
 use emoclip::prep::filters::FilterConfig;
-use emoclip::prep::pipeline::{find_captions, partition, Boxes, PrepareConfig, Preparer};
+use emoclip::prep::pipeline::{check_unique_ids, find_captions, partition, Boxes, PrepareConfig, Preparer};
+use emoclip::prep::settings::{BoxSource, ModelIdentity, PrepareSettings};
+use emoclip::prep::{Regroup, SentenceConfig};
 use emoclip::text_emotion::EmotionClassifier;
 use indicatif::{ProgressBar, ProgressStyle};
 use rayon::prelude::*;
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 #[derive(Args)]
 pub struct PrepareArgs {
@@ -32,6 +36,12 @@ pub struct PrepareArgs {
     /// tokenizer.json, config.json), used for captions without punctuation.
     #[arg(long)]
     pub punctuation: Option<PathBuf>,
+    /// With --punctuation, how its marks become sentences. `official` (default): the official
+    /// `regroup_by_punc`: split only at predicted `.`, drop the words before the first and after the last
+    /// `.`, drop sentences with `[`, text without the predicted marks. `all-marks`: also split at `?`,
+    /// keep head and tail, keep the marks in the text, remove sound tags first.
+    #[arg(long, value_enum, requires = "punctuation")]
+    pub regroup: Option<RegroupArg>,
     /// Directory of `<stem>.boxes.json` person boxes instead of a detector.
     #[arg(long)]
     pub boxes_dir: Option<PathBuf>,
@@ -58,6 +68,12 @@ pub struct PrepareArgs {
     pub exclude: Option<PathBuf>,
 }
 
+#[derive(Clone, Copy, Debug, ValueEnum)]
+pub enum RegroupArg {
+    Official,
+    AllMarks,
+}
+
 pub fn run(a: PrepareArgs) -> Result<i32> {
     let mut videos = Vec::new();
     for p in &a.inputs {
@@ -82,14 +98,66 @@ pub fn run(a: PrepareArgs) -> Result<i32> {
         None => Default::default(),
     };
     videos.retain(|v| !excluded.contains(&emoclip::prep::pipeline::video_id(v)));
+    // Ids are checked on the whole list, so every task of a job array refuses the same collisions.
+    let videos = check_unique_ids(videos)?;
     let videos = partition(videos, a.shard_index, a.num_shards)?;
     if videos.is_empty() {
         bail!("no videos to process in this partition");
+    }
+    if let Some(d) = &a.boxes_dir {
+        emoclip::prep::box_files::check_boxes_dir(d, "--boxes-dir")?;
+        let missing = emoclip::prep::box_files::videos_without_boxes(&videos, d);
+        if !missing.is_empty() {
+            tracing::warn!(
+                "{} of {} video(s) have no <stem>.boxes.json in {} (e.g. {}): they are prepared without person boxes",
+                missing.len(),
+                videos.len(),
+                d.display(),
+                emoclip::prep::box_files::box_file_for(missing[0], d).display()
+            );
+        }
     }
     let model_dir = match a.emotion_model.strip_prefix("hf:") {
         Some(repo) => emoclip::weights::hub::resolve(repo)?,
         None => PathBuf::from(&a.emotion_model),
     };
+    let filters = FilterConfig {
+        neutral_max: a.neutral_max,
+        min_duration: a.min_duration,
+        max_duration: a.max_duration,
+        min_chars: a.min_chars,
+        min_frames: a.min_frames,
+    };
+    let sentences = SentenceConfig {
+        regroup: match a.regroup {
+            Some(RegroupArg::AllMarks) => Regroup::AllMarks,
+            _ => Regroup::Official,
+        },
+        // `process` cuts unpunctuated spans to the duration filter; record what it uses.
+        max_seconds: Some(filters.max_duration),
+        min_seconds: filters.min_duration,
+        ..SentenceConfig::default()
+    };
+    let cfg = PrepareConfig { filters, sentences, min_video_seconds: a.min_video_seconds, ..PrepareConfig::default() };
+    // Record the settings (first run) or refuse a rerun with other ones, before any work.
+    let settings = PrepareSettings {
+        fps: cfg.fps,
+        short_side: cfg.short_side,
+        jpeg_quality: cfg.jpeg_quality,
+        min_video_seconds: cfg.min_video_seconds,
+        filters: cfg.filters.clone(),
+        sentences: cfg.sentences.clone(),
+        emotion_model: ModelIdentity::of(&model_dir)?,
+        punctuation_model: a.punctuation.as_deref().map(ModelIdentity::of).transpose()?,
+        boxes: match (&a.boxes_dir, &a.yolo) {
+            (Some(d), _) => {
+                BoxSource::Dir(std::fs::canonicalize(d).unwrap_or_else(|_| d.clone()).display().to_string())
+            }
+            (None, Some(y)) => BoxSource::Detector(ModelIdentity::of(y)?),
+            (None, None) => BoxSource::None,
+        },
+    };
+    settings.record_or_check(&a.out)?;
     let clf = EmotionClassifier::from_dir(&model_dir, &Device::Cpu)?;
     #[cfg(feature = "onnx")]
     let detector = match &a.yolo {
@@ -109,17 +177,6 @@ pub fn run(a: PrepareArgs) -> Result<i32> {
     if let Some(det) = &detector {
         boxes = Boxes::Detector(det);
     }
-    let cfg = PrepareConfig {
-        filters: FilterConfig {
-            neutral_max: a.neutral_max,
-            min_duration: a.min_duration,
-            max_duration: a.max_duration,
-            min_chars: a.min_chars,
-            min_frames: a.min_frames,
-        },
-        min_video_seconds: a.min_video_seconds,
-        ..PrepareConfig::default()
-    };
     #[cfg(feature = "onnx")]
     let punct = match &a.punctuation {
         Some(d) => Some(emoclip::prep::punctuation::OnnxPunctuation::from_dir(d)?),
@@ -142,29 +199,53 @@ pub fn run(a: PrepareArgs) -> Result<i32> {
     let mut timings = emoclip::prep::pipeline::StageTimings::default();
     let mut video_seconds = 0.0f64;
     let mut failed: Vec<String> = Vec::new();
-    let stale = prep.clean_stale()?;
-    if stale > 0 {
-        tracing::info!("removed {stale} temporary file(s) left by an interrupted run");
+    // Held shared for the whole run; temporary files no claim accounts for are removed only when no other
+    // run is active (job-array tasks may share `--out`).
+    let mut run_lock = emoclip::prep::claim::run_lock(&a.out)?;
+    if run_lock.alone {
+        let stale = prep.clean_stale()?;
+        if stale > 0 {
+            tracing::info!("removed {stale} temporary file(s) left by an interrupted run");
+        }
     }
+    run_lock.share()?;
     // Videos in parallel (rayon; `--threads` caps it), each video's stages in order.
     let todo: Vec<&PathBuf> = videos.iter().filter(|v| !prep.is_done(v)).collect();
-    let skipped = videos.len() - todo.len();
+    let mut skipped = videos.len() - todo.len();
     pb.inc(skipped as u64);
-    let results: Vec<(PathBuf, Result<emoclip::prep::pipeline::VideoReport>)> = todo
+    let (claimed_elsewhere, done_meanwhile) = (AtomicUsize::new(0), AtomicUsize::new(0));
+    let results: Vec<(PathBuf, Option<Result<emoclip::prep::pipeline::VideoReport>>)> = todo
         .par_iter()
         .map(|v| {
-            let res = match find_captions(v, a.captions_dir.as_deref()) {
-                None => Err(anyhow::anyhow!("{}: no caption file (<stem>.srt, .vtt or .json) found", v.display())),
-                Some(c) => prep.process(v, &c).map_err(anyhow::Error::from),
+            // Claim first, so a second run on this output skips what this one does (and vice versa).
+            let res = match prep.claim(v) {
+                Err(e) => Some(Err(anyhow::Error::from(e))),
+                Ok(ClaimOutcome::HeldBy(holder)) => {
+                    pb.suspend(|| tracing::info!("{}: being prepared by {holder}; skipped", v.display()));
+                    claimed_elsewhere.fetch_add(1, Ordering::Relaxed);
+                    None
+                }
+                Ok(ClaimOutcome::Claimed(_claim)) if prep.is_done(v) => {
+                    done_meanwhile.fetch_add(1, Ordering::Relaxed); // another run finished it meanwhile
+                    None
+                }
+                Ok(ClaimOutcome::Claimed(_claim)) => Some(match find_captions(v, a.captions_dir.as_deref()) {
+                    None => Err(anyhow::anyhow!("{}: no caption file (<stem>.srt, .vtt or .json) found", v.display())),
+                    Some(c) => prep.process(v, &c).map_err(anyhow::Error::from),
+                }),
             };
-            if let Err(e) = &res {
+            if let Some(Err(e)) = &res {
                 pb.suspend(|| tracing::error!("{e:#}"));
             }
             pb.inc(1);
             ((*v).clone(), res)
         })
         .collect();
+    let claimed_elsewhere = claimed_elsewhere.into_inner();
+    skipped += done_meanwhile.into_inner();
+    let (mut boxes_outside, mut first_box_outside) = (0usize, None);
     for (v, res) in results {
+        let Some(res) = res else { continue };
         match res {
             Ok(r) => {
                 done += 1;
@@ -180,13 +261,38 @@ pub fn run(a: PrepareArgs) -> Result<i32> {
                         r.overlapping_cues
                     );
                 }
+                if let Some(w) = &r.first_caption_warning {
+                    tracing::warn!(
+                        "{}: captions: {} malformed line(s) recovered, none used as caption text; first: {w}",
+                        v.display(),
+                        r.caption_warnings
+                    );
+                }
+                if let Some(note) = r.no_span_note(&prep.cfg.filters) {
+                    let hint = if a.punctuation.is_none() { "" } else { " (check --regroup)" };
+                    tracing::warn!("{}: {note}{hint}", v.display());
+                }
+                boxes_outside += r.boxes_outside;
+                if first_box_outside.is_none() {
+                    first_box_outside = r.first_box_outside;
+                }
             }
             Err(e) => failed.push(format!("{e:#}")),
         }
     }
     pb.finish_and_clear();
+    if let Some(e) = first_box_outside {
+        tracing::warn!(
+            "{boxes_outside} person box(es) lie entirely outside their frame (kept; they mark no pixel), e.g. {e}"
+        );
+    }
+    let elsewhere = if claimed_elsewhere > 0 {
+        format!(", {claimed_elsewhere} being prepared by another run")
+    } else {
+        String::new()
+    };
     eprintln!(
-        "processed {done} video(s) ({skipped} already done): {kept} of {cands} caption spans kept; shards in {}",
+        "processed {done} video(s) ({skipped} already done{elsewhere}): {kept} of {cands} caption spans kept; shards in {}",
         a.out.join("shards").display()
     );
     if done > 0 {
@@ -225,20 +331,15 @@ pub struct ReportArgs {
     /// Where to write report.md and the SVG figures (default: <prepared>/report).
     #[arg(long, short)]
     pub out: Option<PathBuf>,
-    /// The neutral threshold to mark on the kept-vs-threshold plot.
-    #[arg(long, default_value_t = 0.05)]
-    pub neutral_max: f32,
+    /// A neutral threshold to mark on the kept-vs-threshold plot (default: the one `prepare` used, read
+    /// from <prepared>/prepare.json; the counts always use that one).
+    #[arg(long)]
+    pub neutral_max: Option<f32>,
 }
 
 pub fn report(a: ReportArgs) -> Result<i32> {
-    let cands = emoclip::prep::report::load_index(&a.prepared)?;
-    let lp = a.prepared.join("labels.json");
-    let labels: Vec<String> = match std::fs::read_to_string(&lp) {
-        Ok(s) => serde_json::from_str(&s).with_context(|| format!("{}: not a JSON list of labels", lp.display()))?,
-        Err(_) => (0..cands.first().map_or(0, |c| c.emotion_logits.len())).map(|i| format!("LABEL_{i}")).collect(),
-    };
     let dest = a.out.clone().unwrap_or_else(|| a.prepared.join("report"));
-    let page = emoclip::prep::report::write_report(&cands, &labels, a.neutral_max, &dest)?;
+    let page = emoclip::prep::report::report_from_dir(&a.prepared, &dest, a.neutral_max)?;
     eprintln!("wrote {}", page.display());
     Ok(0)
 }

@@ -29,6 +29,9 @@ pub struct ParseReport {
     pub skipped: Vec<(usize, String)>,
     /// Cues that start before the previous cue ends (kept as they are).
     pub overlaps: Vec<(usize, String)>,
+    /// Malformed but recovered: cues not separated by a blank line, caption lines that look like
+    /// timestamps (dropped, never caption text).
+    pub warnings: Vec<(usize, String)>,
 }
 
 /// The three caption formats that are understood.
@@ -208,6 +211,20 @@ pub fn parse_timing_line(line: &str) -> std::result::Result<(f64, f64), String> 
         return Err(format!("end {end:.3}s before start {start:.3}s"));
     }
     Ok((start, end))
+}
+
+/// True for a line that starts a cue: it holds the `-->` of a timing line. Such a line always starts a new
+/// cue, blank line before it or not, so it can never become caption text.
+pub fn is_timing_line(line: &str) -> bool {
+    line.contains("-->")
+}
+
+/// True when cleaned caption text holds a timestamp (`00:00:05,000`, `01:02.500`): a timing line that lost
+/// its arrow or a cue number glued to text. Such lines are dropped with a warning, never used as text.
+pub fn looks_like_timestamp(text: &str) -> bool {
+    static TS: std::sync::OnceLock<regex::Regex> = std::sync::OnceLock::new();
+    let re = TS.get_or_init(|| regex::Regex::new(r"\b\d{1,2}:\d{2}(?::\d{2})?[,.]\d{3}\b").expect("static regex"));
+    re.is_match(text)
 }
 
 /// Removes HTML-ish tags (`<i>`, `<font ...>`, `<c.color>`, `<v Name>`) and ASS overrides (`{\an8}`),

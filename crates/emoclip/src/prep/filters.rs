@@ -2,7 +2,7 @@
 //! probability ≤ 0.05, 2 s < duration < 10 s, text ≥ 3 characters, ≥ 8 frames in the caption span.
 use serde::{Deserialize, Serialize};
 
-#[derive(Clone, Debug, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct FilterConfig {
     pub neutral_max: f32,
     pub min_duration: f64,

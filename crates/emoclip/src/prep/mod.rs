@@ -1,11 +1,14 @@
 //! Pre-training data preparation (appendix A): captions → timed sentences → filters → WebDataset shards (`emoclip prepare`).
+pub mod box_files;
 pub mod captions;
+pub mod claim;
 pub mod filters;
 pub mod pipeline;
 #[cfg(feature = "onnx")]
 pub mod punctuation;
 pub mod report;
 pub mod sentences;
+pub mod settings;
 pub mod srt;
 pub mod vtt;
 pub mod youtube_json;
@@ -15,6 +18,6 @@ pub use captions::{
     Captions, ParseReport, TimedWord,
 };
 pub use sentences::{
-    sentences, sentences_with_model, split_words_evenly, timed_words, BoundarySource, PunctuationModel, Sentence,
-    SentenceConfig,
+    official_preprocess, sentences, sentences_with_model, split_words_evenly, timed_words, BoundarySource,
+    PunctuationModel, Regroup, Sentence, SentenceConfig,
 };

@@ -2,8 +2,24 @@
 //! candidate (appendix A; official `preprocessing/` scripts). One shard and one index file per video,
 //! each written to a temporary name and renamed; the index is written last and marks the video done, so a
 //! rerun after a kill skips finished videos and redoes the rest, with no duplicate or lost sample.
+//!
+//! # Video ids
+//! A video's id is its file stem with `.` replaced by `_` (WebDataset splits sample keys at the first `.`);
+//! it names its shard `shards/<id>.tar`, its index `index/<id>.jsonl` and its samples `<id>_<n>`, and is
+//! what `--exclude` lists. Ids depend on the file name only, not on which other videos are in the run, so
+//! every task of a job array and every rerun agree. Two inputs with the same id (the same stem in two
+//! folders, `clip.mp4` beside `clip.mkv`, or stems differing only by `.` vs `_` such as `a.b.avi` and
+//! `a_b.avi`) would write one shard and mark each other done: [`check_unique_ids`] refuses them before any
+//! work, naming both files (rename one, or prepare them into different `--out` directories). The same file
+//! given twice (directly and through its folder) counts once.
+//!
+//! # Several runs, one output
+//! `prepare.json` records the settings ([`super::settings`]); a rerun with other settings is refused.
+//! Videos are claimed one at a time ([`super::claim`]), so job-array tasks or a run started twice share the
+//! work instead of both doing all of it, and a killed run's claims are taken over.
+use super::claim::{claim, ClaimOutcome};
 use super::filters::{frame_span, FilterConfig, FilterResult};
-use super::{read_captions, sentences, SentenceConfig};
+use super::{read_captions, SentenceConfig};
 use crate::media::{self, BoxFile, PersonBox, Preprocessor};
 use crate::shards::{Sample, ShardWriter};
 use crate::text_emotion::EmotionClassifier;
@@ -77,12 +93,40 @@ pub struct VideoReport {
     pub video_id: String,
     pub candidates: usize,
     pub kept: usize,
+    /// Candidates inside the duration and text filters (whatever their emotion scores).
+    pub in_span_filters: usize,
+    /// Shortest and longest candidate span, seconds (0 when there is none).
+    pub span_range: (f64, f64),
     pub skipped_cues: usize,
     /// Caption cues overlapping the previous one (kept, reported).
     pub overlapping_cues: usize,
+    /// Recovered caption problems (missing blank lines, timestamp-like lines dropped): count and the first.
+    pub caption_warnings: usize,
+    pub first_caption_warning: Option<String>,
+    /// Person boxes lying entirely outside the frame (kept as given; they mark no pixel), and one example.
+    pub boxes_outside: usize,
+    pub first_box_outside: Option<String>,
     /// Length of the video in seconds.
     pub video_seconds: f64,
     pub timings: StageTimings,
+}
+
+impl VideoReport {
+    /// When the captions produced no span inside the duration and text filters, a sentence saying so.
+    pub fn no_span_note(&self, f: &FilterConfig) -> Option<String> {
+        if self.in_span_filters > 0 {
+            return None;
+        }
+        let spans = if self.candidates == 0 {
+            "no caption span at all".to_string()
+        } else {
+            format!("{} caption span(s) of {:.1}–{:.1} s", self.candidates, self.span_range.0, self.span_range.1)
+        };
+        Some(format!(
+            "captions produced no span inside the filters ({} s < duration < {} s, ≥ {} characters): {spans}",
+            f.min_duration, f.max_duration, f.min_chars
+        ))
+    }
 }
 
 /// Wall time per stage, seconds (for the throughput benchmark printed by `emoclip prepare`).
@@ -116,8 +160,36 @@ pub enum Boxes<'a> {
     Detector(&'a crate::detect::onnx::PersonDetector),
 }
 
+/// The id of a video (see the module doc).
 pub fn video_id(path: &Path) -> String {
     path.file_stem().map(|s| s.to_string_lossy().replace(['.', '/'], "_")).unwrap_or_else(|| "video".into())
+}
+
+/// Refuses two different inputs with one video id (see the module doc), naming both; the same file listed
+/// twice is kept once. Run on the whole input list, before partitioning, so every job-array task agrees.
+pub fn check_unique_ids(videos: Vec<PathBuf>) -> Result<Vec<PathBuf>> {
+    let mut seen: BTreeMap<String, (PathBuf, PathBuf)> = BTreeMap::new();
+    let mut out = Vec::with_capacity(videos.len());
+    for v in videos {
+        let canon = std::fs::canonicalize(&v).unwrap_or_else(|_| v.clone());
+        let id = video_id(&v);
+        match seen.get(&id) {
+            Some((_, c)) if *c == canon => continue,
+            Some((first, _)) => {
+                return Err(Error::Msg(format!(
+                    "{} and {} have the same video id {id:?} (ids are file stems with '.' as '_'), so their \
+                     shards and index files would collide; rename one, or prepare them into different --out directories",
+                    first.display(),
+                    v.display()
+                )))
+            }
+            None => {
+                seen.insert(id, (v.clone(), canon));
+                out.push(v);
+            }
+        }
+    }
+    Ok(out)
 }
 
 /// Caption file for a video: `<stem>.srt`, `.vtt`, `.en.vtt`, `.json` in `dir` (or beside the video).
@@ -156,22 +228,43 @@ impl Preparer<'_> {
     }
 
     /// Removes what a killed run can leave behind (temporary shard and index files, a finished shard not
-    /// yet renamed). Call before processing, while no other job writes into `out`.
+    /// yet renamed). Call before processing, only while no other run writes into `out`
+    /// ([`super::claim::RunLock::alone`]); with other runs active, [`Self::claim`] cleans per video.
     pub fn clean_stale(&self) -> Result<usize> {
         let mut n = 0;
-        for sub in ["shards", "index"] {
+        for sub in ["shards", "index", ""] {
             let d = self.out.join(sub);
             let Ok(entries) = std::fs::read_dir(&d) else { continue };
             for e in entries.flatten() {
                 let name = e.file_name().to_string_lossy().to_string();
-                let stale = name.starts_with('.') || (sub == "shards" && name.ends_with("-000000.tar"));
-                if stale {
+                let stale = if sub.is_empty() {
+                    name.starts_with(".emoclip-tmp-")
+                } else {
+                    name.starts_with('.') || (sub == "shards" && name.ends_with("-000000.tar"))
+                };
+                if stale && e.path().is_file() {
                     std::fs::remove_file(e.path()).map_err(|err| Error::io(e.path(), err))?;
                     n += 1;
                 }
             }
         }
         Ok(n)
+    }
+
+    /// Claims a video for this run ([`super::claim`]); when claimed, removes the temporary shard files a
+    /// killed run left for it. `HeldBy`: another live run is processing it.
+    pub fn claim(&self, video: &Path) -> Result<ClaimOutcome> {
+        let id = video_id(video);
+        let got = claim(&self.out, &id)?;
+        if let ClaimOutcome::Claimed(_) = &got {
+            let d = self.out.join("shards");
+            for p in [d.join(format!(".{id}-000000.tar.tmp")), d.join(format!("{id}-000000.tar"))] {
+                if p.is_file() {
+                    std::fs::remove_file(&p).map_err(|e| Error::io(&p, e))?;
+                }
+            }
+        }
+        Ok(got)
     }
 
     /// True when a previous run finished this video.
@@ -184,13 +277,14 @@ impl Preparer<'_> {
         let mut tm = StageTimings::default();
         let clock = std::time::Instant::now();
         let caps = read_captions(captions)?;
-        let sents = match self.punctuation {
-            Some(m) => {
-                super::sentences_with_model(&caps.chunks, &self.cfg.sentences, Some(m as &dyn super::PunctuationModel))
-                    .0
-            }
-            None => sentences(&caps.chunks, &self.cfg.sentences),
+        // Unpunctuated captions without a model are cut to lengths the duration filter keeps.
+        let scfg = SentenceConfig {
+            max_seconds: Some(self.cfg.filters.max_duration),
+            min_seconds: self.cfg.filters.min_duration,
+            ..self.cfg.sentences.clone()
         };
+        let model = self.punctuation.map(|m| m as &dyn super::PunctuationModel);
+        let sents = super::sentences_with_model(&caps.chunks, &scfg, model).0;
         tm.captions = clock.elapsed().as_secs_f64();
         let clock = std::time::Instant::now();
         let texts: Vec<&str> = sents.iter().map(|s| s.text.as_str()).collect();
@@ -234,8 +328,7 @@ impl Preparer<'_> {
         let mut size = [0u32; 2];
         let box_file: Option<BoxFile> = match &self.boxes {
             Boxes::Dir(d) => {
-                let p = d
-                    .join(format!("{}.boxes.json", video.file_stem().map(|s| s.to_string_lossy()).unwrap_or_default()));
+                let p = super::box_files::box_file_for(video, d);
                 if p.is_file() {
                     Some(media::load_boxes(&p)?)
                 } else {
@@ -285,10 +378,26 @@ impl Preparer<'_> {
                 ),
             ));
         }
+        let (mut boxes_outside, mut first_box_outside) = (0usize, None);
         if let Some(bf) = &box_file {
             for (k, (_, b)) in frames.iter_mut() {
                 let src = ((*k as f64 / fps) * src_fps).round() as usize;
                 *b = bf.boxes_for_frame(src).to_vec();
+                for p in b.iter().filter(|p| super::box_files::outside_frame(p, size[0], size[1])) {
+                    boxes_outside += 1;
+                    first_box_outside.get_or_insert_with(|| {
+                        format!(
+                            "{}: frame {src}: box [{}, {}, {}, {}] lies outside the {}×{} frame",
+                            bf.path().display(),
+                            p.x1,
+                            p.y1,
+                            p.x2,
+                            p.y2,
+                            size[0],
+                            size[1]
+                        )
+                    });
+                }
             }
         }
         // Spans reaching past the decoded end lose their frames: re-check the frame filter.
@@ -351,12 +460,27 @@ impl Preparer<'_> {
         crate::output::write_atomic(&ip, |f| std::io::Write::write_all(f, index.as_bytes()))?;
         tm.write = clock.elapsed().as_secs_f64();
         let video_seconds = if src_fps > 0.0 { decoded as f64 / src_fps } else { 0.0 };
+        let spans: Vec<f64> = cands.iter().map(|c| c.end - c.start).collect();
         Ok(VideoReport {
             video_id: id,
             candidates: cands.len(),
             kept,
+            in_span_filters: cands.iter().filter(|c| c.filters.duration && c.filters.text).count(),
+            span_range: if spans.is_empty() {
+                (0.0, 0.0)
+            } else {
+                (spans.iter().copied().fold(f64::INFINITY, f64::min), spans.iter().copied().fold(0.0, f64::max))
+            },
             skipped_cues: caps.report.skipped.len(),
             overlapping_cues: caps.report.overlaps.len(),
+            caption_warnings: caps.report.warnings.len(),
+            first_caption_warning: caps
+                .report
+                .warnings
+                .first()
+                .map(|(l, w)| format!("{} line {l}: {w}", captions.display())),
+            boxes_outside,
+            first_box_outside,
             video_seconds,
             timings: tm,
         })

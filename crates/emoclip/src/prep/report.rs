@@ -2,12 +2,29 @@
 //! histogram (Fig. 1), samples kept vs neutral threshold (Fig. 2), per-emotion probabilities before and
 //! after filtering (Fig. 3), most frequent words after filtering (Fig. 5), example texts with their
 //! neutral scores (Table 2). SVG plots (text as SVG text, no font files) and a Markdown page.
+use super::filters::FilterConfig;
 use super::pipeline::Candidate;
+use super::settings::PrepareSettings;
 use crate::plot::{bar_chart, line_chart, Series, PALETTE};
 use crate::text_emotion::classifier::softmax;
 use crate::{Error, Result};
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
+
+/// Ids of the videos with an index file under a `prepare` output (sorted; a video whose captions gave no
+/// span has an empty one).
+pub fn index_video_ids(out: &Path) -> Result<Vec<String>> {
+    let dir = out.join("index");
+    let mut ids: Vec<String> = std::fs::read_dir(&dir)
+        .map_err(|e| Error::io(&dir, e))?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.extension().is_some_and(|e| e == "jsonl"))
+        .filter_map(|p| p.file_stem().map(|s| s.to_string_lossy().to_string()))
+        .filter(|s| !s.starts_with('.'))
+        .collect();
+    ids.sort();
+    Ok(ids)
+}
 
 /// Reads every `index/*.jsonl` under a `prepare` output directory.
 pub fn load_index(out: &Path) -> Result<Vec<Candidate>> {
@@ -39,8 +56,44 @@ const STOPWORDS: &[&str] = &[
     "s", "t", "m", "re", "ll", "ve", "d", "don", "oh", "um", "uh",
 ];
 
-/// Writes `report.md` and SVG figures into `dest`; `labels` names the emotion logits.
-pub fn write_report(cands: &[Candidate], labels: &[String], neutral_max: f32, dest: &Path) -> Result<PathBuf> {
+/// What a report is made of.
+pub struct ReportInput<'a> {
+    pub candidates: &'a [Candidate],
+    /// Names of the emotion logits.
+    pub labels: &'a [String],
+    /// Every video with an index file (see [`index_video_ids`]).
+    pub videos: &'a [String],
+    /// The filters `prepare` used, read back from `prepare.json` (`None`: an output that did not record them).
+    pub filters: Option<&'a FilterConfig>,
+    /// The neutral threshold to mark on the kept-vs-threshold plot (default: the recorded one).
+    pub mark: Option<f32>,
+}
+
+/// Loads a `prepare` output (index, labels, recorded settings) and writes its report into `dest`.
+pub fn report_from_dir(prepared: &Path, dest: &Path, mark: Option<f32>) -> Result<PathBuf> {
+    let cands = load_index(prepared)?;
+    let videos = index_video_ids(prepared)?;
+    let lp = prepared.join("labels.json");
+    let labels: Vec<String> = match std::fs::read_to_string(&lp) {
+        Ok(s) => serde_json::from_str(&s)
+            .map_err(|e| Error::Data { path: lp.clone(), msg: format!("not a JSON list of labels: {e}") })?,
+        Err(_) => (0..cands.first().map_or(0, |c| c.emotion_logits.len())).map(|i| format!("LABEL_{i}")).collect(),
+    };
+    let settings = PrepareSettings::read(prepared)?;
+    let input = ReportInput {
+        candidates: &cands,
+        labels: &labels,
+        videos: &videos,
+        filters: settings.as_ref().map(|s| &s.filters),
+        mark,
+    };
+    write_report(&input, dest)
+}
+
+/// Writes `report.md` and SVG figures into `dest`.
+pub fn write_report(input: &ReportInput, dest: &Path) -> Result<PathBuf> {
+    let (cands, labels) = (input.candidates, input.labels);
+    let mark = input.mark.or(input.filters.map(|f| f.neutral_max));
     std::fs::create_dir_all(dest).map_err(|e| Error::io(dest, e))?;
     let kept: Vec<&Candidate> = cands.iter().filter(|c| c.kept).collect();
     // Fig. 1: neutral-score histogram (20 bins).
@@ -72,7 +125,7 @@ pub fn write_report(cands: &[Candidate], labels: &[String], neutral_max: f32, de
         &ys,
         "neutral threshold",
         "samples kept",
-        Some(neutral_max as f64),
+        mark.map(f64::from),
     )?;
     // Fig. 3: mean emotion probability before / after filtering.
     let mean_probs = |set: &[&Candidate]| -> Vec<f64> {
@@ -115,16 +168,33 @@ pub fn write_report(cands: &[Candidate], labels: &[String], neutral_max: f32, de
         &[one("count", wc, PALETTE[3])],
         "count",
     )?;
-    // Table 2 + summary.
-    let mut sorted: Vec<&Candidate> = cands.iter().collect();
-    sorted.sort_by(|a, b| a.neutral.total_cmp(&b.neutral));
-    let pick: Vec<&Candidate> = sorted.iter().take(8).chain(sorted.iter().rev().take(4)).cloned().collect();
-    let videos: std::collections::BTreeSet<&str> = cands.iter().map(|c| c.video_id.as_str()).collect();
+    // Table 2 + summary: the 8 lowest and 4 highest neutral scores, each span once.
+    let mut order: Vec<usize> = (0..cands.len()).collect();
+    order.sort_by(|&a, &b| cands[a].neutral.total_cmp(&cands[b].neutral).then(a.cmp(&b)));
+    let mut pick: Vec<usize> = order.iter().take(8).copied().collect();
+    let high: Vec<usize> = order.iter().rev().take(4).filter(|i| !pick.contains(i)).copied().collect();
+    pick.extend(high.into_iter().rev());
+    let videos: std::collections::BTreeSet<&str> =
+        cands.iter().map(|c| c.video_id.as_str()).chain(input.videos.iter().map(String::as_str)).collect();
     let fails = |f: fn(&Candidate) -> bool| cands.iter().filter(|c| !f(c)).count();
+    let (neutral, duration, text, frames) = match input.filters {
+        Some(f) => (
+            format!("neutral > {}", f.neutral_max),
+            format!("duration outside {} s < d < {} s", f.min_duration, f.max_duration),
+            format!("text < {} characters", f.min_chars),
+            format!("< {} frames", f.min_frames),
+        ),
+        None => (
+            "neutral (threshold not recorded: this output has no prepare.json)".to_string(),
+            "duration".to_string(),
+            "text length".to_string(),
+            "frames".to_string(),
+        ),
+    };
     let mut md = String::new();
     md.push_str("# Pre-training data report\n\n");
     md.push_str(&format!(
-        "{} videos, {} caption spans, **{} kept** ({:.1}%).\n\nFailed filters (a span may fail several): neutral > {neutral_max}: {}, duration: {}, text length: {}, frames: {}.\n\n",
+        "{} videos, {} caption spans, **{} kept** ({:.1}%).\n\nFailed filters (a span may fail several): {neutral}: {}, {duration}: {}, {text}: {}, {frames}: {}.\n\n",
         videos.len(),
         cands.len(),
         kept.len(),
@@ -134,6 +204,27 @@ pub fn write_report(cands: &[Candidate], labels: &[String], neutral_max: f32, de
         fails(|c| c.filters.text),
         fails(|c| c.filters.frames),
     ));
+    if let (Some(m), Some(f)) = (input.mark, input.filters) {
+        if m != f.neutral_max {
+            md.push_str(&format!(
+                "The plot marks neutral ≤ {m} (asked for); the counts use the {} that `prepare` used.\n\n",
+                f.neutral_max
+            ));
+        }
+    }
+    let silent: Vec<&str> = videos
+        .iter()
+        .copied()
+        .filter(|v| !cands.iter().any(|c| c.video_id == *v && c.filters.duration && c.filters.text))
+        .collect();
+    if !silent.is_empty() {
+        md.push_str(&format!(
+            "**{} video(s) whose captions produced no span inside the duration and text filters** (nothing of \
+             them can be kept, whatever the emotion scores): {}.\n\n",
+            silent.len(),
+            silent.join(", ")
+        ));
+    }
     for (f, t) in [
         ("neutral_histogram.svg", "Neutral score histogram (appendix Fig. 1)"),
         ("kept_vs_threshold.svg", "Samples kept vs threshold (Fig. 2; red: the threshold used)"),
@@ -143,7 +234,7 @@ pub fn write_report(cands: &[Candidate], labels: &[String], neutral_max: f32, de
         md.push_str(&format!("## {t}\n\n![{t}]({f})\n\n"));
     }
     md.push_str("## Example texts (Table 2)\n\n| text | neutral | kept |\n|---|---|---|\n");
-    for c in pick {
+    for c in pick.into_iter().map(|i| &cands[i]) {
         md.push_str(&format!(
             "| {} | {:.3} | {} |\n",
             c.text.replace('|', "\\|"),

@@ -1,4 +1,17 @@
-//! Word timing and sentence regrouping after the official `preprocessing/regroup_transcripts.py` (`get_word_time_range`, `regroup_by_punc` with `exclude_on='.*\['`).
+//! Word timing and sentence regrouping after the official `preprocessing/regroup_transcripts.py` (`get_word_time_range`, `regroup_by_punc(split_punc='.', exclude_on='.*\[')`).
+//!
+//! Three boundary sources, in this order:
+//! - a punctuation model ([`PunctuationModel`]), as the official pipeline always runs one. Its marks are
+//!   regrouped by [`Regroup::Official`] (default: the official `regroup_by_punc`) or [`Regroup::AllMarks`]
+//!   (emoclip's earlier rule, kept as a named option);
+//! - the captions' own terminal punctuation, when they carry enough of it;
+//! - else pauses and lengths ([`BoundarySource::Rules`]): a gap of at least `max_pause` ends a span, and
+//!   a span lasting `max_seconds` or more is cut between two words (at its largest pause, preferring cuts
+//!   that leave both parts longer than `min_seconds`) until every part is shorter. `prepare` sets both
+//!   from its duration filter, so unpunctuated auto-captions (the paper's source) yield spans the filter
+//!   keeps instead of one long span it drops.
+use serde::{Deserialize, Serialize};
+
 use super::captions::{CaptionChunk, TimedWord};
 
 /// Hook for the punctuation-restoration model of the official pipeline
@@ -17,24 +30,60 @@ pub struct Sentence {
     pub n_words: usize,
 }
 
-/// How sentence boundaries are found when the captions carry no punctuation of their own.
-#[derive(Debug, Clone)]
+/// How the marks of a punctuation model become sentences.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Regroup {
+    /// The official `regroup_by_punc(split_punc='.', exclude_on='.*\[')`: the words are the official
+    /// `preprocess` output (`.,;:!?` removed except next to digits; sound tags kept), a sentence ends
+    /// only where the model predicts `.`, the words before the first and after the last `.` are dropped,
+    /// a sentence is its words joined by spaces without the predicted marks, and sentences containing
+    /// `[` are dropped.
+    #[default]
+    Official,
+    /// emoclip's earlier rule: sound tags removed first, a sentence also ends at a predicted `?` (and
+    /// `!`, `…`), the head before the first and the tail after the last mark are kept, the predicted
+    /// marks stay in the text.
+    AllMarks,
+}
+
+/// How sentence boundaries are found.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct SentenceConfig {
     /// Unpunctuated captions without a model: a gap of at least this many seconds between words ends a sentence.
     pub max_pause: f64,
-    /// A sentence is cut after this many words in every mode (safety cap).
+    /// Unpunctuated captions without a model: a span lasting this long or longer is cut between words
+    /// until every part is shorter (`None`: no cap). `prepare` uses its `--max-duration`.
+    pub max_seconds: Option<f64>,
+    /// Unpunctuated captions without a model: cuts that leave both parts longer than this are preferred
+    /// (`prepare` uses its `--min-duration`).
+    pub min_seconds: f64,
+    /// A sentence is cut after this many words (safety cap; not in [`Regroup::Official`], which has none).
     pub max_words: usize,
     /// Sentences with fewer words are dropped.
     pub min_words: usize,
-    /// Drop sound tags: `[Music]`, `(laughs)`, `♪ ... ♪`, speaker markers `>>` and dialogue dashes.
+    /// Drop sound tags: `[Music]`, `(laughs)`, `♪ ... ♪`, speaker markers `>>` and dialogue dashes
+    /// (not in [`Regroup::Official`], which keeps the words and drops sentences containing `[`).
     pub drop_sound_tags: bool,
     /// The official filter: drop sentences whose text contains '[' (`re.match('.*\[', text)`).
     pub drop_bracket_sentences: bool,
+    /// How a punctuation model's marks become sentences.
+    pub regroup: Regroup,
 }
 
 impl Default for SentenceConfig {
     fn default() -> Self {
-        Self { max_pause: 1.5, max_words: 40, min_words: 1, drop_sound_tags: true, drop_bracket_sentences: true }
+        let f = super::filters::FilterConfig::default();
+        Self {
+            max_pause: 1.5,
+            max_seconds: Some(f.max_duration),
+            min_seconds: f.min_duration,
+            max_words: 40,
+            min_words: 1,
+            drop_sound_tags: true,
+            drop_bracket_sentences: true,
+            regroup: Regroup::Official,
+        }
     }
 }
 
@@ -151,15 +200,20 @@ pub fn sentences(chunks: &[CaptionChunk], cfg: &SentenceConfig) -> Vec<Sentence>
 }
 
 /// Chunks → sentences. Boundaries: `model` when given (its marks replace the captions' own, as in the
-/// official pipeline); else the captions' own terminal punctuation when they are punctuated (on average at
-/// least one terminal mark per `max_words` words); else pauses ≥ `max_pause`. `max_words` caps every sentence. A sentence spans its first word's start
-/// to its last word's end (official min/max). Sound tags are removed before grouping; sentences
+/// official pipeline; regrouped by `cfg.regroup`); else the captions' own terminal punctuation when they are
+/// punctuated (on average at least one terminal mark per `max_words` words); else pauses ≥ `max_pause`, then
+/// the `max_seconds` cap (see the module doc). `max_words` caps every sentence except in
+/// [`Regroup::Official`]. A sentence spans its first word's start to its last word's end (official
+/// min/max). Sound tags are removed before grouping (except in [`Regroup::Official`]); sentences
 /// containing '[' are then dropped (official `.*\[`).
 pub fn sentences_with_model(
     chunks: &[CaptionChunk],
     cfg: &SentenceConfig,
     model: Option<&dyn PunctuationModel>,
 ) -> (Vec<Sentence>, BoundarySource) {
+    if let (Some(m), Regroup::Official) = (model, cfg.regroup) {
+        return (official_regroup(chunks, cfg, m), BoundarySource::Model);
+    }
     let mut words: Vec<TimedWord> = Vec::new();
     for c in chunks {
         let w = match &c.words {
@@ -215,11 +269,113 @@ pub fn sentences_with_model(
     for (w, &end_here) in words.iter().zip(ends.iter()) {
         cur.push(w);
         if end_here || cur.len() >= max_words {
-            push_sentence(&mut out, &cur, cfg);
+            if source == BoundarySource::Rules {
+                for part in cut_to_length(&cur, cfg.max_seconds, cfg.min_seconds) {
+                    push_sentence(&mut out, part, cfg);
+                }
+            } else {
+                push_sentence(&mut out, &cur, cfg);
+            }
             cur.clear();
         }
     }
     (out, source)
+}
+
+/// The official `preprocess` of deepmultilingualpunctuation, which `get_word_time_range` applies to every
+/// transcript chunk: `re.sub(r"(?<!\d)[.,;:!?](?!\d)", "", text).split()`. Written out because the
+/// `regex` crate has no look-around; neighbours are those of the original text, as in `re.sub`.
+pub fn official_preprocess(text: &str) -> Vec<String> {
+    let chars: Vec<char> = text.chars().collect();
+    let kept: String = chars
+        .iter()
+        .enumerate()
+        .filter(|&(i, c)| {
+            let mark = matches!(c, '.' | ',' | ';' | ':' | '!' | '?');
+            let digit_before = i > 0 && chars[i - 1].is_ascii_digit();
+            let digit_after = chars.get(i + 1).is_some_and(|d| d.is_ascii_digit());
+            !mark || digit_before || digit_after
+        })
+        .map(|(_, c)| *c)
+        .collect();
+    kept.split_whitespace().map(str::to_owned).collect()
+}
+
+/// [`Regroup::Official`]: official `get_word_time_range` + `regroup_by_punc(split_punc='.',
+/// exclude_on='.*\[')`. Chunks with inline word times keep them (the official transcripts have none):
+/// each word is preprocessed alone and dropped when nothing is left.
+fn official_regroup(chunks: &[CaptionChunk], cfg: &SentenceConfig, model: &dyn PunctuationModel) -> Vec<Sentence> {
+    let mut words: Vec<TimedWord> = Vec::new();
+    for c in chunks {
+        match &c.words {
+            Some(ws) => {
+                for w in ws {
+                    for t in official_preprocess(&w.text) {
+                        words.push(TimedWord { text: t, start: w.start, end: w.end });
+                    }
+                }
+            }
+            None => {
+                // Official: step = (end - start) / len(preprocessed words).
+                let texts = official_preprocess(&c.text);
+                words.extend(split_words_evenly(&texts.join(" "), c.start, c.end));
+            }
+        }
+    }
+    let refs: Vec<&str> = words.iter().map(|w| w.text.as_str()).collect();
+    let marks = model.predict(&refs);
+    let splits: Vec<usize> = (0..words.len()).filter(|&i| marks.get(i).copied().flatten() == Some('.')).collect();
+    let mut out = Vec::new();
+    for pair in splits.windows(2) {
+        let group: Vec<&TimedWord> = words[pair[0] + 1..=pair[1]].iter().collect();
+        let text = group.iter().map(|w| w.text.as_str()).collect::<Vec<_>>().join(" ");
+        if text.contains('[') || group.len() < cfg.min_words {
+            continue; // official `re.match('.*\[', text)`
+        }
+        let start = group.iter().map(|w| w.start).fold(f64::INFINITY, f64::min);
+        let end = group.iter().map(|w| w.end).fold(f64::NEG_INFINITY, f64::max);
+        out.push(Sentence { text, start, end, n_words: group.len() });
+    }
+    out
+}
+
+fn span_of(ws: &[&TimedWord]) -> f64 {
+    match (ws.first(), ws.last()) {
+        (Some(a), Some(b)) => b.end - a.start,
+        _ => 0.0,
+    }
+}
+
+/// Cuts a span of words lasting `max_seconds` or more between two words, recursively, until every part is
+/// shorter (a single word is never cut). Each cut goes to the largest pause among the cuts that leave both
+/// parts longer than `min_seconds`; ties (within 1 ms) and spans with no such cut go to the most balanced cut.
+fn cut_to_length<'a, 'w>(
+    ws: &'a [&'w TimedWord],
+    max_seconds: Option<f64>,
+    min_seconds: f64,
+) -> Vec<&'a [&'w TimedWord]> {
+    let Some(max) = max_seconds else { return vec![ws] };
+    if ws.len() < 2 || span_of(ws) < max {
+        return vec![ws];
+    }
+    let mut best: Option<(bool, f64, f64, usize)> = None; // (both parts long enough, pause, -imbalance, cut)
+    for k in 1..ws.len() {
+        let (a, b) = (span_of(&ws[..k]), span_of(&ws[k..]));
+        let ok = a > min_seconds && b > min_seconds;
+        let pause = ((ws[k].start - ws[k - 1].end).max(0.0) * 1000.0).round() / 1000.0;
+        let cand = (ok, if ok { pause } else { 0.0 }, -a.max(b), k);
+        let better = match best {
+            None => true,
+            Some(b) => (cand.0, cand.1, cand.2) > (b.0, b.1, b.2),
+        };
+        if better {
+            best = Some(cand);
+        }
+    }
+    let k = best.map_or(ws.len() / 2, |b| b.3);
+    let mut out = cut_to_length(&ws[..k], max_seconds, min_seconds);
+    out.extend(cut_to_length(&ws[k..], max_seconds, min_seconds));
+    out
 }
 
 fn push_sentence(out: &mut Vec<Sentence>, ws: &[&TimedWord], cfg: &SentenceConfig) {

@@ -1,10 +1,17 @@
 //! WebVTT (.vtt) parser after the W3C WebVTT spec (header, NOTE/STYLE/REGION blocks, cue identifiers and settings), plus YouTube auto-captions: inline `<00:00:01.000><c> word</c>` timings and rolling two-line cues.
+//!
+//! Hand-written: of the WebVTT crates checked, aspasia 0.2.1, webvtt-parser 1.4.1 and subtp 0.2.0 take
+//! `2` and `00:00:05.000 --> …` as cue text when cues are not separated by blank lines (subtp also rejects
+//! YouTube's whitespace-only payload lines); fasrt 0.5.0 starts a new cue at the timing line, as the spec
+//! does, but keeps the number line before it as text of the previous cue. None undoes YouTube's rolling
+//! captions, which stays ours in any case.
 use std::sync::OnceLock;
 
 use regex::Regex;
 
 use super::captions::{
-    clean_text, parse_timestamp, parse_timing_line, report_overlaps, CaptionChunk, ParseReport, TimedWord,
+    clean_text, is_timing_line, looks_like_timestamp, parse_timestamp, parse_timing_line, report_overlaps,
+    CaptionChunk, ParseReport, TimedWord,
 };
 
 /// Cues at most this long whose text only repeats the previous cue are YouTube "transition" cues (10 ms).
@@ -14,7 +21,8 @@ struct RawCue<'a> {
     line_no: usize,
     start: f64,
     end: f64,
-    payload: Vec<&'a str>,
+    /// (1-based line number, line)
+    payload: Vec<(usize, &'a str)>,
 }
 
 /// One non-empty payload line: cleaned text and, with inline timestamps, its word times.
@@ -31,6 +39,9 @@ fn inline_ts_re() -> &'static Regex {
 
 /// Parses WebVTT text. Every spoken word of a YouTube rolling auto-caption appears once:
 /// 10 ms transition cues are ignored and the lines a cue repeats from the previous cue are dropped.
+/// A line holding `-->` always starts a new cue; when cues are not separated by a blank line, a number
+/// alone just before a timing line is that cue's identifier, not text of the previous cue (reported as a
+/// warning either way). Payload lines that look like timestamps are dropped with a warning.
 pub fn parse_vtt(text: &str) -> (Vec<CaptionChunk>, ParseReport) {
     let text = text.strip_prefix('\u{feff}').unwrap_or(text);
     let lines: Vec<&str> = text.split('\n').map(|l| l.trim_end_matches('\r')).collect();
@@ -55,7 +66,7 @@ pub fn parse_vtt(text: &str) -> (Vec<CaptionChunk>, ParseReport) {
         if is_first && head.starts_with("WEBVTT") {
             continue; // header and its metadata lines (Kind:, Language:)
         }
-        let has_timing = block.iter().any(|l| l.contains("-->"));
+        let has_timing = block.iter().any(|l| is_timing_line(l));
         if !has_timing {
             let kw = head.split_whitespace().next().unwrap_or("");
             if !matches!(kw, "NOTE" | "STYLE" | "REGION") && !block.iter().all(|l| l.trim().is_empty()) {
@@ -65,12 +76,24 @@ pub fn parse_vtt(text: &str) -> (Vec<CaptionChunk>, ParseReport) {
         }
         // Each timing line starts a cue; lines before the first one are its identifier.
         let mut cur: Option<RawCue> = None;
+        let mut in_cue = false; // a timing line (parsed or not) came before in this block
         for (k, l) in block.iter().enumerate() {
-            if l.contains("-->") {
-                if let Some(c) = cur.take() {
+            if is_timing_line(l) {
+                let line_no = block_start + k + 1;
+                if in_cue {
+                    report.warnings.push((line_no, "cue not separated from the previous cue by a blank line".into()));
+                }
+                in_cue = true;
+                if let Some(mut c) = cur.take() {
+                    // A number alone right before this timing line is its identifier.
+                    let id_line = block_start + k; // 1-based number of the line before
+                    if c.payload.last().is_some_and(|&(n, p)| {
+                        n == id_line && !p.trim().is_empty() && p.trim().bytes().all(|b| b.is_ascii_digit())
+                    }) {
+                        c.payload.pop();
+                    }
                     raw.push(c);
                 }
-                let line_no = block_start + k + 1;
                 match parse_timing_line(l) {
                     Ok((start, end)) => {
                         cur = Some(RawCue { line_no, start, end, payload: Vec::new() });
@@ -80,7 +103,7 @@ pub fn parse_vtt(text: &str) -> (Vec<CaptionChunk>, ParseReport) {
                     }
                 }
             } else if let Some(c) = cur.as_mut() {
-                c.payload.push(l);
+                c.payload.push((block_start + k + 1, l));
             }
             // else: the identifier of the next cue, or the payload of a skipped cue
         }
@@ -89,10 +112,19 @@ pub fn parse_vtt(text: &str) -> (Vec<CaptionChunk>, ParseReport) {
         }
     }
 
+    for c in raw.iter_mut() {
+        c.payload.retain(|&(n, p)| {
+            let junk = looks_like_timestamp(&clean_text(p));
+            if junk {
+                report.warnings.push((n, format!("timestamp-like caption line dropped: {:?}", p.trim())));
+            }
+            !junk
+        });
+    }
     let cues: Vec<(usize, f64, f64, Vec<Line>)> = raw
         .iter()
         .map(|c| {
-            let ls = c.payload.iter().filter_map(|p| parse_line(p, c.start, c.end)).collect();
+            let ls = c.payload.iter().filter_map(|(_, p)| parse_line(p, c.start, c.end)).collect();
             (c.line_no, c.start, c.end, ls)
         })
         .collect();
@@ -151,7 +183,7 @@ fn repeated_prefix(prev: &[String], cur: &[String]) -> usize {
 /// Rolling captions: inline word timings (YouTube auto-captions), or most multi-line cues
 /// start with the previous cue's last line.
 fn is_rolling(raw: &[RawCue], cues: &[(usize, f64, f64, Vec<Line>)]) -> bool {
-    if raw.iter().any(|c| c.payload.iter().any(|p| inline_ts_re().is_match(p))) {
+    if raw.iter().any(|c| c.payload.iter().any(|(_, p)| inline_ts_re().is_match(p))) {
         return true;
     }
     let (mut multi, mut rolled) = (0usize, 0usize);

@@ -7,7 +7,7 @@ use emoclip::prep::vtt::parse_vtt;
 use emoclip::prep::youtube_json::parse_youtube_json;
 use emoclip::prep::{
     parse_captions, read_captions, sentences, sentences_with_model, split_words_evenly, timed_words, BoundarySource,
-    CaptionChunk, CaptionFormat, PunctuationModel, SentenceConfig,
+    CaptionChunk, CaptionFormat, PunctuationModel, Regroup, SentenceConfig,
 };
 use emoclip::Error;
 
@@ -265,11 +265,98 @@ impl PunctuationModel for EveryThird {
 #[test]
 fn punctuation_model_hook_sets_boundaries() {
     let chunks = vec![CaptionChunk { text: "a b c d e f g".into(), start: 0.0, end: 7.0, words: None }];
+    // The official rule (default): only whole sentences between two periods, without the marks.
     let (s, src) = sentences_with_model(&chunks, &SentenceConfig::default(), Some(&EveryThird));
     assert_eq!(src, BoundarySource::Model);
     let t: Vec<&str> = s.iter().map(|s| s.text.as_str()).collect();
+    assert_eq!(t, ["d e f"]);
+    assert!(close(s[0].start, 3.0) && close(s[0].end, 6.0));
+    // The earlier emoclip rule, by name: head and tail kept, marks in the text.
+    let all = SentenceConfig { regroup: Regroup::AllMarks, ..SentenceConfig::default() };
+    let (s, _) = sentences_with_model(&chunks, &all, Some(&EveryThird));
+    let t: Vec<&str> = s.iter().map(|s| s.text.as_str()).collect();
     assert_eq!(t, ["a b c.", "d e f.", "g"]);
     assert!(close(s[1].start, 3.0) && close(s[1].end, 6.0));
+}
+
+/// Issue 11.2.5: cues without blank lines between them. Every timing line starts a cue; the number before
+/// it is its index; neither ever becomes caption text.
+#[test]
+fn srt_without_blank_lines_never_puts_timings_into_text() {
+    let srt = "1\n00:00:01,000 --> 00:00:04,000\nHello there.\n2\n00:00:05,000 --> 00:00:09,000\nGeneral Kenobi!\n00:00:10,000 --> 00:00:12,500\nYou are a bold one.\n00:00:12,500\n\n4\n00:00:13,000 --> 00:00:14,000\nKill him.\n";
+    let (chunks, report) = parse_srt(srt);
+    let got: Vec<(&str, f64, f64)> = chunks.iter().map(|c| (c.text.as_str(), c.start, c.end)).collect();
+    assert_eq!(
+        got,
+        [
+            ("Hello there.", 1.0, 4.0),
+            ("General Kenobi!", 5.0, 9.0),
+            ("You are a bold one.", 10.0, 12.5),
+            ("Kill him.", 13.0, 14.0)
+        ]
+    );
+    assert!(report.skipped.is_empty(), "{:?}", report.skipped);
+    // Two missing blank lines and one stray timestamp line, each reported with its line number.
+    let lines: Vec<usize> = report.warnings.iter().map(|w| w.0).collect();
+    assert_eq!(lines, [5, 7, 9], "{:?}", report.warnings);
+    assert!(report.warnings[2].1.contains("timestamp"), "{:?}", report.warnings);
+    // A broken timing line drops its own cue only, text included.
+    let srt = "1\n00:00:01,000 --> 00:00:02,000\nfine\n2\n00:00:0x,000 --> 00:00:03,000\nbroken text\n3\n00:00:04,000 --> 00:00:05,000\nalso fine\n";
+    let (chunks, report) = parse_srt(srt);
+    assert_eq!(chunks.iter().map(|c| c.text.as_str()).collect::<Vec<_>>(), ["fine", "also fine"]);
+    assert_eq!(report.skipped.len(), 1);
+    assert_eq!(report.skipped[0].0, 5);
+}
+
+#[test]
+fn vtt_without_blank_lines_never_puts_timings_into_text() {
+    let vtt = "WEBVTT\n\n1\n00:00:01.000 --> 00:00:04.000\nHello there.\n2\n00:00:05.000 --> 00:00:09.000\nGeneral Kenobi!\n00:00:10.000 --> 00:00:12.000\nYou are a bold one.\n00:11.000\n";
+    let (chunks, report) = parse_vtt(vtt);
+    let got: Vec<(&str, f64, f64)> = chunks.iter().map(|c| (c.text.as_str(), c.start, c.end)).collect();
+    assert_eq!(got, [("Hello there.", 1.0, 4.0), ("General Kenobi!", 5.0, 9.0), ("You are a bold one.", 10.0, 12.0)]);
+    let lines: Vec<usize> = report.warnings.iter().map(|w| w.0).collect();
+    assert_eq!(lines, [7, 9, 11], "{:?}", report.warnings);
+}
+
+/// Issue 11.2.13: an unpunctuated auto-caption track (inline word times, 10.7 s of speech with one 0.1 s
+/// pause) and no punctuation model. The fallback used to leave one 10.7 s span, which the 2-10 s
+/// duration filter drops: nothing kept. Now it is cut at the pause into two spans inside the filter.
+#[test]
+fn unpunctuated_auto_captions_are_cut_inside_the_duration_filter() {
+    let caps = read_captions(fixtures().join("Megamind_auto.vtt")).expect("vtt");
+    assert!(caps.report.skipped.is_empty() && caps.report.warnings.is_empty(), "{:?}", caps.report);
+    let words = timed_words(&caps.chunks);
+    assert!(close(words[0].start, 0.4) && close(words.last().unwrap().end, 11.1));
+    let (s, src) = sentences_with_model(&caps.chunks, &SentenceConfig::default(), None);
+    assert_eq!(src, BoundarySource::Rules);
+    let got: Vec<(&str, f64, f64)> = s.iter().map(|s| (s.text.as_str(), s.start, s.end)).collect();
+    assert_eq!(got.len(), 2, "{got:?}");
+    assert_eq!(got[0].0, "so you came back for more i always come back that's what heroes do");
+    assert_eq!(got[1].0, "then this time i'm ready for you so let's finish this once and for all");
+    assert!(close(got[0].1, 0.4) && close(got[0].2, 5.58) && close(got[1].1, 5.68) && close(got[1].2, 11.1), "{got:?}");
+    let f = emoclip::prep::filters::FilterConfig::default();
+    for x in &s {
+        assert!(f.check(&x.text, x.start, x.end, 0.0, 80).duration, "{x:?} outside the duration filter");
+    }
+    // Without a pause the cap still holds: cuts go between words (never inside one), every part < max.
+    let long: Vec<CaptionChunk> = (0..5)
+        .map(|i| CaptionChunk {
+            text: "one two three four five six seven".into(),
+            start: i as f64 * 3.5,
+            end: i as f64 * 3.5 + 3.5,
+            words: None,
+        })
+        .collect();
+    let cfg = SentenceConfig { max_seconds: Some(6.0), min_seconds: 1.0, ..SentenceConfig::default() };
+    let s = sentences(&long, &cfg);
+    let n: usize = s.iter().map(|x| x.n_words).sum();
+    assert_eq!(n, 35, "no word lost");
+    for x in &s {
+        assert!(x.end - x.start < 6.0 && x.end - x.start > 1.0, "{x:?}");
+    }
+    for w in s.windows(2) {
+        assert!(w[0].end <= w[1].start + 1e-9);
+    }
 }
 
 #[test]
