@@ -6,7 +6,6 @@ use clap::Args;
 use emoclip::prep::filters::FilterConfig;
 use emoclip::prep::pipeline::{find_captions, partition, Boxes, PrepareConfig, Preparer};
 use emoclip::text_emotion::EmotionClassifier;
-use indicatif::{ProgressBar, ProgressStyle};
 use rayon::prelude::*;
 use std::path::PathBuf;
 
@@ -59,6 +58,7 @@ pub struct PrepareArgs {
 }
 
 pub fn run(a: PrepareArgs) -> Result<i32> {
+    emoclip::output::check_output_dir(&a.out, "--out")?;
     let mut videos = Vec::new();
     for p in &a.inputs {
         if p.is_dir() {
@@ -133,11 +133,7 @@ pub fn run(a: PrepareArgs) -> Result<i32> {
         None => None,
     };
     let prep = Preparer { cfg, classifier: &clf, boxes, punctuation, out: a.out.clone() };
-    let pb = ProgressBar::new(videos.len() as u64);
-    pb.set_style(
-        ProgressStyle::with_template("{spinner} prepare [{bar:30}] {pos}/{len} {msg} (eta {eta})")
-            .unwrap_or_else(|_| ProgressStyle::default_bar()),
-    );
+    let pb = crate::progress::Progress::new(videos.len() as u64, "prepare (videos)");
     let (mut done, mut kept, mut cands) = (0usize, 0usize, 0usize);
     let mut timings = emoclip::prep::pipeline::StageTimings::default();
     let mut video_seconds = 0.0f64;
@@ -158,7 +154,7 @@ pub fn run(a: PrepareArgs) -> Result<i32> {
                 Some(c) => prep.process(v, &c).map_err(anyhow::Error::from),
             };
             if let Err(e) = &res {
-                pb.suspend(|| tracing::error!("{e:#}"));
+                pb.suspend(|| tracing::error!("{}", crate::errors::describe(e)));
             }
             pb.inc(1);
             ((*v).clone(), res)
@@ -181,10 +177,10 @@ pub fn run(a: PrepareArgs) -> Result<i32> {
                     );
                 }
             }
-            Err(e) => failed.push(format!("{e:#}")),
+            Err(e) => failed.push(crate::errors::describe(&e)),
         }
     }
-    pb.finish_and_clear();
+    pb.finish();
     eprintln!(
         "processed {done} video(s) ({skipped} already done): {kept} of {cands} caption spans kept; shards in {}",
         a.out.join("shards").display()
@@ -231,13 +227,14 @@ pub struct ReportArgs {
 }
 
 pub fn report(a: ReportArgs) -> Result<i32> {
+    let dest = a.out.clone().unwrap_or_else(|| a.prepared.join("report"));
+    emoclip::output::check_output_dir(&dest, "--out")?;
     let cands = emoclip::prep::report::load_index(&a.prepared)?;
     let lp = a.prepared.join("labels.json");
     let labels: Vec<String> = match std::fs::read_to_string(&lp) {
         Ok(s) => serde_json::from_str(&s).with_context(|| format!("{}: not a JSON list of labels", lp.display()))?,
         Err(_) => (0..cands.first().map_or(0, |c| c.emotion_logits.len())).map(|i| format!("LABEL_{i}")).collect(),
     };
-    let dest = a.out.clone().unwrap_or_else(|| a.prepared.join("report"));
     let page = emoclip::prep::report::write_report(&cands, &labels, a.neutral_max, &dest)?;
     eprintln!("wrote {}", page.display());
     Ok(0)
