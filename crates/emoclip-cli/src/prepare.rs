@@ -59,6 +59,12 @@ pub struct PrepareArgs {
 
 pub fn run(a: PrepareArgs) -> Result<i32> {
     emoclip::output::check_output_dir(&a.out, "--out")?;
+    if let Some(d) = a.boxes_dir.as_ref().filter(|d| !d.is_dir()) {
+        bail!(
+            "--boxes-dir {}: no such directory; give the directory of <stem>.boxes.json files, or use --yolo",
+            d.display()
+        );
+    }
     let mut videos = Vec::new();
     for p in &a.inputs {
         if p.is_dir() {

@@ -433,6 +433,11 @@ fn missing_boxes_dir_or_file_is_an_error_and_missing_or_outside_boxes_are_warned
             "{err}"
         );
     }
+    let prep = strings(&["prepare", &fx("media/clip_vtest40.mp4"), "--emotion-model", &fx("text_emotion")]);
+    let o =
+        emoclip_env(&[prep, strings(&["--boxes-dir", &gone, "--out", &out.replace(".npy", "-prep")])].concat(), &[]);
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+    assert!(stderr(&o).contains("--boxes-dir") && stderr(&o).contains("no such directory"), "{}", stderr(&o));
     let mut args = strings(&["embed", &fx("media/clip_vtest40.mp4"), "--boxes", &gone, "--out", &out]);
     args.extend(tiny_model());
     let o = emoclip_env(&args, &[]);
