@@ -14,7 +14,7 @@ pub struct BenchArgs {
     #[arg(long, default_value = "ViT-B-32")]
     pub config: String,
     /// Clips per batch for the throughput measurement.
-    #[arg(long, default_value_t = 4)]
+    #[arg(long, default_value_t = 4, value_parser = crate::commands::at_least_one)]
     pub batch: usize,
     /// Timed iterations (the median is reported).
     #[arg(long, default_value_t = 5)]
@@ -33,7 +33,7 @@ pub struct BenchArgs {
     #[arg(long)]
     pub train: bool,
     /// Clips (and captions) per training step.
-    #[arg(long, default_value_t = 2)]
+    #[arg(long, default_value_t = 2, value_parser = crate::commands::at_least_one)]
     pub train_batch: usize,
     /// Device of the training step: cpu, cuda or cuda:N (the PyTorch side uses the same).
     #[arg(long, default_value = "cpu")]

@@ -5,10 +5,21 @@ use clap::{Args, ValueEnum};
 use emoclip::embed::{boxes_beside, load_encoder, Embedder, MediaInput, ModelKind, Prepared};
 use emoclip::emotionclip::EmotionClipConfig;
 use emoclip::media::{self, Normalization};
+use emoclip::output::{check_embeddings_output, check_output_dir, check_output_file, encode_name};
 use emoclip::tokenizer::{ClipTokenizer, Truncation};
-use indicatif::{ProgressBar, ProgressStyle};
 use rayon::prelude::*;
 use std::path::{Path, PathBuf};
+
+use crate::progress::Progress;
+
+/// Parses a count that must be 1 or more (`--batch`, `--frames`, ...).
+pub fn at_least_one(s: &str) -> std::result::Result<usize, String> {
+    match s.trim().parse::<usize>() {
+        Ok(0) => Err("must be 1 or more".into()),
+        Ok(n) => Ok(n),
+        Err(e) => Err(format!("{e}; give a whole number, 1 or more")),
+    }
+}
 
 #[derive(Clone, Copy, ValueEnum)]
 pub enum Model {
@@ -120,16 +131,17 @@ pub struct MediaArgs {
     /// Person boxes JSON for a single input (see the README for the format).
     #[arg(long, conflicts_with = "boxes_dir")]
     pub boxes: Option<PathBuf>,
-    /// Directory with `<stem>.boxes.json` per input; inputs without one get an empty subject mask.
+    /// Directory with `<stem>.boxes.json` per input (it must exist); inputs without one get an empty subject
+    /// mask, and one warning counts them.
     #[arg(long)]
     pub boxes_dir: Option<PathBuf>,
     #[arg(long, value_enum, default_value = "imagenet")]
     pub norm: Norm,
-    /// Frames sampled uniformly per video (the temporal head takes 8).
-    #[arg(long, default_value_t = 8)]
+    /// Frames sampled uniformly per video (the temporal head takes exactly 8).
+    #[arg(long, default_value_t = 8, value_parser = at_least_one)]
     pub frames: usize,
     /// Clips per forward pass.
-    #[arg(long, default_value_t = 4)]
+    #[arg(long, default_value_t = 4, value_parser = at_least_one)]
     pub batch: usize,
     /// Treat each input directory as one clip of pre-extracted frames (sorted by the number in the file
     /// name, sampled like a video) instead of a folder of separate media files.
@@ -176,7 +188,7 @@ pub struct SimilarityArgs {
     /// A file with one prompt per line.
     #[arg(long)]
     pub prompts_file: Option<PathBuf>,
-    /// Also write the scores as JSON here.
+    /// Also write the scores as JSON here (a .json file).
     #[arg(long)]
     pub out: Option<PathBuf>,
 }
@@ -192,18 +204,65 @@ pub struct ConvertArgs {
     pub config: Option<PathBuf>,
 }
 
+/// Why a media-named directory entry is not embedded (not a regular file), e.g. "dangling symbolic link".
+fn not_a_media_file(p: &Path) -> Option<String> {
+    match std::fs::metadata(p) {
+        Ok(m) if m.is_file() => None,
+        Ok(m) => {
+            #[cfg(unix)]
+            {
+                use std::os::unix::fs::FileTypeExt;
+                let t = m.file_type();
+                if t.is_fifo() {
+                    return Some("a FIFO".into());
+                }
+                if t.is_socket() {
+                    return Some("a socket".into());
+                }
+                if t.is_block_device() || t.is_char_device() {
+                    return Some("a device".into());
+                }
+            }
+            Some(
+                if m.is_dir() { "a directory (use --frame-dirs for frame directories)" } else { "not a regular file" }
+                    .into(),
+            )
+        }
+        Err(_) if std::fs::symlink_metadata(p).is_ok_and(|m| m.is_symlink()) => Some("a dangling symbolic link".into()),
+        Err(e) => Some(format!("unreadable ({e})")),
+    }
+}
+
 /// Expands directories into their media files (sorted); keeps files as given. With `frame_dirs`, a directory
-/// is kept as one clip (a frame directory).
+/// is kept as one clip (a frame directory). Entries named like media that are not regular files (dangling
+/// links, FIFOs, sockets, directories) are left out with one warning per directory naming them.
 fn expand_inputs(inputs: &[PathBuf], frame_dirs: bool) -> Result<Vec<PathBuf>> {
     let mut out = Vec::new();
     for p in inputs {
         if p.is_dir() && !frame_dirs {
-            let mut v: Vec<PathBuf> = std::fs::read_dir(p)
-                .with_context(|| format!("{}: cannot list directory", p.display()))?
-                .filter_map(|e| e.ok().map(|e| e.path()))
-                .filter(|f| f.is_file() && media::media_kind(f).is_ok())
-                .collect();
+            let mut v = Vec::new();
+            let mut skipped = Vec::new();
+            for e in std::fs::read_dir(p).with_context(|| format!("{}: cannot list directory", p.display()))? {
+                let f = e.with_context(|| format!("{}: cannot list directory", p.display()))?.path();
+                if media::media_kind(&f).is_err() {
+                    continue;
+                }
+                match not_a_media_file(&f) {
+                    None => v.push(f),
+                    Some(why) => skipped.push(format!("{} ({why})", f.display())),
+                }
+            }
             v.sort();
+            skipped.sort();
+            if !skipped.is_empty() {
+                tracing::warn!(
+                    "{}: skipped {} media-named entr{} that are not regular files: {}",
+                    p.display(),
+                    skipped.len(),
+                    if skipped.len() == 1 { "y" } else { "ies" },
+                    skipped.join(", ")
+                );
+            }
             if v.is_empty() {
                 tracing::warn!("{}: no media files in this directory", p.display());
             }
@@ -215,29 +274,95 @@ fn expand_inputs(inputs: &[PathBuf], frame_dirs: bool) -> Result<Vec<PathBuf>> {
     Ok(out)
 }
 
-fn progress(n: usize, what: &str) -> ProgressBar {
-    let pb = ProgressBar::new(n as u64);
-    pb.set_style(
-        ProgressStyle::with_template("{spinner} {msg} [{bar:30}] {pos}/{len} ({per_sec}, eta {eta})")
-            .unwrap_or_else(|_| ProgressStyle::default_bar())
-            .progress_chars("=> "),
-    );
-    pb.set_message(what.to_string());
-    pb
+/// Where each input's person boxes come from, checked before any work: `--boxes` must be a readable box file,
+/// `--boxes-dir` an existing directory; inputs without a box file there are counted in one warning.
+fn box_sources(m: &MediaArgs, files: &[PathBuf]) -> Result<Vec<Option<PathBuf>>> {
+    if let Some(b) = &m.boxes {
+        if files.len() != 1 {
+            bail!("--boxes applies to a single input; use --boxes-dir with <stem>.boxes.json files for several");
+        }
+        if !b.is_file() {
+            bail!(
+                "--boxes {}: {}; give the person-box JSON of this input (format in the README), or leave --boxes out",
+                b.display(),
+                if b.exists() { "not a file" } else { "no such file" }
+            );
+        }
+        return Ok(vec![Some(b.clone())]);
+    }
+    let Some(dir) = &m.boxes_dir else { return Ok(vec![None; files.len()]) };
+    if !dir.is_dir() {
+        bail!(
+            "--boxes-dir {}: {}; give the directory that holds <stem>.boxes.json per input, or leave --boxes-dir out \
+             (subject masks are then empty)",
+            dir.display(),
+            if dir.exists() { "not a directory" } else { "no such directory" }
+        );
+    }
+    let found: Vec<Option<PathBuf>> = files.iter().map(|f| boxes_beside(dir, f)).collect();
+    let missing: Vec<&PathBuf> = files.iter().zip(&found).filter(|(_, b)| b.is_none()).map(|(f, _)| f).collect();
+    if !missing.is_empty() {
+        tracing::warn!(
+            "{} of {} input(s) have no <stem>.boxes.json in {} (e.g. {}): their subject masks are empty",
+            missing.len(),
+            files.len(),
+            dir.display(),
+            missing[0].display()
+        );
+    }
+    Ok(found)
 }
 
+/// Boxes found entirely outside their frames during a run, reported once at the end.
+#[derive(Default)]
+pub(crate) struct OutsideBoxes {
+    boxes: usize,
+    inputs: usize,
+    example: Option<String>,
+}
+
+impl OutsideBoxes {
+    pub(crate) fn add(&mut self, p: &Prepared) {
+        if let Some(b) = p.boxes_outside.first() {
+            self.boxes += p.boxes_outside.len();
+            self.inputs += 1;
+            self.example.get_or_insert_with(|| {
+                format!(
+                    "{}: [{}, {}, {}, {}] on a {}x{} frame",
+                    p.path.display(),
+                    b.x1,
+                    b.y1,
+                    b.x2,
+                    b.y2,
+                    p.frame_size.0,
+                    p.frame_size.1
+                )
+            });
+        }
+    }
+
+    /// One warning when any box lay outside its frame.
+    pub(crate) fn warn(&self) {
+        if let Some(ex) = &self.example {
+            tracing::warn!(
+                "{} person box(es) in {} input(s) lie entirely outside the frame and were ignored (e.g. {ex}); \
+                 boxes are [x1, y1, x2, y2] in pixels of the original frame",
+                self.boxes,
+                self.inputs
+            );
+        }
+    }
+}
+
+type Embedded = (Vec<PathBuf>, Vec<Vec<f32>>, Vec<(PathBuf, String)>, Embedder);
+
 /// Embeds all media; returns (names, rows, failures). Bad files are skipped and reported.
-fn embed_all(
-    m: &MediaArgs,
-    model: &ModelArgs,
-) -> Result<(Vec<String>, Vec<Vec<f32>>, Vec<(PathBuf, String)>, Embedder)> {
+fn embed_all(m: &MediaArgs, model: &ModelArgs) -> Result<Embedded> {
     let files = expand_inputs(&m.inputs, m.frame_dirs)?;
     if files.is_empty() {
         bail!("no input files");
     }
-    if m.boxes.is_some() && files.len() != 1 {
-        bail!("--boxes applies to a single input; use --boxes-dir with <stem>.boxes.json files for several");
-    }
+    let box_files = box_sources(m, &files)?;
     let boxes_one = match &m.boxes {
         Some(p) => Some(media::load_boxes(p)?),
         None => None,
@@ -253,18 +378,17 @@ fn embed_all(
     let mut rows = Vec::new();
     let mut failed: Vec<(PathBuf, String)> = Vec::new();
     let mut no_subject = 0usize;
-    let pb = progress(files.len(), "embedding");
-    for chunk in files.chunks(m.batch.max(1)) {
+    let mut outside = OutsideBoxes::default();
+    let pb = Progress::new(files.len() as u64, "embedding");
+    let items: Vec<(&PathBuf, &Option<PathBuf>)> = files.iter().zip(&box_files).collect();
+    for chunk in items.chunks(m.batch) {
         let prepared: Vec<std::result::Result<Prepared, (PathBuf, String)>> = chunk
             .par_iter()
-            .map(|f| {
-                let boxes = match (&boxes_one, &m.boxes_dir) {
+            .map(|&(f, box_file)| {
+                let boxes = match (&boxes_one, box_file) {
                     (Some(b), _) => Some(b.clone()),
-                    (None, Some(dir)) => match boxes_beside(dir, f) {
-                        Some(p) => Some(media::load_boxes(&p).map_err(|e| (f.clone(), e.to_string()))?),
-                        None => None,
-                    },
-                    _ => None,
+                    (None, Some(p)) => Some(media::load_boxes(p).map_err(|e| (f.clone(), e.to_string()))?),
+                    (None, None) => None,
                 };
                 emb.prepare(&MediaInput::new(f.clone(), boxes)).map_err(|e| (f.clone(), e.to_string()))
             })
@@ -284,7 +408,8 @@ fn embed_all(
                 Ok(vs) => {
                     for (p, v) in ok.iter().zip(vs) {
                         no_subject += usize::from(!p.has_subject);
-                        names.push(p.path.display().to_string());
+                        outside.add(p);
+                        names.push(p.path.clone());
                         rows.push(v);
                     }
                 }
@@ -297,7 +422,8 @@ fn embed_all(
         }
         pb.inc(chunk.len() as u64);
     }
-    pb.finish_and_clear();
+    pb.finish();
+    outside.warn();
     if no_subject > 0 && matches!(model.model, Model::Emotionclip) {
         tracing::info!(
             "{no_subject} input(s) had no person boxes: their subject masks are empty (pass --boxes/--boxes-dir)"
@@ -319,6 +445,7 @@ fn report_failures(failed: &[(PathBuf, String)]) -> i32 {
 }
 
 pub fn embed(a: EmbedArgs) -> Result<i32> {
+    check_embeddings_output(&a.out, "--out")?;
     let t0 = std::time::Instant::now();
     let (names, rows, failed, _) = embed_all(&a.media, &a.model)?;
     if !rows.is_empty() {
@@ -342,6 +469,7 @@ fn read_lines(p: &Path) -> Result<Vec<String>> {
 }
 
 pub fn embed_text(a: EmbedTextArgs) -> Result<i32> {
+    check_embeddings_output(&a.out, "--out")?;
     let mut texts = a.texts.clone();
     if let Some(f) = &a.file {
         texts.extend(read_lines(f)?);
@@ -351,7 +479,8 @@ pub fn embed_text(a: EmbedTextArgs) -> Result<i32> {
     }
     let (encoder, device, dtype) = a.model.load()?;
     let pre = emoclip::embed::preprocessor_for(encoder.image_size(), Normalization::IMAGENET);
-    let emb = Embedder::new(encoder, pre, device, dtype, 8)?;
+    let frames = encoder.frames_per_clip().unwrap_or(8);
+    let emb = Embedder::new(encoder, pre, device, dtype, frames)?;
     let tok = ClipTokenizer::new()?;
     let trunc = if a.plain_truncation { Truncation::Plain } else { Truncation::ForceEot };
     let refs: Vec<&str> = texts.iter().map(String::as_str).collect();
@@ -366,6 +495,9 @@ pub fn embed_text(a: EmbedTextArgs) -> Result<i32> {
 }
 
 pub fn similarity(a: SimilarityArgs) -> Result<i32> {
+    if let Some(out) = &a.out {
+        check_output_file(out, &["json"], "--out")?;
+    }
     let mut prompts = a.prompts.clone();
     if let Some(f) = &a.prompts_file {
         prompts.extend(read_lines(f)?);
@@ -388,22 +520,42 @@ pub fn similarity(a: SimilarityArgs) -> Result<i32> {
     println!("|---|{}", "---|".repeat(prompts.len()));
     for (n, (l, p)) in names.iter().zip(&table) {
         let cells: Vec<String> = l.iter().zip(p).map(|(l, p)| format!("{l:.2} ({:.1}%)", p * 100.0)).collect();
-        let short = Path::new(n).file_name().map(|s| s.to_string_lossy().to_string()).unwrap_or_else(|| n.clone());
+        let short = n.file_name().unwrap_or(n.as_os_str()).to_string_lossy();
         println!("| {short} | {} |", cells.join(" | "));
     }
     println!("\nscores are exp(logit_scale) · cos(media, prompt) with exp(logit_scale) = {scale:.2}; % = softmax over the prompts");
     if let Some(out) = &a.out {
-        let json = serde_json::json!({
-            "prompts": prompts, "logit_scale": scale,
-            "results": names.iter().zip(&table).map(|(n, (l, p))| serde_json::json!({"file": n, "scores": l, "probs": p})).collect::<Vec<_>>(),
-        });
-        emoclip::output::write_atomic(out, |f| std::io::Write::write_all(f, json.to_string().as_bytes()))?;
+        // File names as in the embedding outputs (JSON strings, undecodable bytes as \udcXX escapes).
+        let results: Vec<String> = names
+            .iter()
+            .zip(&table)
+            .map(|(n, (l, p))| {
+                format!(
+                    "{{\"file\":{},\"scores\":{},\"probs\":{}}}",
+                    encode_name(n.as_os_str()),
+                    json_floats(l),
+                    json_floats(p)
+                )
+            })
+            .collect();
+        let json = format!(
+            "{{\"prompts\":{},\"logit_scale\":{},\"results\":[{}]}}",
+            serde_json::Value::from(prompts.clone()),
+            serde_json::Value::from(scale),
+            results.join(",")
+        );
+        emoclip::output::write_atomic(out, |f| std::io::Write::write_all(f, json.as_bytes()))?;
     }
     Ok(report_failures(&failed))
 }
 
+fn json_floats(v: &[f32]) -> serde_json::Value {
+    serde_json::Value::from(v.iter().map(|&x| serde_json::Value::from(x)).collect::<Vec<_>>())
+}
+
 pub fn convert(a: ConvertArgs) -> Result<i32> {
     use emoclip::weights::{Checkpoint, Layout, LoadOptions};
+    check_output_dir(&a.out, "--out")?;
     let ck = Checkpoint::open(&a.input)?;
     let config = match &a.config {
         Some(p) => Some(emoclip::weights::load::read_config(p)?),

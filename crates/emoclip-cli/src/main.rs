@@ -6,13 +6,17 @@ mod bench;
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 mod commands;
+mod errors;
 mod mer;
 mod prepare;
 mod probe;
+mod progress;
 mod train;
 
 use anyhow::Result;
 use clap::{Parser, Subcommand};
+use std::io::IsTerminal;
+use std::process::ExitCode;
 
 #[derive(Parser)]
 #[command(
@@ -22,7 +26,7 @@ use clap::{Parser, Subcommand};
 )]
 struct Cli {
     /// Worker threads for CPU compute (default: all cores).
-    #[arg(long, global = true)]
+    #[arg(long, global = true, value_parser = parse_threads)]
     threads: Option<usize>,
     #[command(subcommand)]
     command: Command,
@@ -54,19 +58,42 @@ enum Command {
     Mer(mer::MerArgs),
 }
 
-fn main() {
+/// `--threads N`, N >= 1.
+fn parse_threads(s: &str) -> std::result::Result<usize, String> {
+    match s.trim().parse::<usize>() {
+        Ok(0) => Err("0 threads cannot run anything; use 1 or more, or leave --threads out to use every core".into()),
+        Ok(n) => Ok(n),
+        Err(e) => Err(format!("{e}; give a whole number of threads (1 or more)")),
+    }
+}
+
+/// Colour in log lines only on a terminal, and never with `NO_COLOR` set to a non-empty value (no-color.org).
+fn colour_stderr() -> bool {
+    std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty())
+}
+
+/// Exit status: 0 success, 1 some batch items skipped (listed), 2 error.
+fn main() -> ExitCode {
     if std::env::var_os("MIMALLOC_PURGE_DELAY").is_none() {
         // `mi_option_purge_delay` (index 15 in the v2 and v3 headers; libmimalloc-sys does not name it): -1 = never.
         // SAFETY: sets a plain integer option before any other thread exists.
         unsafe { libmimalloc_sys::mi_option_set(15, -1) };
     }
-    let cli = Cli::parse();
+    let cli = match Cli::try_parse() {
+        Ok(c) => c,
+        Err(e) => {
+            // --help and --version print to stdout and succeed; usage errors exit 2.
+            let _ = e.print();
+            return ExitCode::from(u8::try_from(e.exit_code()).unwrap_or(2));
+        }
+    };
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env()
                 .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
         )
         .with_writer(std::io::stderr)
+        .with_ansi(colour_stderr())
         .with_target(false)
         .init();
     if let Some(n) = cli.threads {
@@ -87,10 +114,10 @@ fn main() {
         Command::Mer(a) => mer::run(a, cli.threads),
     };
     match result {
-        Ok(code) => std::process::exit(code),
+        Ok(code) => ExitCode::from(u8::try_from(code).unwrap_or(2)),
         Err(e) => {
-            eprintln!("error: {e:#}");
-            std::process::exit(2);
+            eprintln!("error: {}", errors::describe(&e));
+            ExitCode::from(2)
         }
     }
 }

@@ -7,9 +7,11 @@ use emoclip::mer::bert_text::BertText;
 use emoclip::mer::data::{MmsaData, SyntheticSpec};
 use emoclip::mer::train::{evaluate, load_model, model_config, MerTrainConfig, MerTrainer, MetricLine};
 use emoclip::mer::{read_clip_config, FeatureDims, MerConfig, MerTask};
+use emoclip::output::{check_output_dir, check_output_file};
 use emoclip::text_emotion::BertModel;
-use indicatif::{ProgressBar, ProgressStyle};
 use std::path::{Path, PathBuf};
+
+use crate::progress::Progress;
 
 use std::time::Instant;
 
@@ -218,14 +220,14 @@ fn read_data(path: &Path, bert: Option<&str>, t: &TextArgs, device: &candle_core
         cache_dir: t.bert_cache.clone(),
         device: device.clone(),
     };
-    let pb = bar(0);
+    let pb = Progress::new(0, "BERT text features");
     let t0 = Instant::now();
     let data = MmsaData::read_bert(path, &opts, |split, done, total| {
         pb.set_length(total as u64);
         pb.set_position(done as u64);
         pb.set_message(format!("BERT {split}"));
     });
-    pb.finish_and_clear();
+    pb.finish();
     let data = data?;
     eprintln!(
         "BERT text features ({} dims) for {} utterances in {:.1}s{}",
@@ -297,16 +299,6 @@ fn setup(a: &TrainArgs) -> Result<(MmsaData, MerConfig, MerTrainConfig)> {
     Ok((data, cfg, tc))
 }
 
-fn bar(len: u64) -> ProgressBar {
-    let pb = ProgressBar::new(len);
-    pb.set_style(
-        ProgressStyle::with_template("{spinner} [{bar:30}] {pos}/{len} {msg} (eta {eta})")
-            .unwrap_or_else(|_| ProgressStyle::default_bar())
-            .progress_chars("=> "),
-    );
-    pb
-}
-
 fn describe(l: &MetricLine) -> Option<String> {
     match l {
         MetricLine::Step { epoch, loss, utterances_per_s, .. } => {
@@ -321,7 +313,17 @@ fn describe(l: &MetricLine) -> Option<String> {
     }
 }
 
+/// Checks the outputs of `train` / `ablation` before any work.
+fn check_train_outputs(a: &TrainArgs) -> Result<()> {
+    check_output_dir(&a.out, "--out")?;
+    if let Some(c) = &a.text.bert_cache {
+        check_output_dir(c, "--bert-cache")?;
+    }
+    Ok(())
+}
+
 fn train(a: TrainArgs) -> Result<i32> {
+    check_train_outputs(&a)?;
     let (data, cfg, tc) = setup(&a)?;
     let device = crate::commands::parse_device(&a.device)?;
     let mut tr = MerTrainer::new(tc, cfg, data, a.clip.as_deref(), device, a.resume)
@@ -332,7 +334,7 @@ fn train(a: TrainArgs) -> Result<i32> {
             None => eprintln!("--resume: no checkpoint in {}, starting from scratch", a.out.display()),
         }
     }
-    let pb = bar(tr.total_steps() as u64);
+    let pb = Progress::new(tr.total_steps() as u64, "training steps");
     pb.set_position(tr.step() as u64);
     let test = tr.run(None, |l| {
         if let MetricLine::Step { step, .. } = l {
@@ -344,7 +346,7 @@ fn train(a: TrainArgs) -> Result<i32> {
             _ => {}
         }
     });
-    pb.finish_and_clear();
+    pb.finish();
     let test = test?.context("training stopped before the end")?;
     println!(
         "{} {:?} test ({} utterances, best-on-valid weights): {}",
@@ -358,6 +360,12 @@ fn train(a: TrainArgs) -> Result<i32> {
 }
 
 fn eval(a: EvalArgs) -> Result<i32> {
+    if let Some(out) = &a.out {
+        check_output_file(out, &["json"], "--out")?;
+    }
+    if let Some(c) = &a.text.bert_cache {
+        check_output_dir(c, "--bert-cache")?;
+    }
     let device = crate::commands::parse_device(&a.device)?;
     let (model, _) = load_model(&a.model, &device)?;
     if let Some(t) = a.task {
@@ -394,11 +402,12 @@ fn eval(a: EvalArgs) -> Result<i32> {
 }
 
 fn run_ablation(a: TrainArgs) -> Result<i32> {
+    check_train_outputs(&a)?;
     let (data, cfg, tc) = setup(&a)?;
     let device = crate::commands::parse_device(&a.device)?;
     let words = emoclip::mer::QUERY_WORDS.len();
     let spe = data.train.len().div_ceil(tc.batch_size);
-    let pb = bar((words * spe * tc.epochs) as u64);
+    let pb = Progress::new((words * spe * tc.epochs) as u64, "ablation steps");
     let mut done = 0u64;
     let data = std::sync::Arc::new(data);
     let rows = ablation::sweep(&cfg, &tc, &data, a.clip.as_deref(), &device, |w, l| {
@@ -410,7 +419,7 @@ fn run_ablation(a: TrainArgs) -> Result<i32> {
             pb.set_message(format!("{}: {s}", w.unwrap_or("(no word)")));
         }
     });
-    pb.finish_and_clear();
+    pb.finish();
     let rows = rows?;
     let table = ablation::markdown(task_of(a.task), a.dataset.name(), &rows);
     print!("{table}");
@@ -443,13 +452,13 @@ fn bench(a: BenchArgs, threads: Option<usize>) -> Result<i32> {
     };
     let mut tr = MerTrainer::new(tc, cfg, data, None, candle_core::Device::Cpu, false)?;
     let steps = tr.steps_per_epoch();
-    let pb = bar(steps as u64);
+    let pb = Progress::new(steps as u64, "bench steps");
     let t0 = Instant::now();
     for n in 0..steps {
         tr.train_step()?;
         pb.set_position(n as u64 + 1);
     }
-    pb.finish_and_clear();
+    pb.finish();
     let per_epoch = t0.elapsed().as_secs_f64();
     let threads = threads.map_or_else(|| rayon::current_num_threads().to_string(), |t| t.to_string());
     println!("| model | task | utterances | batch | threads | s / epoch | utterances / s |");

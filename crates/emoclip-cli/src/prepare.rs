@@ -9,7 +9,6 @@ use emoclip::prep::pipeline::{check_unique_ids, find_captions, partition, Boxes,
 use emoclip::prep::settings::{BoxSource, ModelIdentity, PrepareSettings};
 use emoclip::prep::{Regroup, SentenceConfig};
 use emoclip::text_emotion::EmotionClassifier;
-use indicatif::{ProgressBar, ProgressStyle};
 use rayon::prelude::*;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -75,6 +74,13 @@ pub enum RegroupArg {
 }
 
 pub fn run(a: PrepareArgs) -> Result<i32> {
+    emoclip::output::check_output_dir(&a.out, "--out")?;
+    if let Some(d) = a.boxes_dir.as_ref().filter(|d| !d.is_dir()) {
+        bail!(
+            "--boxes-dir {}: no such directory; give the directory of <stem>.boxes.json files, or use --yolo",
+            d.display()
+        );
+    }
     let mut videos = Vec::new();
     for p in &a.inputs {
         if p.is_dir() {
@@ -190,11 +196,7 @@ pub fn run(a: PrepareArgs) -> Result<i32> {
         None => None,
     };
     let prep = Preparer { cfg, classifier: &clf, boxes, punctuation, out: a.out.clone() };
-    let pb = ProgressBar::new(videos.len() as u64);
-    pb.set_style(
-        ProgressStyle::with_template("{spinner} prepare [{bar:30}] {pos}/{len} {msg} (eta {eta})")
-            .unwrap_or_else(|_| ProgressStyle::default_bar()),
-    );
+    let pb = crate::progress::Progress::new(videos.len() as u64, "prepare (videos)");
     let (mut done, mut kept, mut cands) = (0usize, 0usize, 0usize);
     let mut timings = emoclip::prep::pipeline::StageTimings::default();
     let mut video_seconds = 0.0f64;
@@ -235,7 +237,7 @@ pub fn run(a: PrepareArgs) -> Result<i32> {
                 }),
             };
             if let Some(Err(e)) = &res {
-                pb.suspend(|| tracing::error!("{e:#}"));
+                pb.suspend(|| tracing::error!("{}", crate::errors::describe(e)));
             }
             pb.inc(1);
             ((*v).clone(), res)
@@ -277,10 +279,10 @@ pub fn run(a: PrepareArgs) -> Result<i32> {
                     first_box_outside = r.first_box_outside;
                 }
             }
-            Err(e) => failed.push(format!("{e:#}")),
+            Err(e) => failed.push(crate::errors::describe(&e)),
         }
     }
-    pb.finish_and_clear();
+    pb.finish();
     if let Some(e) = first_box_outside {
         tracing::warn!(
             "{boxes_outside} person box(es) lie entirely outside their frame (kept; they mark no pixel), e.g. {e}"
@@ -339,6 +341,7 @@ pub struct ReportArgs {
 
 pub fn report(a: ReportArgs) -> Result<i32> {
     let dest = a.out.clone().unwrap_or_else(|| a.prepared.join("report"));
+    emoclip::output::check_output_dir(&dest, "--out")?;
     let page = emoclip::prep::report::report_from_dir(&a.prepared, &dest, a.neutral_max)?;
     eprintln!("wrote {}", page.display());
     Ok(0)

@@ -4,13 +4,13 @@ use anyhow::{Context, Result};
 use clap::{Args, ValueEnum};
 use emoclip::embed::{Embedder, MediaInput, Prepared};
 use emoclip::media::Normalization;
+use emoclip::output::check_output_dir;
 use emoclip::probe::cache::{file_fingerprint, FeatureCache};
 use emoclip::probe::datasets::{self, AdapterOptions, DatasetKind};
 use emoclip::probe::eval::{evaluate, EvalOptions};
 use emoclip::probe::manifest::{BoxesSpec, Item, Manifest, ManifestOptions, Task};
 use emoclip::probe::report::{write_report, ReportInfo};
 use emoclip::probe::{CSearch, Mat};
-use indicatif::{ProgressBar, ProgressStyle};
 use rayon::prelude::*;
 use std::path::{Path, PathBuf};
 
@@ -108,11 +108,11 @@ pub struct ProbeArgs {
     pub savgol_order: usize,
     #[arg(long, value_enum, default_value = "imagenet")]
     pub norm: Norm,
-    /// Frames sampled uniformly per video.
-    #[arg(long, default_value_t = 8)]
+    /// Frames sampled uniformly per video (the temporal head takes exactly 8).
+    #[arg(long, default_value_t = 8, value_parser = crate::commands::at_least_one)]
     pub frames: usize,
     /// Items per forward pass.
-    #[arg(long, default_value_t = 8)]
+    #[arg(long, default_value_t = 8, value_parser = crate::commands::at_least_one)]
     pub batch: usize,
 }
 
@@ -202,13 +202,9 @@ fn embed_items(
         *emb = Some(load_embedder(a)?);
     }
     let Some(emb) = emb.as_ref() else { unreachable!("embedder loaded above") };
-    let pb = ProgressBar::new(todo.len() as u64);
-    pb.set_style(
-        ProgressStyle::with_template("{spinner} embedding [{bar:30}] {pos}/{len} ({per_sec}, eta {eta})")
-            .unwrap_or_else(|_| ProgressStyle::default_bar())
-            .progress_chars("=> "),
-    );
-    for chunk in todo.chunks(a.batch.max(1)) {
+    let pb = crate::progress::Progress::new(todo.len() as u64, "embedding");
+    let mut outside = crate::commands::OutsideBoxes::default();
+    for chunk in todo.chunks(a.batch) {
         let prepared: Vec<(usize, std::result::Result<Prepared, String>)> = chunk
             .par_iter()
             .map(|&i| {
@@ -237,6 +233,9 @@ fn embed_items(
         if !ok.is_empty() {
             match emb.encode(&ok) {
                 Ok(vs) => {
+                    for p in &ok {
+                        outside.add(p);
+                    }
                     for (&i, v) in ok_idx.iter().zip(vs) {
                         if let Err(e) = cache.put(&keys[i], &v) {
                             pb.suspend(|| tracing::warn!("cache write failed: {e}"));
@@ -254,7 +253,8 @@ fn embed_items(
         }
         pb.inc(chunk.len() as u64);
     }
-    pb.finish_and_clear();
+    pb.finish();
+    outside.warn();
     eprintln!("embedded {} item(s) in {:.1}s", todo.len() - failed.len(), t0.elapsed().as_secs_f64());
     Ok((feats, failed))
 }
@@ -284,6 +284,14 @@ fn probe_one(
         manifest.skipped.iter().map(|s| format!("row {}: {}: {}", s.row, s.path.display(), s.reason)).collect();
     for s in &skipped {
         tracing::warn!("skipped {s}");
+    }
+    let no_boxes = manifest.items.iter().filter(|it| it.boxes.is_none()).count();
+    if no_boxes > 0 && matches!(a.model.model, Model::Emotionclip) {
+        tracing::warn!(
+            "{no_boxes} of {} item(s) have no person boxes: they are encoded with empty subject masks{}",
+            manifest.items.len(),
+            if info.dataset.is_empty() { " (add a `boxes` column to the manifest)" } else { "" }
+        );
     }
     eprintln!(
         "{}: {} item(s), task {}, {} class(es)/target(s)",
@@ -348,6 +356,10 @@ fn eval_options(a: &ProbeArgs) -> EvalOptions {
 }
 
 pub fn run(a: ProbeArgs) -> Result<i32> {
+    check_output_dir(&a.out, "--out")?;
+    if let Some(c) = &a.cache {
+        check_output_dir(c, "--cache")?;
+    }
     let cache = FeatureCache::new(a.cache.as_ref().unwrap_or(&a.out.join("cache")))?;
     let mut emb: Option<Embedder> = None;
     let model = model_name(a.model.model).to_string();
@@ -435,6 +447,7 @@ pub struct ProbeReportArgs {
 
 /// `emoclip probe-report`: paper Table 4 (one row per model) and Table 5 (BoLD / Emotic per category).
 pub fn report(a: ProbeReportArgs) -> Result<i32> {
+    check_output_dir(&a.out, "--out")?;
     let suite = match emoclip::probe::suite_report::load_suite(&a.results) {
         Ok(s) => s,
         Err(e) => {

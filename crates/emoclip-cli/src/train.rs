@@ -3,7 +3,8 @@ use anyhow::{Context, Result};
 use clap::Args;
 use emoclip::train::distributed::{self, DistEnv};
 use emoclip::train::{TrainConfig, Trainer};
-use indicatif::{ProgressBar, ProgressStyle};
+
+use crate::progress::Progress;
 
 #[derive(Args)]
 pub struct TrainArgs {
@@ -27,6 +28,7 @@ pub fn run(a: TrainArgs) -> Result<i32> {
     if let Some(out) = a.out {
         cfg.out_dir = out;
     }
+    emoclip::output::check_output_dir(&cfg.out_dir, "--out (or out_dir in the config)")?;
     let env = DistEnv::from_env()?;
     let device = match &env {
         // One process per GPU: plain `cuda` picks this process's GPU.
@@ -55,12 +57,7 @@ pub fn run(a: TrainArgs) -> Result<i32> {
     }
     let total = trainer.total_steps();
     // Only rank 0 shows progress (and writes files).
-    let pb = if rank == 0 { ProgressBar::new(total as u64) } else { ProgressBar::hidden() };
-    pb.set_style(
-        ProgressStyle::with_template("{spinner} [{bar:30}] {pos}/{len} {msg} (eta {eta})")
-            .unwrap_or_else(|_| ProgressStyle::default_bar())
-            .progress_chars("=> "),
-    );
+    let pb = if rank == 0 { Progress::new(total as u64, "training steps") } else { Progress::hidden() };
     pb.set_position(trainer.step() as u64);
     let res = trainer.run(None, |m| {
         pb.set_position(m.step as u64);
@@ -69,7 +66,7 @@ pub fn run(a: TrainArgs) -> Result<i32> {
             m.epoch, m.loss, m.lr, m.logit_scale, m.clips_per_s
         ));
     });
-    pb.finish_and_clear();
+    pb.finish();
     res.with_context(|| format!("training (rank {rank} of {world})"))?;
     if rank != 0 {
         return Ok(0);

@@ -11,6 +11,8 @@ use candle_core::{DType, Device, Tensor};
 use std::path::{Path, PathBuf};
 
 /// Which network turns pixels into vectors.
+// One encoder per process: the size difference between the variants costs nothing.
+#[allow(clippy::large_enum_variant)]
 pub enum Encoder {
     /// EmotionCLIP: videos through the temporal head, images through the frame encoder alone.
     Emotion(EmotionClip),
@@ -32,6 +34,18 @@ impl Encoder {
 
     pub fn context_length(&self) -> usize {
         self.clip().text.context_length
+    }
+
+    /// Frames per video clip the model requires: the temporal transformer's learned frame positions
+    /// (`video_len`); `None` when any count works (mean fusion, plain CLIP's frame average).
+    pub fn frames_per_clip(&self) -> Option<usize> {
+        match self {
+            Encoder::Emotion(m) => match m.visual_head {
+                crate::emotionclip::temporal::VisualHead::Transformer { .. } => Some(m.config.video_len),
+                crate::emotionclip::temporal::VisualHead::Mean => None,
+            },
+            Encoder::Clip(_) => None,
+        }
     }
 
     /// `exp(logit_scale)`, the similarity scale.
@@ -72,6 +86,10 @@ pub struct Prepared {
     pub masks: Tensor,
     /// Whether any frame has a non-empty subject mask.
     pub has_subject: bool,
+    /// Boxes of the box file that lie entirely outside the frame (ignored; see [`BoxFile::boxes_outside`]).
+    pub boxes_outside: Vec<PersonBox>,
+    /// Width and height of the original frames.
+    pub frame_size: (u32, u32),
 }
 
 pub struct Embedder {
@@ -83,7 +101,19 @@ pub struct Embedder {
 }
 
 impl Embedder {
+    /// Errors when `num_frames` (frames sampled per video) is 0 or not the count the model's temporal head takes.
     pub fn new(encoder: Encoder, pre: Preprocessor, device: Device, dtype: DType, num_frames: usize) -> Result<Self> {
+        if num_frames == 0 {
+            return Err(Error::Msg("--frames 0: a clip needs at least one frame; use --frames 8 (the default)".into()));
+        }
+        if let Some(k) = encoder.frames_per_clip() {
+            if num_frames != k {
+                return Err(Error::Msg(format!(
+                    "--frames {num_frames}: this model's temporal head takes exactly {k} frames per clip (its learned \
+                     frame positions); use --frames {k}"
+                )));
+            }
+        }
         if pre.crop as usize != encoder.image_size() {
             return Err(Error::Shape(format!(
                 "preprocessing crops to {} px but the model takes {} px images; use --crop {}",
@@ -168,9 +198,18 @@ impl Embedder {
             None => indices.iter().map(|_| empty.as_slice()).collect(),
         };
         let has_subject = boxes.iter().any(|b| b.iter().any(|x| x.counts()));
+        let boxes_outside = input.boxes.as_ref().map_or_else(Vec::new, |b| b.boxes_outside(w, h));
         let frames_t = pre.frames_tensor(&frames, &Device::Cpu)?;
         let masks_t = pre.masks_tensor_with(opts.mask, w, h, &boxes, &Device::Cpu)?;
-        Ok(Prepared { path: path.clone(), kind, frames: frames_t, masks: masks_t, has_subject })
+        Ok(Prepared {
+            path: path.clone(),
+            kind,
+            frames: frames_t,
+            masks: masks_t,
+            has_subject,
+            boxes_outside,
+            frame_size: (w, h),
+        })
     }
 
     /// Encodes prepared items (all videos or all images, any mix is split internally). Returns one
@@ -224,10 +263,11 @@ impl Embedder {
     }
 }
 
-/// Looks for `<stem>.boxes.json` for `media` in `dir`.
+/// Looks for `<stem>.boxes.json` for `media` in `dir` (the stem's bytes as they are, also when not UTF-8).
 pub fn boxes_beside(dir: &Path, media: &Path) -> Option<PathBuf> {
-    let stem = media.file_stem()?.to_string_lossy().to_string();
-    let p = dir.join(format!("{stem}.boxes.json"));
+    let mut name = media.file_stem()?.to_os_string();
+    name.push(".boxes.json");
+    let p = dir.join(name);
     p.is_file().then_some(p)
 }
 

@@ -351,3 +351,42 @@ fn probe_dataset_bad_input() {
     assert_eq!(o.status.code(), Some(2), "{err}");
     assert!(err.contains("no dataset probe results"), "{err}");
 }
+
+#[test]
+fn probe_warns_once_about_items_without_boxes_and_boxes_outside_and_logs_progress_without_a_terminal() {
+    let tmp = tempfile::tempdir().unwrap();
+    let lines = make_dataset(tmp.path());
+    // JSONL manifest; the first item has one box entirely outside its 32x32 image, the others none.
+    let rows: Vec<String> = lines
+        .iter()
+        .enumerate()
+        .map(|(i, l)| {
+            let f: Vec<&str> = l.split(',').collect();
+            let boxes = if i == 0 { ", \"boxes\": [[500, 500, 600, 600, 0.9]]" } else { "" };
+            format!("{{\"path\": \"{}\", \"split\": \"{}\", \"label\": \"{}\"{boxes}}}", f[0], f[1], f[2])
+        })
+        .collect();
+    let manifest = tmp.path().join("data.jsonl");
+    std::fs::write(&manifest, rows.join("\n") + "\n").unwrap();
+    let config = repo().join("fixtures/cli/micro_random.json");
+    let o = Command::new(bin())
+        .arg("probe")
+        .arg(&manifest)
+        .args(["--weights", "random", "--config"])
+        .arg(&config)
+        .arg("--out")
+        .arg(tmp.path().join("out"))
+        .args(["--c", "1", "--batch", "4"])
+        .env("RUST_LOG", "info")
+        .env("EMOCLIP_PROGRESS_SECS", "0")
+        .env_remove("NO_COLOR")
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(0), "{err}");
+    assert_eq!(err.matches("13 of 14 item(s) have no person boxes").count(), 1, "{err}");
+    assert_eq!(err.matches("lie entirely outside the frame").count(), 1, "{err}");
+    assert!(err.contains("[500, 500, 600, 600] on a 32x32 frame"), "{err}");
+    assert!(err.contains("embedding: 4/14") && err.contains("embedding: done, 14/14 (100%)"), "{err}");
+    assert!(!o.stderr.contains(&0x1b), "ANSI escape in non-terminal stderr: {err:?}");
+}

@@ -130,6 +130,20 @@ impl BoxFile {
         }
     }
 
+    /// The boxes that count (`conf > 0.5`, or no confidence) but lie entirely outside a `width×height` frame,
+    /// so they add nothing to any mask (typically coordinates made for another frame size, or a column mix-up).
+    pub fn boxes_outside(&self, width: u32, height: u32) -> Vec<PersonBox> {
+        let (w, h) = (width as f32, height as f32);
+        let all: Vec<&PersonBox> = match &self.set {
+            BoxSet::Clip(b) => b.iter().collect(),
+            BoxSet::Frames(m) => m.values().flatten().collect(),
+        };
+        all.into_iter()
+            .filter(|b| b.counts() && (b.x2 <= 0.0 || b.y2 <= 0.0 || b.x1 >= w || b.y1 >= h))
+            .copied()
+            .collect()
+    }
+
     /// Error if the file declares a frame size different from the media's.
     pub fn check_frame_size(&self, width: u32, height: u32) -> Result<()> {
         match self.size {
@@ -336,6 +350,24 @@ mod tests {
             let e = parse_boxes(json, p()).unwrap_err().to_string();
             assert!(e.contains("t.json") && e.contains(needle), "{json}: {e}");
         }
+    }
+
+    #[test]
+    fn boxes_outside_the_frame() {
+        let f = parse_boxes(
+            r#"{"frames": {"0": [[1, 2, 3, 4], [700, 10, 800, 50]], "5": [[-50, -50, -1, 20], [10, 10, 20, 20, 0.2]]}}"#,
+            p(),
+        )
+        .unwrap();
+        let out = f.boxes_outside(640, 480);
+        assert_eq!(
+            out,
+            vec![PersonBox::new(700.0, 10.0, 800.0, 50.0, None), PersonBox::new(-50.0, -50.0, -1.0, 20.0, None)]
+        );
+        // A box overlapping the frame by one pixel is inside; low-confidence boxes never count.
+        let f =
+            parse_boxes(r#"{"boxes": [[639, 479, 900, 900], [-9, -9, 1, 1], [1000, 0, 1001, 1, 0.4]]}"#, p()).unwrap();
+        assert!(f.boxes_outside(640, 480).is_empty());
     }
 
     #[test]

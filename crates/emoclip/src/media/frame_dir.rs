@@ -18,7 +18,8 @@ use std::path::{Path, PathBuf};
 use image::RgbImage;
 use rayon::prelude::*;
 
-use super::decode::{load_image, DecodedClip};
+use super::decode::DecodedClip;
+use super::image::load_image;
 use super::sample::uniform_indices;
 use super::IMAGE_EXTENSIONS;
 use crate::{Error, Result};

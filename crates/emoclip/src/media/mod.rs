@@ -19,14 +19,16 @@ use std::path::Path;
 pub mod boxes;
 pub mod decode;
 pub mod frame_dir;
+pub mod image;
 pub mod joints;
 pub mod mask_bilinear;
 pub mod options;
 pub mod preprocess;
 pub mod sample;
 
+pub use self::image::load_image;
 pub use boxes::{load_boxes, parse_boxes, BoxFile, PersonBox, BOX_CONF_THRESHOLD};
-pub use decode::{decode_frames, decode_uniform, decode_uniform_min, load_image, stream_at_fps, DecodedClip};
+pub use decode::{decode_frames, decode_uniform, decode_uniform_min, stream_at_fps, DecodedClip};
 pub use frame_dir::{load_frame_dir_uniform, FrameDir};
 pub use options::{FrameSelection, MaskMode, MediaOptions};
 pub use preprocess::{Normalization, Preprocessor, CLIP, IMAGENET};

@@ -1,7 +1,8 @@
 //! `hf:<org>/<name>` weights: looked up in the local Hugging Face hub cache (`$HF_HUB_CACHE`,
 //! `$HF_HOME/hub` or `~/.cache/huggingface/hub`, layout `models--org--name/snapshots/<rev>/`), the same
-//! cache `huggingface-cli download` and the Python libraries fill; when absent and the `hub` feature is on,
-//! fetched into that cache with the hf-hub crate.
+//! cache `huggingface-cli download` and the Python libraries fill. Only when the repository is not there, and
+//! the `hub` feature is on, it is downloaded into that cache with the hf-hub crate from `$HF_ENDPOINT`
+//! (default `https://huggingface.co`); `HF_HUB_OFFLINE=1` (as in the Python libraries) never touches the network.
 use crate::{Error, Result};
 use std::path::PathBuf;
 
@@ -29,15 +30,32 @@ pub fn resolve(repo: &str) -> Result<PathBuf> {
     }
     match cached(repo) {
         Ok(p) => Ok(p),
-        Err(offline) => download(repo).map_err(|net| Error::Msg(format!("{offline}\n  download attempt: {net}"))),
+        Err(missing) if offline() => {
+            Err(Error::Msg(format!("{missing}\n  no download attempted: HF_HUB_OFFLINE is set")))
+        }
+        Err(missing) => download(repo)
+            .map_err(|net| Error::Msg(format!("{missing}\n  download attempt from {}: {net}", endpoint()))),
     }
+}
+
+/// Whether `HF_HUB_OFFLINE` asks for no network access (`1`, `true`, `yes` or `on`, as huggingface_hub reads it).
+pub fn offline() -> bool {
+    std::env::var("HF_HUB_OFFLINE")
+        .is_ok_and(|v| matches!(v.trim().to_ascii_lowercase().as_str(), "1" | "true" | "yes" | "on"))
+}
+
+/// The hub downloads come from: `$HF_ENDPOINT`, else `https://huggingface.co`.
+pub fn endpoint() -> String {
+    std::env::var("HF_ENDPOINT").ok().filter(|e| !e.is_empty()).unwrap_or_else(|| "https://huggingface.co".into())
 }
 
 #[cfg(feature = "hub")]
 fn download(repo: &str) -> std::result::Result<PathBuf, String> {
-    let api = hf_hub::api::sync::ApiBuilder::new()
+    use std::io::IsTerminal;
+    let api = hf_hub::api::sync::ApiBuilder::from_env()
+        .with_endpoint(endpoint())
         .with_cache_dir(cache_dir())
-        .with_progress(true)
+        .with_progress(std::io::stderr().is_terminal())
         .build()
         .map_err(|e| e.to_string())?;
     let model = api.model(repo.to_string());
@@ -77,9 +95,9 @@ pub fn cached(repo: &str) -> Result<PathBuf> {
     };
     by_ref.or_else(newest).ok_or_else(|| {
         Error::Msg(format!(
-            "hf:{repo} is not in the local Hugging Face cache ({}) and could not be downloaded. On a connected \
-             machine run `huggingface-cli download {repo}` (or `emoclip` with network access) and copy the cache \
-             here (or set HF_HUB_CACHE), or pass --weights with the path of a local .safetensors/.pt file or directory",
+            "hf:{repo} is not in the local Hugging Face cache ({}). On a connected machine run \
+             `huggingface-cli download {repo}` (or `emoclip` with network access) and copy the cache here (or set \
+             HF_HUB_CACHE), or pass the path of a local .safetensors/.pt file or directory instead",
             snaps.display()
         ))
     })

@@ -61,15 +61,30 @@ pub fn read_tensors(path: &Path, device: &Device) -> Result<HashMap<String, Tens
 }
 
 fn read_torch_zip(path: &Path, device: &Device) -> Result<HashMap<String, Tensor>> {
-    let key = state_dict_key(path)?;
+    let (key, refused) = state_dict_key(path)?;
+    let refused_error = || {
+        refused.first().map(|obj| {
+            Error::checkpoint(
+                path,
+                format!(
+                    "refused object {obj}: the pickle calls {obj}, which is not part of a PyTorch state dict{}; \
+                     nothing was run (pickles are read as data). The file is not a checkpoint and may be \
+                     malicious: do not open it with torch.load(weights_only=False)",
+                    if refused.len() > 1 { format!(" (nor are {})", refused[1..].join(", ")) } else { String::new() }
+                ),
+            )
+        })
+    };
     let tensors = candle_core::pickle::read_all_with_key(path, key.as_deref()).map_err(|e| {
-        Error::checkpoint(
-            path,
-            format!("cannot read PyTorch checkpoint: {e}; the file may be truncated, re-download it"),
-        )
+        refused_error().unwrap_or_else(|| {
+            Error::checkpoint(
+                path,
+                format!("cannot read PyTorch checkpoint: {e}; the file may be truncated, re-download it"),
+            )
+        })
     })?;
     if tensors.is_empty() {
-        return Err(Error::checkpoint(path, "the checkpoint holds no tensors"));
+        return Err(refused_error().unwrap_or_else(|| Error::checkpoint(path, "the checkpoint holds no tensors")));
     }
     let mut out = HashMap::with_capacity(tensors.len());
     for (k, t) in tensors {
@@ -78,9 +93,46 @@ fn read_torch_zip(path: &Path, device: &Device) -> Result<HashMap<String, Tensor
     Ok(out)
 }
 
+/// Python globals a `torch.save` state dict may name: tensor and storage rebuilding, ordered dicts, plain
+/// containers (torch's own `weights_only` unpickler allows about the same).
+fn allowed_global(module: &str, name: &str) -> bool {
+    module == "torch"
+        || module.starts_with("torch.")
+        || matches!(
+            (module, name),
+            ("collections", "OrderedDict")
+                | ("builtins" | "__builtin__", "set" | "frozenset" | "slice" | "bytearray" | "complex")
+                | ("_codecs", "encode")
+        )
+}
+
+/// The `module.name` of every global in `obj` that [`allowed_global`] does not allow, in order, once each.
+fn refused_globals(obj: &Object, out: &mut Vec<String>) {
+    match obj {
+        Object::Class { module_name, class_name } => {
+            let name = format!("{module_name}.{class_name}");
+            if !allowed_global(module_name, class_name) && !out.contains(&name) {
+                out.push(name);
+            }
+        }
+        Object::Tuple(v) | Object::List(v) => v.iter().for_each(|o| refused_globals(o, out)),
+        Object::Dict(kv) => kv.iter().for_each(|(k, v)| {
+            refused_globals(k, out);
+            refused_globals(v, out);
+        }),
+        Object::Reduce { callable, args } | Object::Build { callable, args } => {
+            refused_globals(callable, out);
+            refused_globals(args, out);
+        }
+        Object::PersistentLoad(o) => refused_globals(o, out),
+        _ => {}
+    }
+}
+
 /// Finds where the state dict is inside a torch zip: `None` for a top-level dict of tensors, or the key of
-/// the nested dict (`model`, `state_dict`). Rejects TorchScript archives with a fix.
-fn state_dict_key(path: &Path) -> Result<Option<String>> {
+/// the nested dict (`model`, `state_dict`); and the globals the pickle names that a state dict never does
+/// (reported when no tensor can be read). Rejects TorchScript archives with a fix.
+fn state_dict_key(path: &Path) -> Result<(Option<String>, Vec<String>)> {
     let file = std::fs::File::open(path).map_err(|e| Error::io(path, e))?;
     let mut zip = zip::ZipArchive::new(std::io::BufReader::new(file)).map_err(|e| {
         Error::checkpoint(path, format!("corrupt or truncated zip archive ({e}); re-download the checkpoint"))
@@ -106,18 +158,20 @@ fn state_dict_key(path: &Path) -> Result<Option<String>> {
     let mut stack = candle_core::pickle::Stack::empty();
     stack.read_loop(&mut reader).map_err(|e| Error::checkpoint(path, format!("cannot parse {pkl}: {e}")))?;
     let obj = stack.finalize().map_err(|e| Error::checkpoint(path, format!("cannot parse {pkl}: {e}")))?;
+    let mut refused = Vec::new();
+    refused_globals(&obj, &mut refused);
     let Object::Dict(entries) = obj else {
         // candle handles `__torch__` module objects itself.
-        return Ok(None);
+        return Ok((None, refused));
     };
     let is_tensor = |o: &Object| matches!(o, Object::Reduce { .. } | Object::Build { .. });
     if entries.iter().any(|(_, v)| is_tensor(v)) {
-        return Ok(None);
+        return Ok((None, refused));
     }
     for want in ["model", "state_dict", "module", "model_state_dict"] {
         for (k, v) in &entries {
             if matches!(k, Object::Unicode(s) if s == want) && matches!(v, Object::Dict(_)) {
-                return Ok(Some(want.to_string()));
+                return Ok((Some(want.to_string()), refused));
             }
         }
     }

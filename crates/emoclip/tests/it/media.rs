@@ -372,3 +372,37 @@ mod video {
         assert_eq!(load_image(&p).unwrap().dimensions(), (97, 73));
     }
 }
+
+/// A BMP header declaring `w`×`h` 24-bit pixels, with no pixel data.
+fn bmp_header(w: i32, h: i32) -> Vec<u8> {
+    let mut b = Vec::new();
+    b.extend_from_slice(b"BM");
+    b.extend_from_slice(&54u32.to_le_bytes()); // file size (the pixels are missing)
+    b.extend_from_slice(&0u32.to_le_bytes());
+    b.extend_from_slice(&54u32.to_le_bytes()); // pixel data offset
+    b.extend_from_slice(&40u32.to_le_bytes()); // BITMAPINFOHEADER
+    b.extend_from_slice(&w.to_le_bytes());
+    b.extend_from_slice(&h.to_le_bytes());
+    b.extend_from_slice(&1u16.to_le_bytes());
+    b.extend_from_slice(&24u16.to_le_bytes());
+    b.extend_from_slice(&[0u8; 24]); // no compression, sizes and palette counts 0
+    b
+}
+
+#[test]
+fn image_too_large_to_decode_says_so_with_the_limit() {
+    let dir = tempfile::tempdir().unwrap();
+    let big = dir.path().join("huge.bmp");
+    std::fs::write(&big, bmp_header(30000, 30000)).unwrap();
+    let e = load_image(&big).unwrap_err().to_string();
+    assert!(
+        e.contains("huge.bmp") && e.contains("too large") && e.contains("30000x30000") && e.contains("512 MiB"),
+        "{e}"
+    );
+    assert!(!e.contains("corrupt"), "{e}");
+    // A small image with its pixels missing is still reported as corrupt or truncated.
+    let cut = dir.path().join("cut.bmp");
+    std::fs::write(&cut, bmp_header(4, 4)).unwrap();
+    let e = load_image(&cut).unwrap_err().to_string();
+    assert!(e.contains("cut.bmp") && e.contains("corrupt or truncated"), "{e}");
+}
