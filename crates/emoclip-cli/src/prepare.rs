@@ -31,6 +31,11 @@ pub struct PrepareArgs {
     /// YOLOv5/v7/v8 ONNX person detector (needs libonnxruntime, see scripts/install_deps.sh).
     #[arg(long, conflicts_with = "boxes_dir")]
     pub yolo: Option<PathBuf>,
+    /// Keep only each anchor's best class in --yolo's output (YOLO's default `multi_label=False`) instead
+    /// of the official multi-label rule, which keeps a person whose score passes even when another class
+    /// scores higher.
+    #[arg(long, requires = "yolo")]
+    pub yolo_best_class: bool,
     /// Punctuation-restoration model directory (ONNX token classification, FullStop-style: model.onnx,
     /// tokenizer.json, config.json), used for captions without punctuation.
     #[arg(long)]
@@ -167,7 +172,13 @@ pub fn run(a: PrepareArgs) -> Result<i32> {
     let clf = EmotionClassifier::from_dir(&model_dir, &Device::Cpu)?;
     #[cfg(feature = "onnx")]
     let detector = match &a.yolo {
-        Some(p) => Some(emoclip::detect::onnx::PersonDetector::new(p)?),
+        Some(p) => {
+            let mut det = emoclip::detect::onnx::PersonDetector::new(p)?;
+            if a.yolo_best_class {
+                det.params.labels = emoclip::detect::Labels::BestClass;
+            }
+            Some(det)
+        }
         None => None,
     };
     #[cfg(not(feature = "onnx"))]

@@ -1,8 +1,7 @@
 //! YOLO person detector on ONNX Runtime (`ort`, `load-dynamic`: `libonnxruntime.so` is opened at run
 //! time — from `ORT_DYLIB_PATH`, or the copy `scripts/install_deps.sh` extracts from the PyPI wheel).
-use super::letterbox::Letterbox;
-use super::nms::nms;
-use super::yolo::{decode, YoloLayout};
+use super::letterbox::{Letterbox, LetterboxInfo};
+use super::yolo::{detections, YoloLayout, YoloParams};
 use crate::media::PersonBox;
 use crate::{Error, Result};
 use image::RgbImage;
@@ -58,16 +57,14 @@ pub struct PersonDetector {
     session: Mutex<Session>,
     input: String,
     pub letterbox: Letterbox,
-    pub conf: f32,
-    pub iou: f32,
-    /// Class id of "person" (0 in COCO).
-    pub class: usize,
+    /// Post-processing; the defaults are the official pipeline's (see [`YoloParams`]).
+    pub params: YoloParams,
     path: PathBuf,
 }
 
 impl PersonDetector {
     /// Loads a YOLOv5/v7/v8 ONNX export with a fixed `1×3×640×640` input. Defaults as the official
-    /// pipeline: conf 0.25, IoU 0.45, class 0.
+    /// pipeline: conf 0.25, IoU 0.45, multi-label, class 0.
     pub fn new(model: &Path) -> Result<Self> {
         let session = session(model)?;
         let input = session
@@ -79,15 +76,13 @@ impl PersonDetector {
             session: Mutex::new(session),
             input,
             letterbox: Letterbox::default(),
-            conf: 0.25,
-            iou: 0.45,
-            class: 0,
+            params: YoloParams::default(),
             path: model.to_path_buf(),
         })
     }
 
-    /// Person boxes in original-image pixels, highest score first.
-    pub fn detect(&self, img: &RgbImage) -> Result<Vec<PersonBox>> {
+    /// The model's first output on the letterboxed image: (shape, values, letterbox geometry).
+    pub fn raw_output(&self, img: &RgbImage) -> Result<(Vec<usize>, Vec<f32>, LetterboxInfo)> {
         let (data, info) = self.letterbox.apply(img);
         let s = self.letterbox.size as usize;
         let t = Tensor::from_array(([1usize, 3, s, s], data)).map_err(|e| Error::Msg(e.to_string()))?;
@@ -97,11 +92,15 @@ impl PersonDetector {
             .map_err(|e| Error::checkpoint(&self.path, format!("inference failed: {e}")))?;
         let (shape, out) =
             outputs[0].try_extract_tensor::<f32>().map_err(|e| Error::checkpoint(&self.path, e.to_string()))?;
-        let shape: Vec<usize> = shape.iter().map(|&d| d.max(0) as usize).collect();
+        Ok((shape.iter().map(|&d| d.max(0) as usize).collect(), out.to_vec(), info))
+    }
+
+    /// Person boxes in original-image pixels, highest score first (end-to-end exports: in their order).
+    pub fn detect(&self, img: &RgbImage) -> Result<Vec<PersonBox>> {
+        let (shape, out, info) = self.raw_output(img)?;
         let layout = YoloLayout::detect(&shape)
             .ok_or_else(|| Error::checkpoint(&self.path, format!("unrecognised YOLO output shape {shape:?}")))?;
-        let dets = nms(decode(out, &shape, layout, self.conf, Some(self.class))?, self.iou);
-        Ok(dets
+        Ok(detections(&out, &shape, layout, &self.params)?
             .into_iter()
             .map(|d| {
                 let b = info.unletterbox(d.bbox);
