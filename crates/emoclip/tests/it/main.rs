@@ -20,6 +20,7 @@ mod probe_datasets;
 mod probe_manifest;
 mod probe_parity;
 mod punctuation;
+mod random_weights;
 mod shard_stream;
 mod shards;
 mod text_emotion;
