@@ -47,7 +47,9 @@ pub enum Precision {
 #[derive(Args, Clone)]
 pub struct ModelArgs {
     /// Weights: a .pt/.pth/.bin/.safetensors file or a directory (EmotionCLIP, open_clip or Hugging Face
-    /// CLIP), `hf:<org>/<name>` from the local Hugging Face cache, or `random[:ViT-B-32]` for a smoke test.
+    /// CLIP), `hf:<org>/<name>` from the local Hugging Face cache, or `random[:CONFIG][@SEED]` for a smoke
+    /// test (CONFIG ViT-B-32, ViT-B-16 or ViT-L-14, default ViT-B-32; SEED default 0: the same spec always
+    /// gives the same weights).
     #[arg(long, env = "EMOCLIP_WEIGHTS")]
     pub weights: String,
     /// Model config JSON (emoclip config, open_clip model config or HF config.json). Default: the one
@@ -573,9 +575,8 @@ pub fn convert(a: ConvertArgs) -> Result<i32> {
     let weights = a.out.join("model.safetensors");
     let tensors: std::collections::HashMap<String, candle_core::Tensor> =
         ck.tensors.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
-    let tmp = a.out.join(".model.safetensors.tmp");
-    candle_core::safetensors::save(&tensors, &tmp).with_context(|| format!("{}: cannot write", tmp.display()))?;
-    std::fs::rename(&tmp, &weights).with_context(|| format!("{}: cannot write", weights.display()))?;
+    // Atomic, with ordinary file permissions (candle's writer leaves 0600).
+    emoclip::train::checkpoint::save_safetensors(tensors.iter().map(|(k, v)| (k.as_str(), v)), &weights)?;
     let cfg_path = a.out.join("config.json");
     emoclip::output::write_atomic(&cfg_path, |f| std::io::Write::write_all(f, cfg.to_json().as_bytes()))?;
     eprintln!(

@@ -9,6 +9,7 @@ use emoclip::mer::train::{evaluate, load_model, model_config, MerTrainConfig, Me
 use emoclip::mer::{read_clip_config, FeatureDims, MerConfig, MerTask};
 use emoclip::output::{check_output_dir, check_output_file};
 use emoclip::text_emotion::BertModel;
+use emoclip::train::checkpoint::{self, Start};
 use std::path::{Path, PathBuf};
 
 use crate::progress::Progress;
@@ -116,6 +117,11 @@ pub struct TrainArgs {
     /// Continue from the newest checkpoint in --out.
     #[arg(long)]
     pub resume: bool,
+    /// Start a new run in an --out that holds one, deleting that run's checkpoints, LATEST, best/, test.json,
+    /// metrics.jsonl and training.svg first (other files stay). Without it (or --resume) such a directory is
+    /// refused. Not for `ablation`, which always continues its runs.
+    #[arg(long, conflicts_with = "resume")]
+    pub overwrite: bool,
     #[arg(long, default_value_t = 20)]
     pub epochs: usize,
     #[arg(long, default_value_t = 32)]
@@ -324,9 +330,18 @@ fn check_train_outputs(a: &TrainArgs) -> Result<()> {
 
 fn train(a: TrainArgs) -> Result<i32> {
     check_train_outputs(&a)?;
+    let start = match (a.resume, a.overwrite) {
+        (true, _) => Start::Resume,
+        (false, true) => Start::Overwrite,
+        (false, false) => Start::Fresh,
+    };
+    // Before reading (or BERT-encoding) the data.
+    if start == Start::Fresh {
+        checkpoint::ensure_no_run(&a.out, emoclip::mer::train::RUN_FILES)?;
+    }
     let (data, cfg, tc) = setup(&a)?;
     let device = crate::commands::parse_device(&a.device)?;
-    let mut tr = MerTrainer::new(tc, cfg, data, a.clip.as_deref(), device, a.resume)
+    let mut tr = MerTrainer::new(tc, cfg, data, a.clip.as_deref(), device, start)
         .with_context(|| format!("setting up MER-CLIP training in {}", a.out.display()))?;
     if a.resume {
         match tr.last_checkpoint() {
@@ -403,6 +418,9 @@ fn eval(a: EvalArgs) -> Result<i32> {
 
 fn run_ablation(a: TrainArgs) -> Result<i32> {
     check_train_outputs(&a)?;
+    if a.overwrite {
+        bail!("ablation always continues the runs in --out (a finished word is not retrained); to start over, use a fresh --out directory");
+    }
     let (data, cfg, tc) = setup(&a)?;
     let device = crate::commands::parse_device(&a.device)?;
     let words = emoclip::mer::QUERY_WORDS.len();

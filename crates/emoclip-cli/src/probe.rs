@@ -186,13 +186,6 @@ fn embed_items(
     let todo: Vec<usize> = (0..feats.len()).filter(|&i| feats[i].is_none()).collect();
     let hits = feats.len() - todo.len();
     eprintln!("features: {hits} from cache, {} to embed ({})", todo.len(), cache.dir.display());
-    if hits > 0 && !todo.is_empty() && a.model.weights.starts_with("random") {
-        tracing::warn!(
-            "random weights are re-drawn on every run: the {hits} cached feature(s) come from an earlier draw than the {} new one(s); clear {} for a consistent smoke test",
-            todo.len(),
-            cache.dir.display()
-        );
-    }
     let mut failed: Vec<String> = Vec::new();
     if todo.is_empty() {
         eprintln!("all features reused from the cache: no embedding needed");

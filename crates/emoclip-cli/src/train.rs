@@ -1,6 +1,7 @@
 //! `emoclip train`: EmotionCLIP pre-training (official `src/engine/trainer.py`, paper §3.4 / appendix B.2) with checkpoints and exact `--resume`.
 use anyhow::{Context, Result};
 use clap::Args;
+use emoclip::train::checkpoint::{self, Start};
 use emoclip::train::distributed::{self, DistEnv};
 use emoclip::train::{TrainConfig, Trainer};
 
@@ -14,6 +15,10 @@ pub struct TrainArgs {
     /// Continue from the newest checkpoint in the output directory (`LATEST` / `ckpt-<step>/`).
     #[arg(long)]
     pub resume: bool,
+    /// Start a new run in an output directory that holds one, deleting that run's checkpoints, LATEST,
+    /// metrics.jsonl and loss.svg first (other files stay). Without it (or --resume) such a directory is refused.
+    #[arg(long, conflicts_with = "resume")]
+    pub overwrite: bool,
     /// Output directory (checkpoints, metrics.jsonl); overrides `out_dir` of the config.
     #[arg(long)]
     pub out: Option<std::path::PathBuf>,
@@ -30,6 +35,15 @@ pub fn run(a: TrainArgs) -> Result<i32> {
     }
     emoclip::output::check_output_dir(&cfg.out_dir, "--out (or out_dir in the config)")?;
     let env = DistEnv::from_env()?;
+    let start = match (a.resume, a.overwrite) {
+        (true, _) => Start::Resume,
+        (false, true) => Start::Overwrite,
+        (false, false) => Start::Fresh,
+    };
+    // Before joining the group or any work: only rank 0 writes to the output directory.
+    if start == Start::Fresh && env.as_ref().is_none_or(|e| e.rank == 0) {
+        checkpoint::ensure_no_run(&cfg.out_dir, emoclip::train::trainer::RUN_FILES)?;
+    }
     let device = match &env {
         // One process per GPU: plain `cuda` picks this process's GPU.
         Some(e) if e.world_size > 1 && a.device == "cuda" => {
@@ -47,7 +61,7 @@ pub fn run(a: TrainArgs) -> Result<i32> {
             cfg.batch_size * cfg.grad_accum
         );
     }
-    let mut trainer = Trainer::new_distributed(cfg, device, a.resume, dist)
+    let mut trainer = Trainer::new_distributed(cfg, device, start, dist)
         .with_context(|| format!("setting up training from {} (rank {rank})", a.config.display()))?;
     if a.resume && rank == 0 {
         match trainer.last_checkpoint() {

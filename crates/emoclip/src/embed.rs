@@ -278,9 +278,71 @@ pub enum ModelKind {
     Clip,
 }
 
-/// Builds an encoder from a weights spec: a file or directory path, `random[:CONFIG]` (random
-/// initialisation, for smoke tests and benchmarks; CONFIG is a built-in name such as `ViT-B-32`), or
-/// `hf:<org>/<name>` (resolved through the local Hugging Face cache, see [`crate::weights::hub`]).
+/// A `random[:CONFIG][@SEED]` weights spec: random initialisation for smoke tests and benchmarks. CONFIG is a
+/// built-in name (default `ViT-B-32`), SEED a whole number (default 0); one spec always gives the same weights.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RandomSpec {
+    pub config: String,
+    pub seed: u64,
+}
+
+impl RandomSpec {
+    /// `Ok(None)` when `spec` is not a random spec (a file such as `random_init.pt` is not).
+    pub fn parse(spec: &str) -> Result<Option<Self>> {
+        let Some(rest) = spec.strip_prefix("random") else { return Ok(None) };
+        if !(rest.is_empty() || rest.starts_with(':') || rest.starts_with('@')) {
+            return Ok(None);
+        }
+        let bad = |what: String| {
+            Error::Msg(format!(
+                "--weights {spec}: {what}; use random[:CONFIG][@SEED], e.g. random, random@1 or random:ViT-B-16@1"
+            ))
+        };
+        let (config, seed) = match rest.rsplit_once('@') {
+            Some((c, s)) => (c, s.parse::<u64>().map_err(|_| bad(format!("seed {s:?} is not a whole number")))?),
+            None => (rest, 0),
+        };
+        let config = match config.strip_prefix(':') {
+            None => "ViT-B-32",
+            Some("") => return Err(bad("no config name after ':'".into())),
+            Some(c) => c,
+        };
+        Ok(Some(Self { config: config.to_string(), seed }))
+    }
+}
+
+/// Inference weights for [`RandomSpec`]: each parameter drawn with the model's own initialiser from an RNG
+/// seeded by `(seed, name)` (as MER-CLIP's training init), so values do not depend on build order or device.
+struct SeededRandom {
+    seed: u64,
+}
+
+impl candle_nn::var_builder::SimpleBackend for SeededRandom {
+    fn get(
+        &self,
+        s: candle_core::Shape,
+        name: &str,
+        h: candle_nn::Init,
+        dtype: DType,
+        dev: &Device,
+    ) -> candle_core::Result<Tensor> {
+        use rand::SeedableRng;
+        let seed = crate::train::data::mix_seed(&[self.seed, crate::probe::cache::fnv1a64(name.as_bytes())]);
+        let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
+        let v = crate::train::trainer::draw(&mut rng, &s, h)?;
+        Tensor::from_vec(v, &s, &Device::Cpu)?.to_dtype(dtype)?.to_device(dev)
+    }
+    fn get_unchecked(&self, name: &str, _: DType, _: &Device) -> candle_core::Result<Tensor> {
+        candle_core::bail!("random weights: no shape for {name}")
+    }
+    fn contains_tensor(&self, _: &str) -> bool {
+        false
+    }
+}
+
+/// Builds an encoder from a weights spec: a file or directory path, `random[:CONFIG][@SEED]` (seeded random
+/// initialisation, see [`RandomSpec`]), or `hf:<org>/<name>` (resolved through the local Hugging Face cache,
+/// see [`crate::weights::hub`]).
 pub fn load_encoder(
     spec: &str,
     config: Option<&crate::emotionclip::EmotionClipConfig>,
@@ -288,9 +350,9 @@ pub fn load_encoder(
     dtype: DType,
     device: &Device,
 ) -> Result<Encoder> {
-    use crate::weights::{CheckedTensors, Checkpoint, LoadOptions, Missing};
-    if let Some(rest) = spec.strip_prefix("random") {
-        let name = rest.strip_prefix(':').unwrap_or("ViT-B-32");
+    use crate::weights::{Checkpoint, LoadOptions};
+    if let Some(RandomSpec { config: name, seed }) = RandomSpec::parse(spec)? {
+        let name = name.as_str();
         let cfg = match config {
             Some(c) => c.clone(),
             None => crate::emotionclip::EmotionClipConfig::with_backbone(
@@ -299,11 +361,11 @@ pub fn load_encoder(
                 })?,
             ),
         };
+        let what = if config.is_some() { "the given config".to_string() } else { name.to_string() };
         tracing::warn!(
-            "using RANDOM weights ({name}): the embeddings carry no meaning; pass --weights with a checkpoint"
+            "using RANDOM weights ({what}, seed {seed}): the embeddings carry no meaning; pass --weights with a checkpoint"
         );
-        let checked = CheckedTensors::new(Default::default(), Missing::Init, None);
-        let vb = checked.var_builder(dtype, device);
+        let vb = candle_nn::VarBuilder::from_backend(Box::new(SeededRandom { seed }), dtype, device.clone());
         return Ok(match kind {
             ModelKind::EmotionClip => Encoder::Emotion(EmotionClip::load(vb, &cfg)?),
             ModelKind::Clip => Encoder::Clip(Clip::load(vb.pp("backbone"), vb.clone(), &cfg.backbone)?),

@@ -41,15 +41,14 @@ pub fn write_atomic(path: &Path, write: impl FnOnce(&mut std::fs::File) -> std::
         _ => Path::new("."),
     };
     std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
-    let mut tmp = tempfile::Builder::new().prefix(".emoclip-tmp-").tempfile_in(dir).map_err(|e| Error::io(dir, e))?;
+    let mut b = tempfile::Builder::new();
+    b.prefix(".emoclip-tmp-");
+    // tempfile creates 0600 files; outputs are ordinary files: 0666 less the umask, as `File::create` gives.
+    #[cfg(unix)]
+    b.permissions(std::os::unix::fs::PermissionsExt::from_mode(0o666));
+    let mut tmp = b.tempfile_in(dir).map_err(|e| Error::io(dir, e))?;
     write(tmp.as_file_mut()).map_err(|e| Error::io(path, e))?;
     tmp.as_file_mut().sync_all().map_err(|e| Error::io(path, e))?;
-    // tempfile creates 0600 files; outputs are ordinary files.
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::PermissionsExt;
-        let _ = tmp.as_file().set_permissions(std::fs::Permissions::from_mode(0o644));
-    }
     tmp.persist(path).map_err(|e| Error::io(path, e.error))?;
     Ok(())
 }

@@ -2,4 +2,5 @@
 mod cli;
 mod mer_cli;
 mod probe_cli;
+mod run_dir;
 mod train_distributed;

@@ -201,8 +201,9 @@ fn bert_text_train_and_eval() {
         serde_json::from_str(&std::fs::read_to_string(Path::new(&out).join("test.json")).unwrap()).unwrap();
     let got: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&pj).unwrap()).unwrap();
     assert_eq!(got["predictions"], want["predictions"]);
-    // Inconsistent options and inputs exit 2 with the fix.
+    // Inconsistent options and inputs exit 2 with the fix (into a fresh --out: `out` holds a run now).
     let mosi = fixture("mosi_tiny.pkl");
+    let out = dir.path().join("fresh").display().to_string();
     let cases: [(Vec<&str>, &[&str]); 4] = [
         (vec!["--text", "bert", "--out", &out], &["--text bert needs the BERT weights", "--bert"]),
         (vec!["--bert", &bert, "--out", &out], &["without --text bert"]),

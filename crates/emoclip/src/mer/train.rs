@@ -22,7 +22,7 @@ use super::config::{MerConfig, MerTask};
 use super::data::{batches, MmsaData, Split};
 use super::metrics::{emotion_metrics, sentiment_metrics, EmotionMetrics, SentimentMetrics};
 use super::model::{MerClip, MerInputs};
-use crate::train::checkpoint::{self, TrainState, LATEST};
+use crate::train::checkpoint::{self, Start, TrainState, LATEST};
 use crate::train::data::mix_seed;
 use crate::train::param_groups::is_gain_or_bias;
 use crate::train::{AdamW, ParamGroup};
@@ -321,20 +321,29 @@ fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
     crate::output::write_atomic(path, |f| f.write_all(bytes))
 }
 
+/// What a MER-CLIP run writes in its output directory besides `ckpt-<step>/` (see [`checkpoint::run_entries`]).
+pub const RUN_FILES: &[&str] = &[LATEST, "metrics.jsonl", "best", ".tmp-best", "test.json", "training.svg"];
+
 impl MerTrainer {
-    /// Sets up training of `model_cfg` on `data`; `clip` initialises the text tower from a CLIP checkpoint;
-    /// `resume` continues from the newest checkpoint in `cfg.out_dir` (its `config.json` then defines the model).
+    /// Sets up training of `model_cfg` on `data`; `clip` initialises the text tower from a CLIP checkpoint.
+    /// `start`: `false` / [`Start::Fresh`] refuses a `cfg.out_dir` that already holds a run, `true` /
+    /// [`Start::Resume`] continues from its newest checkpoint (whose `config.json` then defines the model),
+    /// [`Start::Overwrite`] deletes that run's files once everything else is set up.
     pub fn new(
         cfg: MerTrainConfig,
         model_cfg: MerConfig,
         data: impl Into<Arc<MmsaData>>,
         clip: Option<&Path>,
         device: Device,
-        resume: bool,
+        start: impl Into<Start>,
     ) -> Result<Self> {
+        let start = start.into();
         cfg.validate()?;
+        if start == Start::Fresh {
+            checkpoint::ensure_no_run(&cfg.out_dir, RUN_FILES)?;
+        }
         let data: Arc<MmsaData> = data.into();
-        let resume_dir = if resume { checkpoint::latest(&cfg.out_dir)? } else { None };
+        let resume_dir = if start == Start::Resume { checkpoint::latest(&cfg.out_dir)? } else { None };
         let model_cfg = match &resume_dir {
             Some(dir) => MerConfig::from_file(&dir.join("config.json"))?,
             None => model_cfg,
@@ -386,6 +395,12 @@ impl MerTrainer {
                 tracing::warn!("resuming {} with different training options than it was started with; the run will not continue exactly", dir.display());
             }
             (step, epoch, pos) = (ts.step, ts.epoch, ts.pos);
+        }
+        if start == Start::Overwrite {
+            let n = checkpoint::clear_run(&cfg.out_dir, RUN_FILES)?;
+            if n > 0 {
+                tracing::info!("--overwrite: deleted {n} entries of the previous run in {}", cfg.out_dir.display());
+            }
         }
         Ok(Self {
             cfg,
@@ -472,7 +487,7 @@ impl MerTrainer {
 
     fn save_tensors(&self, dir: &Path) -> Result<()> {
         let model = dir.join("model.safetensors");
-        self.varmap.save(&model).map_err(|e| Error::checkpoint(&model, e.to_string()))?;
+        checkpoint::save_varmap(&self.varmap, &model)?;
         let cj = dir.join("config.json");
         std::fs::write(&cj, self.model_cfg.to_json()?).map_err(|e| Error::io(&cj, e))
     }
@@ -486,8 +501,7 @@ impl MerTrainer {
         std::fs::create_dir_all(&tmp).map_err(|e| Error::io(&tmp, e))?;
         self.save_tensors(&tmp)?;
         let op = tmp.join("optimizer.safetensors");
-        candle_core::safetensors::save(&self.opt.state_tensors()?, &op)
-            .map_err(|e| Error::checkpoint(&op, e.to_string()))?;
+        checkpoint::save_safetensors(self.opt.state_tensors()?.iter().map(|(k, v)| (k.as_str(), v)), &op)?;
         let ts = TrainState {
             step: self.step,
             epoch: self.epoch,
@@ -546,6 +560,17 @@ impl MerTrainer {
         let out = self.cfg.out_dir.clone();
         std::fs::create_dir_all(&out).map_err(|e| Error::io(&out, e))?;
         let mp = out.join("metrics.jsonl");
+        // After a resume, what was logged past the checkpoint is logged again: keep the step lines up to its
+        // step and the epoch lines of the epochs it completed; a test line comes again at the end.
+        let (step, epoch) = (self.step as u64, self.epoch as u64);
+        checkpoint::truncate_metrics(&mp, |v| {
+            let num = |k: &str| v.get(k).and_then(|x| x.as_u64());
+            match v.get("kind").and_then(|k| k.as_str()) {
+                Some("step") => num("step").is_some_and(|s| s <= step),
+                Some("epoch") => num("epoch").is_some_and(|e| e < epoch),
+                _ => false,
+            }
+        })?;
         let mut mf = std::fs::OpenOptions::new().create(true).append(true).open(&mp).map_err(|e| Error::io(&mp, e))?;
         let mut log = |line: &MetricLine| -> Result<()> {
             writeln!(mf, "{}", serde_json::to_string(line).map_err(|e| Error::Msg(e.to_string()))?)

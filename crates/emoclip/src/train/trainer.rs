@@ -1,5 +1,5 @@
 //! The pre-training loop (official `src/engine/trainer.py`, paper §3.4 / appendix B.2): SNCE, gradient accumulation, grouped AdamW with schedule, `logit_scale` clamp, metrics, checkpoints and exact resume.
-use super::checkpoint::{self, TrainState};
+use super::checkpoint::{self, Start, TrainState};
 use super::data::{load_batch, mix_seed, Dataset, ShardDataset, SyntheticDataset};
 use super::distributed::{self, Collective, Single};
 use super::param_groups::{part_of, Part};
@@ -132,7 +132,14 @@ pub struct TrainConfig {
     /// LayerNorm, softmax and loss (`nn::autocast`, the counterpart of the official trainer's AMP).
     #[serde(default = "d_precision")]
     pub precision: String,
+    /// The file this config was read from (named in messages); not part of the TOML.
+    #[serde(skip)]
+    pub source: Option<PathBuf>,
 }
+
+/// What `emoclip train` writes in its output directory besides `ckpt-<step>/` (see [`checkpoint::run_entries`]);
+/// `LATEST.tmp` is what older versions left while writing `LATEST`.
+pub const RUN_FILES: &[&str] = &[checkpoint::LATEST, "LATEST.tmp", "metrics.jsonl", "loss.svg"];
 fn d_precision() -> String {
     "fp32".into()
 }
@@ -160,8 +167,9 @@ fn d_out() -> PathBuf {
 
 impl TrainConfig {
     pub fn from_toml_str(s: &str, path: &Path) -> Result<Self> {
-        let cfg: Self = toml::from_str(s).map_err(|e| Error::config(path, e.to_string()))?;
+        let mut cfg: Self = toml::from_str(s).map_err(|e| Error::config(path, e.to_string()))?;
         cfg.validate(path)?;
+        cfg.source = Some(path.to_path_buf());
         Ok(cfg)
     }
 
@@ -187,6 +195,11 @@ impl TrainConfig {
         Ok(cfg)
     }
 
+    /// The config file's name for messages (`<train config>` when built in code).
+    pub fn source_name(&self) -> PathBuf {
+        self.source.clone().unwrap_or_else(|| PathBuf::from("<train config>"))
+    }
+
     pub fn validate(&self, path: &Path) -> Result<()> {
         let bad = |m: String| Err(Error::config(path, m));
         if self.batch_size == 0 || self.grad_accum == 0 {
@@ -194,6 +207,11 @@ impl TrainConfig {
         }
         if self.epochs == 0 && self.max_steps.is_none() {
             return bad("set epochs >= 1 or max_steps".into());
+        }
+        if self.max_steps == Some(0) {
+            return bad(
+                "max_steps = 0 trains nothing; set max_steps >= 1, or remove it to train `epochs` epochs".into()
+            );
         }
         if !["official", "paper"].contains(&self.optimizer.as_str()) {
             return bad(format!("optimizer must be \"official\" or \"paper\", got {:?}", self.optimizer));
@@ -210,10 +228,14 @@ impl TrainConfig {
         if self.autocast_dtype().is_err() {
             return bad(format!("precision must be \"fp32\", \"bf16\" or \"fp16\", got {:?}", self.precision));
         }
+        let parts = ["text", "visual", "temporal", "logit_scale"];
         for f in &self.freeze {
-            if !["text", "visual", "temporal", "logit_scale"].contains(&f.as_str()) {
+            if !parts.contains(&f.as_str()) {
                 return bad(format!("freeze: unknown part {f:?} (text, visual, temporal, logit_scale)"));
             }
+        }
+        if parts.iter().all(|p| self.freeze.iter().any(|f| f == p)) {
+            return bad(format!("freeze = {:?} freezes every part, so nothing would be trained; leave at least one of text, visual, temporal, logit_scale out", self.freeze));
         }
         Ok(())
     }
@@ -451,15 +473,24 @@ pub struct Trainer {
 }
 
 impl Trainer {
-    /// Builds the trainer and its dataset from the config; `resume` continues from the newest checkpoint in `out_dir`.
-    pub fn new(cfg: TrainConfig, device: Device, resume: bool) -> Result<Self> {
-        Self::new_distributed(cfg, device, resume, Box::new(Single))
+    /// Builds the trainer and its dataset from the config. `start`: `false` / [`Start::Fresh`] refuses an
+    /// `out_dir` that already holds a run, `true` / [`Start::Resume`] continues from its newest checkpoint,
+    /// [`Start::Overwrite`] deletes that run's files (once everything else is set up).
+    pub fn new(cfg: TrainConfig, device: Device, start: impl Into<Start>) -> Result<Self> {
+        Self::new_distributed(cfg, device, start, Box::new(Single))
     }
 
     /// [`Trainer::new`] as one rank of a data-parallel group (see [`super::distributed`]): each rank draws
     /// `batch_size` clips (rank-strided from the epoch order), the loss runs over the features of all ranks,
     /// gradients are averaged, and only rank 0 writes checkpoints, metrics and the plot.
-    pub fn new_distributed(cfg: TrainConfig, device: Device, resume: bool, dist: Box<dyn Collective>) -> Result<Self> {
+    pub fn new_distributed(
+        cfg: TrainConfig,
+        device: Device,
+        start: impl Into<Start>,
+        dist: Box<dyn Collective>,
+    ) -> Result<Self> {
+        let start = start.into();
+        check_out_dir(&cfg, start, dist.as_ref())?;
         let model_cfg = cfg.model_config()?;
         let (frames, size, ctx) =
             (model_cfg.video_len, model_cfg.backbone.vision_cfg.image_size, model_cfg.backbone.text_cfg.context_length);
@@ -489,12 +520,17 @@ impl Trainer {
             )?),
             (None, None) => return Err(Error::config("<train config>", "data: set `shards` or `synthetic`")),
         };
-        Self::with_dataset_distributed(cfg, data, device, resume, dist)
+        Self::with_dataset_distributed(cfg, data, device, start, dist)
     }
 
     /// Same as [`Trainer::new`] with a caller-supplied dataset.
-    pub fn with_dataset(cfg: TrainConfig, data: Box<dyn Dataset>, device: Device, resume: bool) -> Result<Self> {
-        Self::with_dataset_distributed(cfg, data, device, resume, Box::new(Single))
+    pub fn with_dataset(
+        cfg: TrainConfig,
+        data: Box<dyn Dataset>,
+        device: Device,
+        start: impl Into<Start>,
+    ) -> Result<Self> {
+        Self::with_dataset_distributed(cfg, data, device, start, Box::new(Single))
     }
 
     /// [`Trainer::with_dataset`] as one rank of a data-parallel group (see [`Trainer::new_distributed`]).
@@ -502,11 +538,14 @@ impl Trainer {
         cfg: TrainConfig,
         data: Box<dyn Dataset>,
         device: Device,
-        resume: bool,
+        start: impl Into<Start>,
         mut dist: Box<dyn Collective>,
     ) -> Result<Self> {
-        cfg.validate(Path::new("<train config>"))?;
-        let resume_dir = if resume { checkpoint::latest(&cfg.out_dir)? } else { None };
+        let start = start.into();
+        let source = cfg.source_name();
+        cfg.validate(&source)?;
+        check_out_dir(&cfg, start, dist.as_ref())?;
+        let resume_dir = if start == Start::Resume { checkpoint::latest(&cfg.out_dir)? } else { None };
         let (model_cfg, tensors, origin) = match &resume_dir {
             Some(dir) => {
                 let ck = Checkpoint::open(dir)?;
@@ -531,6 +570,12 @@ impl Trainer {
             g.params.retain(|n| !cfg.frozen(n));
             g.lr = cfg.lr.unwrap_or(g.lr) * cfg.lr_scale;
         }
+        if groups.iter().all(|g| g.params.is_empty()) {
+            return Err(Error::config(
+                &source,
+                format!("freeze = {:?} leaves no parameter to train; unfreeze at least one part", cfg.freeze),
+            ));
+        }
         let base_lrs: Vec<f64> = groups.iter().map(|g| g.lr).collect();
         let mut opt = AdamW::new(&varmap, groups)?;
         let micro = cfg.batch_size * cfg.grad_accum;
@@ -539,11 +584,18 @@ impl Trainer {
         let steps_per_epoch = data.len() / (micro * world);
         if steps_per_epoch == 0 {
             return Err(Error::config(
-                "<train config>",
+                &source,
                 format!("the dataset has {} clips, fewer than one step (batch_size × grad_accum × world size = {micro} × {world})", data.len()),
             ));
         }
         let total_steps = cfg.max_steps.unwrap_or(cfg.epochs * steps_per_epoch);
+        if cfg.warmup_steps > total_steps && dist.rank() == 0 {
+            tracing::warn!(
+                "{}: warmup_steps = {} is more than the run's {total_steps} steps (max_steps, or epochs × {steps_per_epoch} steps per epoch): the learning rate stays in warm-up and never reaches its peak; lower warmup_steps for a real run",
+                source.display(),
+                cfg.warmup_steps
+            );
+        }
         let schedule = if cfg.optimizer == "paper" {
             LrSchedule::StepCosine {
                 warmup_steps: cfg.warmup_steps,
@@ -594,6 +646,12 @@ impl Trainer {
             String::new()
         };
         distributed::check_same(dist.as_mut(), &fingerprint, "weights, optimiser state or config")?;
+        if start == Start::Overwrite && dist.rank() == 0 {
+            let n = checkpoint::clear_run(&cfg.out_dir, RUN_FILES)?;
+            if n > 0 {
+                tracing::info!("--overwrite: deleted {n} entries of the previous run in {}", cfg.out_dir.display());
+            }
+        }
         Ok(Self {
             cfg,
             model_cfg,
@@ -829,6 +887,9 @@ impl Trainer {
         let writer = self.dist.rank() == 0;
         let mut mf = if writer {
             std::fs::create_dir_all(&self.cfg.out_dir).map_err(|e| Error::io(&self.cfg.out_dir, e))?;
+            // After a resume, the lines of steps past the checkpoint are logged again: drop the old ones.
+            let step = self.step as u64;
+            checkpoint::truncate_metrics(&mp, |v| v.get("step").and_then(|s| s.as_u64()).is_some_and(|s| s <= step))?;
             Some(std::fs::OpenOptions::new().create(true).append(true).open(&mp).map_err(|e| Error::io(&mp, e))?)
         } else {
             None
@@ -867,6 +928,14 @@ impl Trainer {
         let hits = best.iter().enumerate().filter(|(i, &j)| ids[*i] == ids[j as usize]).count();
         Ok(hits as f64 / indices.len() as f64)
     }
+}
+
+/// Refuses to start a fresh run in an output directory that holds one (rank 0 only: it alone writes there).
+fn check_out_dir(cfg: &TrainConfig, start: Start, dist: &dyn Collective) -> Result<()> {
+    if start == Start::Fresh && dist.rank() == 0 {
+        checkpoint::ensure_no_run(&cfg.out_dir, RUN_FILES)?;
+    }
+    Ok(())
 }
 
 /// What every data-parallel rank must agree on before training: config (less paths), data size, position,

@@ -21,6 +21,7 @@ mod probe_manifest;
 mod probe_parity;
 mod punctuation;
 mod regroup;
+mod random_weights;
 mod shard_stream;
 mod shards;
 mod text_emotion;

@@ -145,7 +145,7 @@ fn tiny_mosei_emotion_run_writes_best_checkpoint_test_and_plot() {
     // MOSI has no emotion labels: a clear error.
     let mosi = MmsaData::read(&common::fixture("mmsa/mosi_tiny.pkl")).unwrap();
     let mcfg = model_config(MerTask::Emotion, &mosi, None, true);
-    let err = MerTrainer::new(train_cfg(dir.path(), 1e-3, 1, 8), mcfg, mosi, None, Device::Cpu, false)
+    let err = MerTrainer::new(train_cfg(&dir.path().join("mosi"), 1e-3, 1, 8), mcfg, mosi, None, Device::Cpu, false)
         .err()
         .unwrap()
         .to_string();
@@ -253,4 +253,105 @@ fn learns_from_bert_text_features() {
     // The run's config records where the text features came from.
     let cfg = emoclip::mer::MerConfig::from_file(&dir.path().join("best/config.json")).unwrap();
     assert!(cfg.bert.unwrap().ends_with("bert_tiny"));
+}
+
+/// The kinds of `metrics.jsonl` lines in order: `s<step>`, `e<epoch>`, `test`.
+fn metric_kinds(out: &std::path::Path) -> Vec<String> {
+    std::fs::read_to_string(out.join("metrics.jsonl"))
+        .unwrap()
+        .lines()
+        .map(|l| match serde_json::from_str::<MetricLine>(l).unwrap() {
+            MetricLine::Step { step, .. } => format!("s{step}"),
+            MetricLine::Epoch { epoch, .. } => format!("e{epoch}"),
+            MetricLine::Test { .. } => "test".into(),
+        })
+        .collect()
+}
+
+/// Issue 11 §2.4: a run killed after logging steps past its last checkpoint, then resumed, and a finished run
+/// resumed again, have every step, epoch and test line once in `metrics.jsonl`.
+#[test]
+fn resumed_metrics_have_each_line_once() {
+    let data = MmsaData::read(&common::fixture("mmsa/mosi_tiny.pkl")).unwrap();
+    let mcfg = model_config(MerTask::Sentiment, &data, Some("Sentiment".into()), true);
+    let dir = tempfile::tempdir().unwrap();
+    // 24 training utterances, batch 8: 3 steps per epoch; checkpoints at steps 2, 3 (epoch end), 4, 6, ...
+    let tc = MerTrainConfig { checkpoint_every: 2, ..train_cfg(dir.path(), 2e-3, 3, 8) };
+    let mut tr = MerTrainer::new(tc.clone(), mcfg.clone(), data.clone(), None, Device::Cpu, false).unwrap();
+    // A kill right after step 5 was logged (the last checkpoint is step 4).
+    let killed = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        tr.run(None, |l| assert!(!matches!(l, MetricLine::Step { step: 5, .. }), "killed after step 5")).unwrap()
+    }));
+    assert!(killed.is_err());
+    drop(tr);
+    assert_eq!(metric_kinds(dir.path()), ["s1", "s2", "s3", "e0", "s4", "s5"]);
+    let want: Vec<String> =
+        ["s1", "s2", "s3", "e0", "s4", "s5", "s6", "e1", "s7", "s8", "s9", "e2", "test"].map(String::from).to_vec();
+    for _ in 0..2 {
+        // Resumed from step 4, then the finished run resumed once more (it only evaluates test again).
+        let mut tr = MerTrainer::new(tc.clone(), mcfg.clone(), data.clone(), None, Device::Cpu, true).unwrap();
+        tr.run(None, |_| {}).unwrap().unwrap();
+        assert_eq!(metric_kinds(dir.path()), want);
+    }
+}
+
+/// Issue 11 §2.3 for MER-CLIP: a fresh run refuses a directory holding a run; `Start::Overwrite` replaces it,
+/// leaving other files alone.
+#[test]
+fn fresh_run_refuses_an_existing_run_and_overwrite_replaces_it() {
+    use emoclip::train::checkpoint::Start;
+    let data = MmsaData::read(&common::fixture("mmsa/mosi_tiny.pkl")).unwrap();
+    let mcfg = model_config(MerTask::Sentiment, &data, None, true);
+    let dir = tempfile::tempdir().unwrap();
+    let tc = train_cfg(dir.path(), 2e-3, 2, 8);
+    MerTrainer::new(tc.clone(), mcfg.clone(), data.clone(), None, Device::Cpu, false)
+        .unwrap()
+        .run(None, |_| {})
+        .unwrap();
+    assert!(dir.path().join("ckpt-6").is_dir());
+    std::fs::write(dir.path().join("notes.txt"), "mine").unwrap();
+    let one = MerTrainConfig { epochs: 1, ..tc };
+    let err = MerTrainer::new(one.clone(), mcfg.clone(), data.clone(), None, Device::Cpu, false)
+        .err()
+        .expect("a second fresh run is refused")
+        .to_string();
+    assert!(
+        err.contains("already holds a training run") && err.contains("--resume") && err.contains("--overwrite"),
+        "{err}"
+    );
+    let mut tr = MerTrainer::new(one, mcfg, data, None, Device::Cpu, Start::Overwrite).unwrap();
+    tr.run(None, |_| {}).unwrap().unwrap();
+    assert!(!dir.path().join("ckpt-6").exists() && dir.path().join("ckpt-3").is_dir());
+    assert_eq!(metric_kinds(dir.path()), ["s1", "s2", "s3", "e0", "test"]);
+    assert_eq!(std::fs::read_to_string(dir.path().join("notes.txt")).unwrap(), "mine");
+}
+
+/// Issue 11 §2.7 for MER-CLIP: checkpoints and `best/` have ordinary permissions (0666 less the umask).
+#[cfg(unix)]
+#[test]
+fn run_files_have_ordinary_permissions() {
+    use std::os::unix::fs::PermissionsExt;
+    let data = MmsaData::read(&common::fixture("mmsa/mosi_tiny.pkl")).unwrap();
+    let mcfg = model_config(MerTask::Sentiment, &data, None, true);
+    let dir = tempfile::tempdir().unwrap();
+    let probe = dir.path().join("probe");
+    std::fs::File::create(&probe).unwrap();
+    let want = std::fs::metadata(&probe).unwrap().permissions().mode() & 0o777;
+    let out = dir.path().join("run");
+    let mut tr = MerTrainer::new(train_cfg(&out, 2e-3, 1, 8), mcfg, data, None, Device::Cpu, false).unwrap();
+    tr.run(None, |_| {}).unwrap().unwrap();
+    let mut n = 0;
+    for sub in ["", "best", "ckpt-3"] {
+        for e in std::fs::read_dir(out.join(sub)).unwrap() {
+            let p = e.unwrap().path();
+            if p.is_file() {
+                let mode = std::fs::metadata(&p).unwrap().permissions().mode() & 0o777;
+                assert_eq!(mode, want, "{}: mode {mode:o}, a new file here gets {want:o}", p.display());
+                n += 1;
+            }
+        }
+    }
+    assert!(
+        n >= 10 && out.join("best/model.safetensors").is_file() && out.join("ckpt-3/optimizer.safetensors").is_file()
+    );
 }

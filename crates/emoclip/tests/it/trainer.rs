@@ -324,3 +324,131 @@ fn learns_in_bf16_mixed_precision() {
     let err = bad.validate(Path::new("x.toml")).unwrap_err().to_string();
     assert!(err.contains("precision") && err.contains("x.toml"), "{err}");
 }
+
+/// Every regular file under `dir` (recursively).
+fn files_under(dir: &Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    for e in std::fs::read_dir(dir).unwrap() {
+        let p = e.unwrap().path();
+        if p.is_dir() {
+            out.extend(files_under(&p));
+        } else {
+            out.push(p);
+        }
+    }
+    out
+}
+
+/// The mode a file created here gets (0666 less this process's umask).
+#[cfg(unix)]
+fn new_file_mode(dir: &Path) -> u32 {
+    use std::os::unix::fs::PermissionsExt;
+    let p = dir.join("mode-probe");
+    std::fs::File::create(&p).unwrap();
+    let m = std::fs::metadata(&p).unwrap().permissions().mode() & 0o777;
+    std::fs::remove_file(&p).unwrap();
+    m
+}
+
+/// Issue 11 §2.3: a fresh run refuses a directory holding a run (naming the ways out), an empty directory is
+/// fine, and `Start::Overwrite` deletes exactly the old run's entries before the new run writes.
+#[test]
+fn fresh_run_refuses_an_existing_run_and_overwrite_replaces_it() {
+    use emoclip::train::checkpoint::Start;
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("run");
+    std::fs::create_dir_all(&out).unwrap();
+    let mut cfg = tiny(&out, 16, 4, 4, 1, 4);
+    cfg.checkpoint_every = 2;
+    // An existing empty directory is fine.
+    Trainer::new(cfg.clone(), Device::Cpu, false).unwrap().run(None, |_| {}).unwrap();
+    assert!(out.join("ckpt-4").is_dir() && out.join("ckpt-2").is_dir());
+    std::fs::write(out.join("notes.txt"), "mine").unwrap();
+    let short = TrainConfig { max_steps: Some(1), ..cfg.clone() };
+    let err = Trainer::new(short.clone(), Device::Cpu, false).err().expect("a second fresh run is refused").to_string();
+    assert!(
+        err.contains("already holds a training run")
+            && err.contains("ckpt-2")
+            && err.contains("--resume")
+            && err.contains("--out")
+            && err.contains("--overwrite"),
+        "{err}"
+    );
+    assert_eq!(std::fs::read_to_string(out.join("LATEST")).unwrap().trim(), "ckpt-4", "refused before writing");
+    let mut t = Trainer::new(short, Device::Cpu, Start::Overwrite).unwrap();
+    t.run(None, |_| {}).unwrap();
+    assert!(!out.join("ckpt-4").exists() && !out.join("ckpt-2").exists() && out.join("ckpt-1").is_dir());
+    assert_eq!(std::fs::read_to_string(out.join("LATEST")).unwrap().trim(), "ckpt-1");
+    assert_eq!(std::fs::read_to_string(out.join("metrics.jsonl")).unwrap().lines().count(), 1);
+    assert_eq!(std::fs::read_to_string(out.join("notes.txt")).unwrap(), "mine", "other files stay");
+}
+
+/// Issue 11 §2.4: a run killed after logging steps past its last checkpoint, then resumed, has each step once
+/// in `metrics.jsonl` (the rows after the checkpoint are dropped, not kept beside their repeats), with the
+/// same values as an uninterrupted run.
+#[test]
+fn resumed_metrics_have_each_step_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut cfg = tiny(&dir.path().join("a"), 16, 4, 4, 1, 6);
+    cfg.checkpoint_every = 2;
+    Trainer::new(cfg.clone(), Device::Cpu, false).unwrap().run(None, |_| {}).unwrap();
+    let full = std::fs::read_to_string(dir.path().join("a/metrics.jsonl")).unwrap();
+    let cfg = TrainConfig { out_dir: dir.path().join("b"), ..cfg };
+    let mut t = Trainer::new(cfg.clone(), Device::Cpu, false).unwrap();
+    // A kill right after step 3 was logged (the last checkpoint is step 2).
+    let killed = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        t.run(None, |m| assert!(m.step < 3, "killed after logging step 3")).unwrap()
+    }));
+    assert!(killed.is_err());
+    drop(t);
+    assert_eq!(std::fs::read_to_string(cfg.out_dir.join("LATEST")).unwrap().trim(), "ckpt-2");
+    let mut t = Trainer::new(cfg.clone(), Device::Cpu, true).unwrap();
+    assert_eq!(t.step(), 2);
+    t.run(None, |_| {}).unwrap();
+    let text = std::fs::read_to_string(cfg.out_dir.join("metrics.jsonl")).unwrap();
+    let rows: Vec<emoclip::train::StepMetrics> = text.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    assert_eq!(rows.iter().map(|m| m.step).collect::<Vec<_>>(), (1..=6).collect::<Vec<_>>(), "{text}");
+    let want: Vec<emoclip::train::StepMetrics> = full.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    for (a, b) in rows.iter().zip(&want) {
+        assert_eq!(a.loss.to_bits(), b.loss.to_bits(), "step {} loss", a.step);
+    }
+}
+
+/// Issue 11 §2.7: every file of a run directory (checkpoint tensors included) has ordinary permissions.
+#[cfg(unix)]
+#[test]
+fn run_files_have_ordinary_permissions() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().unwrap();
+    let want = new_file_mode(dir.path());
+    let out = dir.path().join("run");
+    Trainer::new(tiny(&out, 16, 4, 4, 1, 2), Device::Cpu, false).unwrap().run(None, |_| {}).unwrap();
+    let files = files_under(&out);
+    assert!(files.iter().any(|p| p.ends_with("ckpt-2/optimizer.safetensors")), "{files:?}");
+    for f in files {
+        let mode = std::fs::metadata(&f).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, want, "{}: mode {mode:o}, a new file here gets {want:o}", f.display());
+    }
+}
+
+/// Issue 11 §2.12: configs that cannot train anything are refused when read, naming the file.
+#[test]
+fn configs_that_train_nothing_are_refused() {
+    let toml = std::fs::read_to_string(PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../configs/train_tiny.toml"))
+        .unwrap();
+    let zero = toml.replace("max_steps = 150", "max_steps = 0");
+    let frozen = toml.replace("freeze = []", r#"freeze = ["text", "visual", "temporal", "logit_scale"]"#);
+    assert!(zero != toml && frozen != toml, "configs/train_tiny.toml changed; update this test");
+    for (text, what) in [(zero, "max_steps = 0"), (frozen, "nothing would be trained")] {
+        let err = TrainConfig::from_toml_str(&text, Path::new("my_run.toml")).unwrap_err().to_string();
+        assert!(err.contains("my_run.toml") && err.contains(what), "{err}");
+    }
+    // Built in code, the same settings are refused by the trainer before it writes anything.
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("run");
+    let mut cfg = tiny(&out, 16, 4, 4, 1, 2);
+    cfg.freeze = ["text", "visual", "temporal", "logit_scale"].map(String::from).to_vec();
+    let err = Trainer::new(cfg, Device::Cpu, false).err().expect("refused").to_string();
+    assert!(err.contains("nothing would be trained"), "{err}");
+    assert!(!out.exists());
+}
