@@ -1,5 +1,6 @@
 //! The crate's integration tests, one binary (a 2-core CI links one test executable per crate, not one per file).
 mod cli;
+mod e2e_official;
 mod mer_cli;
 mod probe_cli;
 mod train_distributed;

@@ -2,6 +2,7 @@
 mod bert_encoder;
 mod captions;
 mod common;
+mod config_inference;
 mod detect;
 mod distributed;
 mod gradients;
