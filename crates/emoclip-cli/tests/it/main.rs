@@ -3,4 +3,5 @@ mod cli;
 mod e2e_official;
 mod mer_cli;
 mod probe_cli;
+mod probe_official;
 mod train_distributed;
