@@ -2,6 +2,7 @@
 mod cli;
 mod e2e_official;
 mod mer_cli;
+mod prepare_numbers;
 mod probe_cli;
 mod probe_official;
 mod train_distributed;
