@@ -32,7 +32,7 @@ fn write_sparse_checkpoint(path: &std::path::Path, shapes: &serde_json::Map<Stri
         offset += n * size;
     }
     let mut h = serde_json::to_vec(&header).unwrap();
-    while h.len() % 8 != 0 {
+    while !h.len().is_multiple_of(8) {
         h.push(b' ');
     }
     let mut f = std::fs::File::create(path).unwrap();

@@ -84,7 +84,7 @@ fn check_features(name: &str, task: &DatasetTask, x: &Mat, want: &Value) -> f64 
         let w = w.as_array().unwrap();
         assert_eq!(rows.len(), w.len(), "{name} {}: item count", split_name(s));
         for (r, wr) in rows.iter().zip(w) {
-            let d = max_abs_diff(&x.row(*r), &floats(wr));
+            let d = max_abs_diff(x.row(*r), &floats(wr));
             assert!(d <= FEATURE_ATOL, "{name} {} row {r}: features |Δ| {d:e}", split_name(s));
             worst = worst.max(d);
         }
