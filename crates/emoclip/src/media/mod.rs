@@ -17,6 +17,10 @@
 use std::path::Path;
 
 pub mod boxes;
+#[cfg(feature = "video")]
+mod cli_graph;
+#[cfg(feature = "video")]
+mod cli_vsync;
 pub mod decode;
 pub mod frame_dir;
 pub mod joints;
@@ -24,6 +28,8 @@ pub mod mask_bilinear;
 pub mod options;
 pub mod preprocess;
 pub mod sample;
+#[cfg(feature = "video")]
+mod video;
 
 pub use boxes::{load_boxes, parse_boxes, BoxFile, PersonBox, BOX_CONF_THRESHOLD};
 pub use decode::{decode_frames, decode_uniform, decode_uniform_min, load_image, stream_at_fps, DecodedClip};

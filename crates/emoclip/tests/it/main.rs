@@ -6,6 +6,7 @@ mod detect;
 mod distributed;
 mod gradients;
 mod media;
+mod media_cli_parity;
 mod media_frame_dir;
 mod media_stream;
 mod mer_data;

@@ -31,3 +31,38 @@ pub fn rel_err(a: &Tensor, b: &Tensor) -> f32 {
 pub fn device() -> Device {
     Device::Cpu
 }
+
+/// Whether the tests run in CI (`CI` set and not `false`/`0`): there, missing sample media or tools fail the
+/// test instead of skipping it.
+pub fn in_ci() -> bool {
+    std::env::var("CI").is_ok_and(|v| !v.is_empty() && v != "false" && v != "0")
+}
+
+/// `media/NAME` (fetched by `bash scripts/fetch_media.sh`, which scripts/test.sh runs first). When it is missing
+/// the test is skipped with a message, except in CI (`CI` set), where it fails.
+pub fn sample_media(name: &str) -> Option<PathBuf> {
+    let p = repo_root().join("media").join(name);
+    if p.is_file() {
+        return Some(p);
+    }
+    let msg = format!("sample media {} is missing: run `bash scripts/fetch_media.sh` first", p.display());
+    assert!(!in_ci(), "{msg} (CI is set, so a missing sample fails instead of skipping)");
+    eprintln!("skip: {msg}");
+    None
+}
+
+/// Whether the ffmpeg command-line tool runs (scripts/install_deps.sh installs it). Missing: skip with a message,
+/// or fail in CI.
+pub fn have_ffmpeg_cli() -> bool {
+    let ok = std::process::Command::new("ffmpeg")
+        .arg("-version")
+        .stdin(std::process::Stdio::null())
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if !ok {
+        let msg = "the ffmpeg command-line tool is not installed (bash scripts/install_deps.sh installs it)";
+        assert!(!in_ci(), "{msg} (CI is set, so this fails instead of skipping)");
+        eprintln!("skip: {msg}");
+    }
+    ok
+}
