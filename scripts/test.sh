@@ -7,4 +7,7 @@ ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$ROOT"
 bash scripts/install_deps.sh
 bash scripts/fetch_media.sh
+# ONNX Runtime for the detector / punctuation tests, set once here (tests read it; they never write the
+# environment from parallel threads when it is set).
+export ORT_DYLIB_PATH="${ORT_DYLIB_PATH:-$ROOT/third_party/onnxruntime/libonnxruntime.so}"
 cargo test --workspace --no-fail-fast 2>&1

@@ -58,9 +58,7 @@ fn yolov7_and_yolov8_decoding_with_nms_match_reference() {
 
 #[test]
 fn onnx_runtime_detector_on_constructed_models() {
-    let lib = common::repo_root().join("third_party/onnxruntime/libonnxruntime.so");
-    assert!(lib.is_file(), "{} missing: run scripts/install_deps.sh (the test command does)", lib.display());
-    std::env::set_var("ORT_DYLIB_PATH", &lib);
+    common::ort_runtime();
     let exp = expected();
     let img = emoclip::media::load_image(&common::fixture("media/person_small.jpg")).unwrap();
     assert_eq!((img.width(), img.height()), (320, 212));
