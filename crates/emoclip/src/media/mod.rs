@@ -17,6 +17,10 @@
 use std::path::Path;
 
 pub mod boxes;
+#[cfg(feature = "video")]
+mod cli_graph;
+#[cfg(feature = "video")]
+mod cli_vsync;
 pub mod decode;
 pub mod frame_dir;
 pub mod image;
@@ -25,6 +29,8 @@ pub mod mask_bilinear;
 pub mod options;
 pub mod preprocess;
 pub mod sample;
+#[cfg(feature = "video")]
+mod video;
 
 pub use self::image::load_image;
 pub use boxes::{load_boxes, parse_boxes, BoxFile, PersonBox, BOX_CONF_THRESHOLD};

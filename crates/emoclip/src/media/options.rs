@@ -6,10 +6,10 @@ pub enum FrameSelection {
     /// `k` frames sampled uniformly, `np.linspace(0, n-1, k, dtype=int)` (the official eval default).
     #[default]
     Uniform,
-    /// 0-based positions: decoding order for a video, frame-number order for a frame directory. Any order,
+    /// 0-based positions: the ffmpeg CLI's output frames for a video, frame-number order for a frame directory. Any order,
     /// repeats allowed; the count must be the model's frame count.
     Positions(Vec<usize>),
-    /// Frame numbers: the numbers in the file names of a frame directory (for a video, the decoding index).
+    /// Frame numbers: the numbers in the file names of a frame directory (for a video, the CLI's output frame index).
     /// LIRIS-ACCEDE's official loader repeats one labelled frame 8 times: `Numbers(vec![n; 8])`.
     Numbers(Vec<u64>),
 }

@@ -273,8 +273,10 @@ impl DistEnv {
             let Some(port) = port else {
                 return bad(format!("WORLD_SIZE={world} needs MASTER_PORT (a free TCP port on rank 0's host)"));
             };
+            // 0 (rank 0 only): rank 0 listens on a port the system picks and logs it for the other ranks.
             match port.trim().parse::<u16>() {
-                Ok(p) if p > 0 => (addr.trim().to_string(), p),
+                Ok(p) if p > 0 || rank == 0 => (addr.trim().to_string(), p),
+                Ok(_) => return bad(format!("MASTER_PORT=0 on rank {rank}: only rank 0 may pick its port; give the other ranks the port rank 0 logs")),
                 _ => return bad(format!("MASTER_PORT={port:?} is not a TCP port (1-65535)")),
             }
         };

@@ -145,6 +145,17 @@ impl TcpGroup {
                 TcpListener::bind(&bind[..]).or_else(|_| TcpListener::bind(("0.0.0.0", port))).map_err(|e| {
                     Error::Msg(format!("distributed: rank 0 cannot listen on {master}: {e} (is MASTER_PORT free?)"))
                 })?;
+            let master = match (port, listener.local_addr()) {
+                (0, Ok(a)) => {
+                    tracing::warn!(
+                        "MASTER_PORT=0: rank 0 listens on {addr}:{}; start the other ranks with MASTER_PORT={}",
+                        a.port(),
+                        a.port()
+                    );
+                    format!("{addr}:{}", a.port())
+                }
+                _ => master,
+            };
             Self::accept(listener, world, timeout, master)
         } else {
             Self::join(rank, world, addr, port, timeout)

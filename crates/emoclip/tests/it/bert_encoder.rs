@@ -31,14 +31,16 @@ fn last_hidden_state_matches_transformers_with_padding_and_segments() {
     assert_eq!((m.encoder.hidden_size, m.config.vocab_size, m.config.layer_norm_eps), (32, 120, 1e-12));
     let got = hidden(&m, &x);
     let want: Vec<Vec<Vec<f32>>> = serde_json::from_value(e["last_hidden_state"].clone()).unwrap();
-    let (mut worst, mut scale) = (0f32, 0f32);
-    for (g, w) in got.iter().flatten().flatten().zip(want.iter().flatten().flatten()) {
-        worst = worst.max((g - w).abs());
-        scale = scale.max(w.abs());
-    }
-    eprintln!("max |hidden difference| = {worst:e} (max |h| = {scale})");
-    assert!(worst < 1e-5, "max |hidden difference| = {worst}");
-    // Segment ids matter: the same ids as one segment give different states.
+    let flat = |v: &Vec<Vec<Vec<f32>>>| v.iter().flatten().flatten().map(|&x| f64::from(x)).collect::<Vec<f64>>();
+    let dims = [want.len(), want[0].len(), want[0][0].len()];
+    common::assert_close_slice(
+        "BERT last hidden state",
+        &flat(&got),
+        &flat(&want),
+        &dims,
+        common::Tol::new(2.7e-7, 2.7e-6),
+    ); // 3× measured (max |Δ| 9.5e-7 on |h| ≤ 3.3)
+       // Segment ids matter: the same ids as one segment give different states.
     let mut one = x.clone();
     one.segments.iter_mut().flatten().for_each(|s| *s = 0);
     assert_ne!(hidden(&m, &one)[0], got[0]);

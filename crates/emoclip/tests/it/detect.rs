@@ -146,15 +146,9 @@ fn end_to_end_layouts_with_and_without_batch_dim() {
     assert_eq!(YoloLayout::detect(&[300, 7]), Some(YoloLayout::EndToEnd));
 }
 
-fn ort_lib() {
-    let lib = common::repo_root().join("third_party/onnxruntime/libonnxruntime.so");
-    assert!(lib.is_file(), "{} missing: run scripts/install_deps.sh (the test command does)", lib.display());
-    std::env::set_var("ORT_DYLIB_PATH", &lib);
-}
-
 #[test]
 fn onnx_runtime_detector_on_constructed_models() {
-    ort_lib();
+    common::ort_runtime();
     let exp = expected();
     let img = emoclip::media::load_image(&common::fixture("media/person_small.jpg")).unwrap();
     assert_eq!((img.width(), img.height()), (320, 212));
@@ -180,7 +174,7 @@ fn onnx_runtime_sees_the_ultralytics_letterbox_tensor() {
     // The summary model outputs per-channel row and column sums of its input; the expected values are its
     // output on ultralytics' LetterBox(640) / 255. One grey level at one pixel moves a sum by 1/255 ≈ 3.9e-3,
     // far above the 1e-4 allowed for float summation order.
-    ort_lib();
+    common::ort_runtime();
     let want = candle_core::safetensors::load(common::fixture("yolo/summary.safetensors"), &Device::Cpu).unwrap();
     let det = emoclip::detect::onnx::PersonDetector::new(&common::fixture("yolo/yolo_input_summary.onnx")).unwrap();
     for (name, file) in [("person", "media/pre_person.png"), ("megamind", "media/pre_megamind.png")] {

@@ -4,8 +4,6 @@ use crate::common;
 use candle_core::{DType, Device, Tensor, D};
 use candle_nn::VarMap;
 use emoclip::emotionclip::{EmotionClip, SubjectMode};
-use emoclip::weights::{CheckedTensors, Missing};
-use std::collections::HashMap;
 
 fn contrastive_loss(v: &Tensor, t: &Tensor, scale: &Tensor) -> candle_core::Result<Tensor> {
     let v = emoclip::clip::vision::l2_normalize(v)?;
@@ -27,10 +25,9 @@ fn check_gradients(subject: SubjectMode, autocast: Option<DType>) {
     let dev = Device::Cpu;
     let cfg = common::micro_config(subject);
     let varmap = VarMap::new();
-    let checked = CheckedTensors::new(HashMap::new(), Missing::Init, Some(varmap.clone()));
-    let model = EmotionClip::load(checked.var_builder(DType::F32, &dev), &cfg).unwrap();
+    let model = EmotionClip::load(common::seeded_var_builder(&varmap, 12), &cfg).unwrap();
     let (b, t, s) = (3usize, 8usize, 32usize);
-    let video = Tensor::randn(0f32, 1.0, (b, t, 3, s, s), &dev).unwrap();
+    let video = common::randn(112, &[b, t, 3, s, s]);
     // Subject boxes covering part of the grid so SAP / SAAM have subject and context patches.
     let mut mask = vec![0f32; b * t * s * s];
     for bi in 0..b {
@@ -65,9 +62,12 @@ fn check_gradients(subject: SubjectMode, autocast: Option<DType>) {
     assert!(value.is_finite());
     if autocast.is_some() {
         assert_ne!(value, f32_loss, "autocast changed nothing: the matrix products did not run in low precision");
-        assert!(
-            (value - f32_loss).abs() < 2e-2 * f32_loss.abs().max(1.0),
-            "{autocast:?} loss {value} vs f32 {f32_loss}"
+        common::assert_close_slice(
+            &format!("contrastive loss under {autocast:?} autocast vs f32"),
+            &[f64::from(value)],
+            &[f64::from(f32_loss)],
+            &[1],
+            common::Tol::new(0.0, 1.9e-3), // 3× measured (bf16: |Δ| 1.5e-3 on a loss of 2.31)
         );
     }
     let grads = loss.backward().unwrap();

@@ -8,6 +8,7 @@ mod distributed;
 mod gradients;
 mod grads_parity;
 mod media;
+mod media_cli_parity;
 mod media_frame_dir;
 mod media_stream;
 mod mer_data;

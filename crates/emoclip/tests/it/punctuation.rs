@@ -9,9 +9,7 @@ fn all_marks() -> SentenceConfig {
 }
 
 fn model() -> OnnxPunctuation {
-    let lib = common::repo_root().join("third_party/onnxruntime/libonnxruntime.so");
-    assert!(lib.is_file(), "{} missing: run scripts/install_deps.sh (the test command does)", lib.display());
-    std::env::set_var("ORT_DYLIB_PATH", &lib);
+    common::ort_runtime();
     OnnxPunctuation::from_dir(&common::fixture("punctuation")).unwrap()
 }
 
