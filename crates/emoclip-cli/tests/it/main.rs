@@ -4,6 +4,6 @@ mod e2e_official;
 mod mer_cli;
 mod prepare_numbers;
 mod probe_cli;
-mod run_dir;
 mod probe_official;
+mod run_dir;
 mod train_distributed;
