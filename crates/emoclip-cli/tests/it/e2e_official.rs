@@ -174,8 +174,7 @@ fn embed_frame_dirs_matches_the_official_pipeline() {
         let st = Command::new("ffmpeg")
             .args(["-v", "error", "-y", "-i"])
             .arg(video)
-            .args(["-vf", "scale=flags=bicubic+accurate_rnd+full_chroma_int,format=rgb24", "-fps_mode", "passthrough"])
-            .args(["-c:v", "png", "-start_number", "0"])
+            .args(["-pix_fmt", "rgb24", "-c:v", "png", "-start_number", "0"])
             .arg(d.join("frame_%d.png"))
             .status()
             .expect("the ffmpeg CLI (scripts/install_deps.sh installs it)");
