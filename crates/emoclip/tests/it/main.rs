@@ -4,6 +4,7 @@ mod captions;
 mod common;
 mod detect;
 mod distributed;
+mod gemm_bf16;
 mod gradients;
 mod media;
 mod media_frame_dir;
