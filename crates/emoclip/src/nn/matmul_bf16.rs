@@ -3,7 +3,7 @@
 //! bf16-rounded operands with f32 accumulation. [`matmul`] is differentiable (its backward runs the same kernel
 //! for `dA = dC·Bᵀ` and `dB = Aᵀ·dC`); [`linear`] multiplies by a weight packed once ([`WeightCache`]) and fuses
 //! the bias and activation into the output pass (inference only).
-use super::cpu::gemm_bf16::{self, ConvA, PackedB};
+use super::cpu::gemm_bf16::{self, ConvA, Epilogue, PackedB};
 use super::Activation;
 use candle_core::{CpuStorage, CustomOp1, CustomOp2, DType, Layout, Result, Shape, Tensor, TensorId};
 use std::sync::{Arc, Mutex};
@@ -98,26 +98,19 @@ impl CustomOp1 for PackedLinear {
         let n = pb.n;
         let (rs, cs) = (l.stride()[0], l.stride()[1]);
         let a = ConvA::convert(&x[l.start_offset()..], m, k, rs, cs);
-        let mut out = vec![0f32; m * n];
         let bias = self.packed.bias.as_deref();
         let act = self.act;
-        let epi = move |_row: usize, col0: usize, v: &mut [f32]| {
-            match bias {
-                Some(b) => {
-                    for (o, &bb) in v.iter_mut().zip(&b[col0..]) {
-                        *o = super::fused::apply(act, *o + bb);
-                    }
-                }
-                None => {
-                    if act.is_some() {
-                        v.iter_mut().for_each(|o| *o = super::fused::apply(act, *o));
-                    }
-                }
-            };
+        let custom = move |_row: usize, col0: usize, v: &mut [f32]| match bias {
+            Some(b) => v.iter_mut().zip(&b[col0..]).for_each(|(o, &bb)| *o = super::fused::apply(act, *o + bb)),
+            None => v.iter_mut().for_each(|o| *o = super::fused::apply(act, *o)),
         };
-        let epi_ref: &(dyn Fn(usize, usize, &mut [f32]) + Sync) = &epi;
-        let epilogue = (bias.is_some() || act.is_some()).then_some(epi_ref);
-        gemm_bf16::gemm(&a, pb, &mut out, n, epilogue, true);
+        let epilogue = match (act, bias) {
+            (None, None) => Epilogue::None,
+            (None, Some(b)) => Epilogue::Bias(b),
+            (Some(Activation::Gelu), b) => Epilogue::Gelu(b),
+            (Some(_), _) => Epilogue::Custom(&custom),
+        };
+        let out = gemm_bf16::gemm_new(&a, pb, epilogue, true);
         Ok((CpuStorage::F32(out), Shape::from((m, n))))
     }
 }
@@ -193,7 +186,7 @@ impl CustomOp2 for Bf16Matmul {
                 // SAFETY: block i of the output, disjoint per i.
                 let c = unsafe { std::slice::from_raw_parts_mut(o.0.add(i * m * n), m * n) };
                 let ca = ConvA::convert(&a[aoffs[i]..], m, k, ars, acs);
-                gemm_bf16::gemm(&ca, &pb, c, n, None, par);
+                gemm_bf16::gemm(&ca, &pb, c, n, Epilogue::None, par);
             };
             for i in 0..batch {
                 one(i, true);
@@ -211,8 +204,7 @@ impl CustomOp2 for Bf16Matmul {
             gemm_bf16::matmul_strided(&a[aoffs[i]..], (m, k), (ars, acs), &b[bo..], n, (brs, bcs), c, par);
         };
         if small {
-            use rayon::prelude::*;
-            (0..batch).into_par_iter().for_each(|i| one(i, false));
+            gemm_bf16::par_for(batch, |i| one(i, false));
         } else {
             for i in 0..batch {
                 one(i, true);

@@ -1,5 +1,6 @@
 //! The crate's integration tests, one binary (a 2-core CI links one test executable per crate, not one per file).
 mod bert_encoder;
+mod bf16_model;
 mod captions;
 mod common;
 mod detect;

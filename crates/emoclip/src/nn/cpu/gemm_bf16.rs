@@ -2,7 +2,7 @@
 //! operands rounded to bf16 (round to nearest even, as `torch.Tensor.bfloat16()`) and f32 accumulation by
 //! `vdpbf16ps` (`_mm512_dpbf16_ps`: 16 lanes, each adding a pair of bf16 products). B (a weight) is converted
 //! and packed once ([`PackedB`]), A (activations) is converted on the fly ([`ConvA`]); the driver runs
-//! `MR × NR` register tiles over 2-D tasks on rayon's pool, with B blocked in K so a panel stays in L1.
+//! `MR × NR` register tiles over 2-D tasks on rayon's pool, with B blocked in K.
 //!
 //! Written by hand (the Intel® intrinsics guide is the reference for the instructions): candle's CPU matmul,
 //! i.e. the `gemm` crate 0.19, has no bf16 kernel ("widen to f32, multiply, narrow back", gemm-f16 does the same
@@ -15,8 +15,11 @@ use std::sync::OnceLock;
 pub const MR: usize = 6;
 /// Columns of the register tile and of a B panel (four zmm vectors of 16 f32).
 pub const NR: usize = 64;
-/// K pairs per block: a `KC × NR` slice of a B panel is 32 KiB and stays in L1 while the tiles of A pass.
-const KC: usize = 128;
+/// K pairs per block (a `KC × NR` slice of a B panel is 96 KiB, in L2): all of K = 768, and few enough passes
+/// over C for K = 3072; smaller blocks (L1-sized) measured slower, the per-call overhead of the tile dominates.
+const KC: usize = 384;
+/// Row tiles per L2 chunk of A (see `run_task`).
+const MC_BLOCKS: usize = 32;
 
 thread_local! {
     static FORCED_OFF: Cell<bool> = const { Cell::new(false) };
@@ -170,12 +173,7 @@ impl PackedB {
             }
         };
         if panel_len > 0 {
-            if (k * n) >= PAR_MIN {
-                use rayon::prelude::*;
-                out.par_chunks_mut(panel_len).enumerate().for_each(|(j, d)| fill(j, d));
-            } else {
-                out.chunks_mut(panel_len).enumerate().for_each(|(j, d)| fill(j, d));
-            }
+            for_chunks(out, panel_len, k * n >= PAR_MIN, fill);
         }
         Self { k, n, kp, data }
     }
@@ -204,10 +202,81 @@ pub struct ConvA {
 /// Elements below which conversion and packing stay on the calling thread.
 const PAR_MIN: usize = 1 << 16;
 
+/// Runs `f(i)` for every `i < n` on rayon's pool (waiting threads sleep, which keeps a loaded machine usable);
+/// `EMOCLIP_BF16_POOL=candle` takes candle's spinning worker pool (`candle_core::utils::barrier_pool`, the one
+/// its element-wise kernels use) instead. Inline for `n ≤ 1` and when nested.
+pub fn par_for(n: usize, f: impl Fn(usize) + Sync) {
+    if n <= 1 || IN_PAR.with(|p| p.get()) {
+        (0..n).for_each(f);
+        return;
+    }
+    static CANDLE: OnceLock<bool> = OnceLock::new();
+    if !*CANDLE.get_or_init(|| std::env::var("EMOCLIP_BF16_POOL").is_ok_and(|v| v == "candle")) {
+        use rayon::prelude::*;
+        (0..n).into_par_iter().for_each(|i| {
+            let _in = InPar(IN_PAR.with(|p| p.replace(true)));
+            f(i)
+        });
+        return;
+    }
+    candle_core::utils::barrier_pool().execute_chunked(n, |r| {
+        let _in = InPar(IN_PAR.with(|p| p.replace(true)));
+        r.for_each(&f)
+    });
+}
+
+thread_local! {
+    /// Set while this thread runs [`par_for`] work.
+    static IN_PAR: Cell<bool> = const { Cell::new(false) };
+}
+
+/// Restores [`IN_PAR`] (also when the work panics).
+struct InPar(bool);
+
+impl Drop for InPar {
+    fn drop(&mut self) {
+        IN_PAR.with(|p| p.set(self.0));
+    }
+}
+
+/// A mutable slice split into `chunk`-long pieces that [`par_for`] tasks fill independently.
+struct Chunks<T> {
+    ptr: *mut T,
+    len: usize,
+    chunk: usize,
+}
+// SAFETY: tasks take disjoint chunks (by index).
+unsafe impl<T: Send> Sync for Chunks<T> {}
+
+impl<T> Chunks<T> {
+    fn new(v: &mut [T], chunk: usize) -> Self {
+        Self { ptr: v.as_mut_ptr(), len: v.len(), chunk: chunk.max(1) }
+    }
+    fn count(&self) -> usize {
+        self.len.div_ceil(self.chunk)
+    }
+    /// Chunk `i`. SAFETY: each index is taken by one task at a time.
+    #[allow(clippy::mut_from_ref)]
+    unsafe fn get(&self, i: usize) -> &mut [T] {
+        let a = i * self.chunk;
+        std::slice::from_raw_parts_mut(self.ptr.add(a), self.chunk.min(self.len - a))
+    }
+}
+
+/// `f(index, chunk)` over the `chunk`-long pieces of `v`, on the pool when `parallel`.
+fn for_chunks<T: Send>(v: &mut [T], chunk: usize, parallel: bool, f: impl Fn(usize, &mut [T]) + Sync) {
+    if !parallel {
+        v.chunks_mut(chunk.max(1)).enumerate().for_each(|(i, c)| f(i, c));
+        return;
+    }
+    let c = Chunks::new(v, chunk);
+    // SAFETY: par_for hands each index to one task.
+    par_for(c.count(), |i| f(i, unsafe { c.get(i) }));
+}
+
 impl ConvA {
     /// Converts `A[i][k] = src[i·rs + k·cs]`.
     pub fn convert(src: &[f32], m: usize, k: usize, rs: usize, cs: usize) -> Self {
-        use rayon::prelude::*;
         let kp = k.div_ceil(2);
         if m > 0 && k > 0 {
             assert!((m - 1) * rs + (k - 1) * cs < src.len(), "ConvA::convert: source too short");
@@ -232,11 +301,7 @@ impl ConvA {
                 }
             };
             if m > 0 {
-                if par {
-                    data.par_chunks_mut(m).enumerate().for_each(|(p, d)| fill(p, d));
-                } else {
-                    data.chunks_mut(m).enumerate().for_each(|(p, d)| fill(p, d));
-                }
+                for_chunks(&mut data, m, par, fill);
             }
             return Self { m, k, kp, rs: 1, cs: m, data };
         }
@@ -254,18 +319,28 @@ impl ConvA {
             }
         };
         if kp > 0 {
-            if par {
-                data.par_chunks_mut(kp).enumerate().for_each(|(i, d)| fill(i, d));
-            } else {
-                data.chunks_mut(kp).enumerate().for_each(|(i, d)| fill(i, d));
-            }
+            // Several rows per task.
+            let rows = (4096 / kp).max(1);
+            for_chunks(&mut data, rows * kp, par, |t, d| {
+                d.chunks_mut(kp).enumerate().for_each(|(r, row)| fill(t * rows + r, row))
+            });
         }
         Self { m, k, kp, rs: kp, cs: 1, data }
     }
 }
 
-/// Applied to each finished output row segment `(row, first column, values)`: bias, activation.
-pub type Epilogue<'a> = &'a (dyn Fn(usize, usize, &mut [f32]) + Sync);
+/// What happens to the product before it is stored.
+#[derive(Clone, Copy, Default)]
+pub enum Epilogue<'a> {
+    #[default]
+    None,
+    /// `c + bias[column]`, in registers.
+    Bias(&'a [f32]),
+    /// `gelu_erf(c + bias[column])` (PyTorch `nn.GELU()`; erf as [`crate::nn::fused::erf_fast`]), in registers.
+    Gelu(Option<&'a [f32]>),
+    /// Any function of each finished output row segment `(row, first column, values)`, after the store.
+    Custom(&'a (dyn Fn(usize, usize, &mut [f32]) + Sync)),
+}
 
 /// Raw output pointer shared by tasks that write disjoint tiles.
 #[derive(Clone, Copy)]
@@ -274,21 +349,47 @@ struct OutPtr(*mut f32);
 unsafe impl Send for OutPtr {}
 unsafe impl Sync for OutPtr {}
 
-/// `C = A · B` (`c` row-major with row stride `ldc`, overwritten), then `epilogue` on each output row
-/// segment. `parallel`: split the work over rayon's pool (else run on this thread, for callers that already
-/// parallelise over a batch). Panics when the kernel is not [`available`]-compatible (callers check first).
-pub fn gemm(a: &ConvA, b: &PackedB, c: &mut [f32], ldc: usize, epilogue: Option<Epilogue>, parallel: bool) {
-    assert_eq!(a.k, b.k, "gemm_bf16: inner dimensions differ");
+/// `C = A · B` (`c` row-major with row stride `ldc`, overwritten), then `epilogue`. `parallel`: split the work
+/// over the CPU pool ([`par_for`]; else run on this thread, for callers that already parallelise over a
+/// batch). Panics on a CPU without the instructions (callers check [`available`] first).
+pub fn gemm(a: &ConvA, b: &PackedB, c: &mut [f32], ldc: usize, epilogue: Epilogue, parallel: bool) {
     let (m, n) = (a.m, b.n);
     if m == 0 || n == 0 {
         return;
     }
     assert!(ldc >= n && c.len() >= (m - 1) * ldc + n, "gemm_bf16: output too small");
+    // SAFETY: the output holds every (row, column) written.
+    unsafe { gemm_raw(a, b, c.as_mut_ptr(), ldc, epilogue, parallel) }
+}
+
+/// [`gemm`] into a new row-major `[M, N]` vector (not zero-filled first: every element is written).
+pub fn gemm_new(a: &ConvA, b: &PackedB, epilogue: Epilogue, parallel: bool) -> Vec<f32> {
+    let len = a.m * b.n;
+    let mut out: Vec<f32> = Vec::with_capacity(len);
+    // SAFETY: gemm_raw stores every element of the m × n tile grid (the first K block stores, never loads,
+    // and K = 0 stores zeros) before anything reads them.
+    unsafe {
+        gemm_raw(a, b, out.as_mut_ptr(), b.n, epilogue, parallel);
+        out.set_len(len);
+    }
+    out
+}
+
+/// [`gemm`] on a raw output. SAFETY: `c` is valid for writes of rows `0..M` × columns `0..N` at stride `ldc`.
+unsafe fn gemm_raw(a: &ConvA, b: &PackedB, c: *mut f32, ldc: usize, epilogue: Epilogue, parallel: bool) {
+    assert_eq!(a.k, b.k, "gemm_bf16: inner dimensions differ");
+    let (m, n) = (a.m, b.n);
+    if m == 0 || n == 0 {
+        return;
+    }
     assert!(cpu_supported(), "gemm_bf16 called on a CPU without AVX-512 BF16");
-    let out = OutPtr(c.as_mut_ptr());
+    if let Epilogue::Bias(x) | Epilogue::Gelu(Some(x)) = epilogue {
+        assert!(x.len() >= n, "gemm_bf16: bias of {} for {n} columns", x.len());
+    }
+    let out = OutPtr(c);
     let panels = n.div_ceil(NR);
     let mblocks = m.div_ceil(MR);
-    let threads = if parallel { rayon::current_num_threads() } else { 1 };
+    let threads = if parallel { candle_core::utils::get_num_threads() } else { 1 };
     // Task grid: groups of panels × ranges of row blocks, at least ~4 tasks per thread when the product is
     // big enough to share.
     let flops = m * n * a.k;
@@ -304,12 +405,7 @@ pub fn gemm(a: &ConvA, b: &PackedB, c: &mut [f32], ldc: usize, epilogue: Option<
         // SAFETY: features checked; tiles of this task are disjoint from others'.
         unsafe { run_task(a, b, out.0, ldc, p0..p1, b0..b1, epilogue) };
     };
-    if tasks == 1 {
-        run(0);
-    } else {
-        use rayon::prelude::*;
-        (0..tasks).into_par_iter().for_each(run);
-    }
+    par_for(tasks, run);
 }
 
 /// One task: panels `ps` × row blocks `bs`, K in blocks of [`KC`] pairs.
@@ -320,34 +416,53 @@ unsafe fn run_task(
     ldc: usize,
     ps: std::ops::Range<usize>,
     bs: std::ops::Range<usize>,
-    epilogue: Option<Epilogue>,
+    epilogue: Epilogue,
 ) {
     let (m, n, kp) = (a.m, b.n, a.kp);
+    let (bias, gelu) = match epilogue {
+        Epilogue::Bias(x) => (x.as_ptr(), false),
+        Epilogue::Gelu(x) => (x.map_or(std::ptr::null(), |x| x.as_ptr()), true),
+        _ => (std::ptr::null(), false),
+    };
     let mut k0 = 0;
     loop {
         let kc = KC.min(kp - k0);
         let first = k0 == 0;
         let last = k0 + kc >= kp;
-        for j in ps.clone() {
-            let panel = &b.panel(j)[k0 * NR..];
-            let col0 = j * NR;
-            let cols = NR.min(n - col0);
-            for blk in bs.clone() {
-                let row0 = blk * MR;
-                let rows = MR.min(m - row0);
-                let ap = a.data.as_ptr().add(row0 * a.rs + k0 * a.cs);
-                let cp = c.add(row0 * ldc + col0);
-                #[cfg(target_arch = "x86_64")]
-                x86::kernel(rows, kc, ap, a.rs, a.cs, panel.as_ptr(), cp, ldc, cols, !first);
-                if last {
-                    if let Some(f) = epilogue {
-                        for r in 0..rows {
-                            let row = std::slice::from_raw_parts_mut(cp.add(r * ldc), cols);
-                            f(row0 + r, col0, row);
+        // Rows in chunks of MC_BLOCKS tiles: the chunk of A (≤ 192 rows × KC pairs, 288 KiB) stays in L2
+        // while the task's panels pass over it.
+        let mut c0 = bs.start;
+        while c0 < bs.end {
+            let c1 = (c0 + MC_BLOCKS).min(bs.end);
+            for j in ps.clone() {
+                let panel = &b.panel(j)[k0 * NR..];
+                let col0 = j * NR;
+                let cols = NR.min(n - col0);
+                for blk in c0..c1 {
+                    let row0 = blk * MR;
+                    let rows = MR.min(m - row0);
+                    let ap = a.data.as_ptr().add(row0 * a.rs + k0 * a.cs);
+                    let cp = c.add(row0 * ldc + col0);
+                    #[cfg(target_arch = "x86_64")]
+                    {
+                        let post = if last {
+                            x86::Post { bias: if bias.is_null() { bias } else { bias.add(col0) }, gelu }
+                        } else {
+                            x86::Post::default()
+                        };
+                        x86::kernel(rows, kc, ap, a.rs, a.cs, panel.as_ptr(), cp, ldc, cols, !first, post);
+                    }
+                    if last {
+                        if let Epilogue::Custom(f) = epilogue {
+                            for r in 0..rows {
+                                let row = std::slice::from_raw_parts_mut(cp.add(r * ldc), cols);
+                                f(row0 + r, col0, row);
+                            }
                         }
                     }
                 }
             }
+            c0 = c1;
         }
         if last {
             break;
@@ -380,7 +495,29 @@ pub fn matmul_strided(
     }
     let ca = ConvA::convert(a, m, k, ars, acs);
     let pb = PackedB::pack(b, k, n, brs, bcs);
-    gemm(&ca, &pb, c, n, None, parallel);
+    gemm(&ca, &pb, c, n, Epilogue::None, parallel);
+}
+
+/// This CPU's bf16 peak as measured on the calling thread: `(GHz, vdpbf16ps per cycle)`, best of `rounds`
+/// interleaved probes (the clock from a chain of dependent integer adds, one per cycle; the rate from 24
+/// independent `vdpbf16ps` chains). The peak of `c` cores is `c · GHz · per-cycle · 64` GFLOP/s (each
+/// instruction does 16 lanes × 2 products × multiply-add). `None` without the instructions.
+pub fn measure_peak(rounds: usize) -> Option<(f64, f64)> {
+    if !cpu_supported() {
+        return None;
+    }
+    #[cfg(target_arch = "x86_64")]
+    {
+        let (mut ghz, mut rate) = (0f64, 0f64);
+        for _ in 0..rounds.max(1) {
+            ghz = ghz.max(x86::clock_ghz());
+            // SAFETY: features checked above.
+            rate = rate.max(unsafe { x86::dp_rate() });
+        }
+        Some((ghz, rate / (ghz * 1e9)))
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    None
 }
 
 #[cfg(target_arch = "x86_64")]
@@ -479,6 +616,61 @@ mod x86 {
         }
     }
 
+    /// Clock of this core in GHz: 8 dependent adds per loop iteration take 8 cycles.
+    pub(super) fn clock_ghz() -> f64 {
+        let n: u64 = 500_000;
+        let t = std::time::Instant::now();
+        // SAFETY: register-only arithmetic.
+        unsafe {
+            std::arch::asm!(
+                "2:",
+                "add {x}, 1", "add {x}, 1", "add {x}, 1", "add {x}, 1",
+                "add {x}, 1", "add {x}, 1", "add {x}, 1", "add {x}, 1",
+                "sub {n}, 1",
+                "jnz 2b",
+                n = inout(reg) n => _,
+                x = inout(reg) 0u64 => _,
+                options(nomem, nostack),
+            );
+        }
+        (8 * n) as f64 / t.elapsed().as_secs_f64() / 1e9
+    }
+
+    /// `vdpbf16ps` per second on this thread (24 independent accumulators).
+    #[target_feature(enable = "avx512f,avx512bf16")]
+    pub(super) unsafe fn dp_rate() -> f64 {
+        let iters = 100_000usize;
+        let a = bh(_mm512_set1_epi32(0x3f80_3f80));
+        let mut acc = [_mm512_setzero_ps(); 24];
+        let t = std::time::Instant::now();
+        for _ in 0..iters {
+            for x in acc.iter_mut() {
+                *x = _mm512_dpbf16_ps(*x, a, a);
+            }
+            std::arch::asm!("", options(nomem, nostack));
+        }
+        let secs = t.elapsed().as_secs_f64();
+        let mut s = _mm512_setzero_ps();
+        for x in acc {
+            s = _mm512_add_ps(s, x);
+        }
+        std::hint::black_box(s);
+        (iters * 24) as f64 / secs
+    }
+
+    /// In-register work before the store: `+ bias[column]` (null: none), then GELU.
+    #[derive(Clone, Copy)]
+    pub(super) struct Post {
+        pub bias: *const f32,
+        pub gelu: bool,
+    }
+
+    impl Default for Post {
+        fn default() -> Self {
+            Self { bias: std::ptr::null(), gelu: false }
+        }
+    }
+
     /// Dispatches the register tile on its row count.
     #[allow(clippy::too_many_arguments)]
     #[inline]
@@ -493,16 +685,37 @@ mod x86 {
         ldc: usize,
         cols: usize,
         acc: bool,
+        post: Post,
     ) {
         match rows {
-            6 => tile::<6>(kp, a, ars, acs, b, c, ldc, cols, acc),
-            5 => tile::<5>(kp, a, ars, acs, b, c, ldc, cols, acc),
-            4 => tile::<4>(kp, a, ars, acs, b, c, ldc, cols, acc),
-            3 => tile::<3>(kp, a, ars, acs, b, c, ldc, cols, acc),
-            2 => tile::<2>(kp, a, ars, acs, b, c, ldc, cols, acc),
-            1 => tile::<1>(kp, a, ars, acs, b, c, ldc, cols, acc),
+            6 => tile::<6>(kp, a, ars, acs, b, c, ldc, cols, acc, post),
+            5 => tile::<5>(kp, a, ars, acs, b, c, ldc, cols, acc, post),
+            4 => tile::<4>(kp, a, ars, acs, b, c, ldc, cols, acc, post),
+            3 => tile::<3>(kp, a, ars, acs, b, c, ldc, cols, acc, post),
+            2 => tile::<2>(kp, a, ars, acs, b, c, ldc, cols, acc, post),
+            1 => tile::<1>(kp, a, ars, acs, b, c, ldc, cols, acc, post),
             _ => unreachable!("tile of {rows} rows (MR = {MR})"),
         }
+    }
+
+    /// `gelu_erf(v) = v·(1 + erf(v/√2))/2` with erf as `nn::fused::erf_fast` (rational function on [-4, 4]).
+    #[inline]
+    #[target_feature(enable = "avx512f")]
+    unsafe fn gelu(v: __m512) -> __m512 {
+        let c = _mm512_set1_ps;
+        let x = _mm512_mul_ps(v, c(std::f32::consts::FRAC_1_SQRT_2));
+        let x = _mm512_min_ps(_mm512_max_ps(x, c(-4.0)), c(4.0));
+        let x2 = _mm512_mul_ps(x, x);
+        let mut p = c(-2.726_142_3e-10);
+        for k in [2.770_681_4e-8, -2.101_024e-6, -5.692_506_4e-5, -7.349_906_3e-4, -2.954_6e-3, -1.609_603_3e-2] {
+            p = _mm512_fmadd_ps(p, x2, c(k));
+        }
+        let mut q = c(-1.456_607_2e-5);
+        for k in [-2.133_740_6e-4, -1.682_827e-3, -7.373_329_3e-3, -1.426_474e-2] {
+            q = _mm512_fmadd_ps(q, x2, c(k));
+        }
+        let erf = _mm512_div_ps(_mm512_mul_ps(x, p), q);
+        _mm512_mul_ps(_mm512_mul_ps(v, c(0.5)), _mm512_add_ps(erf, c(1.0)))
     }
 
     /// The `R × 64` register tile: per K pair, four 16-column B vectors and one broadcast A pair per row,
@@ -519,6 +732,7 @@ mod x86 {
         ldc: usize,
         cols: usize,
         acc: bool,
+        post: Post,
     ) {
         let m =
             [mask(cols), mask(cols.saturating_sub(16)), mask(cols.saturating_sub(32)), mask(cols.saturating_sub(48))];
@@ -550,6 +764,26 @@ mod x86 {
         for (r, sr) in s.iter().enumerate() {
             for (v, x) in sr.iter().enumerate() {
                 _mm512_mask_storeu_ps(c.add(r * ldc + 16 * v), m[v], *x);
+            }
+        }
+        // Bias and GELU on the tile just stored (in L1): touching the accumulators here would make LLVM keep
+        // them in a stack array for the whole loop.
+        if !post.bias.is_null() || post.gelu {
+            let zero = _mm512_setzero_ps();
+            let bias = if post.bias.is_null() {
+                [zero; 4]
+            } else {
+                [0, 1, 2, 3].map(|v| _mm512_maskz_loadu_ps(m[v], post.bias.add(16 * v)))
+            };
+            for r in 0..R {
+                for v in 0..4 {
+                    let p = c.add(r * ldc + 16 * v);
+                    let mut x = _mm512_add_ps(_mm512_maskz_loadu_ps(m[v], p), bias[v]);
+                    if post.gelu {
+                        x = gelu(x);
+                    }
+                    _mm512_mask_storeu_ps(p, m[v], x);
+                }
             }
         }
     }
