@@ -11,6 +11,7 @@ use candle_core::{DType, Device, Tensor};
 use std::path::{Path, PathBuf};
 
 /// Which network turns pixels into vectors.
+#[allow(clippy::large_enum_variant)] // one per process; the bf16 weight caches made EmotionClip larger
 pub enum Encoder {
     /// EmotionCLIP: videos through the temporal head, images through the frame encoder alone.
     Emotion(EmotionClip),

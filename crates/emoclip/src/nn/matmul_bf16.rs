@@ -20,7 +20,10 @@ pub fn active(ts: &[&Tensor]) -> bool {
 /// weight tensor's id, so assigning another tensor to the layer repacks; a weight whose storage is changed in
 /// place must be a tracked variable (then nothing is cached: training packs per call).
 #[derive(Clone, Default)]
-pub struct WeightCache(Arc<Mutex<Option<(TensorId, Arc<Packed>)>>>);
+pub struct WeightCache(Arc<Mutex<Option<Cached>>>);
+
+/// The id of the weight tensor a packed form was made from, and the packed form.
+type Cached = (TensorId, Arc<Packed>);
 
 impl std::fmt::Debug for WeightCache {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -133,8 +136,7 @@ fn batch_offsets(l: &Layout) -> Vec<usize> {
     let dims = l.dims();
     let r = dims.len();
     let mut offs = vec![l.start_offset()];
-    for d in 0..r.saturating_sub(2) {
-        let (n, s) = (dims[d], l.stride()[d]);
+    for (&n, &s) in dims.iter().zip(l.stride()).take(r.saturating_sub(2)) {
         offs = offs.iter().flat_map(|&o| (0..n).map(move |i| o + i * s)).collect();
     }
     offs
@@ -146,6 +148,13 @@ struct Out(*mut f32);
 // SAFETY: each task writes its own `[M, N]` block.
 unsafe impl Send for Out {}
 unsafe impl Sync for Out {}
+
+impl Out {
+    /// The pointer (a method, so closures capture the `Sync` wrapper rather than its field).
+    fn get(self) -> *mut f32 {
+        self.0
+    }
+}
 
 impl CustomOp2 for Bf16Matmul {
     fn name(&self) -> &'static str {
@@ -182,9 +191,8 @@ impl CustomOp2 for Bf16Matmul {
             let pb = PackedB::pack(&b[boffs[0]..], k, n, brs, bcs);
             let o = Out(out.as_mut_ptr());
             let one = |i: usize, par: bool| {
-                let o = o;
                 // SAFETY: block i of the output, disjoint per i.
-                let c = unsafe { std::slice::from_raw_parts_mut(o.0.add(i * m * n), m * n) };
+                let c = unsafe { std::slice::from_raw_parts_mut(o.get().add(i * m * n), m * n) };
                 let ca = ConvA::convert(&a[aoffs[i]..], m, k, ars, acs);
                 gemm_bf16::gemm(&ca, &pb, c, n, Epilogue::None, par);
             };
@@ -197,9 +205,8 @@ impl CustomOp2 for Bf16Matmul {
         let small = m * n * k < 1 << 21 && batch > 1;
         let o = Out(out.as_mut_ptr());
         let one = |i: usize, par: bool| {
-            let o = o;
             // SAFETY: block i of the output, disjoint per i.
-            let c = unsafe { std::slice::from_raw_parts_mut(o.0.add(i * m * n), m * n) };
+            let c = unsafe { std::slice::from_raw_parts_mut(o.get().add(i * m * n), m * n) };
             let bo = if shared_b { boffs[0] } else { boffs[i] };
             gemm_bf16::matmul_strided(&a[aoffs[i]..], (m, k), (ars, acs), &b[bo..], n, (brs, bcs), c, par);
         };

@@ -318,9 +318,9 @@ impl ConvA {
                 *d = lo | (hi << 16);
             }
         };
-        if kp > 0 {
+        if let Some(per) = 4096usize.checked_div(kp) {
             // Several rows per task.
-            let rows = (4096 / kp).max(1);
+            let rows = per.max(1);
             for_chunks(&mut data, rows * kp, par, |t, d| {
                 d.chunks_mut(kp).enumerate().for_each(|(r, row)| fill(t * rows + r, row))
             });
@@ -348,6 +348,13 @@ struct OutPtr(*mut f32);
 // SAFETY: every task writes a disjoint set of (row, column) tiles.
 unsafe impl Send for OutPtr {}
 unsafe impl Sync for OutPtr {}
+
+impl OutPtr {
+    /// The pointer (a method, so closures capture the `Sync` wrapper rather than its field).
+    fn get(self) -> *mut f32 {
+        self.0
+    }
+}
 
 /// `C = A · B` (`c` row-major with row stride `ldc`, overwritten), then `epilogue`. `parallel`: split the work
 /// over the CPU pool ([`par_for`]; else run on this thread, for callers that already parallelise over a
@@ -401,9 +408,8 @@ unsafe fn gemm_raw(a: &ConvA, b: &PackedB, c: *mut f32, ldc: usize, epilogue: Ep
         let (pg, mg) = (t % pgroups, t / pgroups);
         let (p0, p1) = (pg * panels / pgroups, (pg + 1) * panels / pgroups);
         let (b0, b1) = (mg * mblocks / mgroups, (mg + 1) * mblocks / mgroups);
-        let out = out;
         // SAFETY: features checked; tiles of this task are disjoint from others'.
-        unsafe { run_task(a, b, out.0, ldc, p0..p1, b0..b1, epilogue) };
+        unsafe { run_task(a, b, out.get(), ldc, p0..p1, b0..b1, epilogue) };
     };
     par_for(tasks, run);
 }
