@@ -1,6 +1,11 @@
 #!/usr/bin/env python3
 """Time the full-size EmotionCLIP (official architecture, SAP frame encoder)
-in PyTorch on CPU, fp32, random weights.
+in PyTorch on CPU, fp32 (and with --dtype bf16 also in bf16), random weights.
+
+bf16 is timed two ways, the ways a PyTorch user gets it in one line: a bf16
+copy of the model (`model.bfloat16()`, bf16 weights and activations) and
+`torch.autocast("cpu", dtype=torch.bfloat16)` (fp32 weights, bf16 matrix
+products); each figure reports the faster of the two and names it.
 
 Model: open_clip ViT-B-32 backbone (embed 512; vision 224/32, width 768,
 12 layers, head width 64; text width 512, 8 heads, 12 layers; GELU) +
@@ -10,7 +15,9 @@ The model code is shared with the fixture generator
 
 Prints one JSON line:
   {"impl":"pytorch","threads":N,"s_per_clip":..,"clips_per_s_batch":..,"batch":..,"torch":".."}
-(+ "text_s_per_batch8" with --text).
+(+ "text_s_per_batch8" with --text; with --dtype bf16 also "bf16_s_per_clip",
+"bf16_clips_per_s_batch", "bf16_text_s_per_batch8", each with its "_how"
+("bfloat16" or "autocast"), and the per-variant figures under "bf16_variants").
 
 Example: python bench/pytorch_emotionclip.py --threads 2 --batch 4 --iters 5
 """
@@ -18,6 +25,8 @@ Example: python bench/pytorch_emotionclip.py --threads 2 --batch 4 --iters 5
 from __future__ import annotations
 
 import argparse
+import contextlib
+import copy
 import json
 import statistics
 import sys
@@ -68,6 +77,8 @@ def main():
     ap.add_argument("--iters", type=int, default=5)
     ap.add_argument("--warmup", type=int, default=2)
     ap.add_argument("--text", action="store_true", help="also time encode_text of 8 prompts")
+    ap.add_argument("--dtype", default="fp32", choices=["fp32", "bf16"],
+                    help="bf16: also time model.bfloat16() and torch.autocast bf16 (fp32 is always timed)")
     args = ap.parse_args()
 
     torch.set_num_threads(args.threads)
@@ -92,6 +103,31 @@ def main():
             text = make_text(8, gen)
             st = timeit(lambda: model.encode_text(text), args.warmup, args.iters)
             result["text_s_per_batch8"] = round(st, 4)
+        if args.dtype == "bf16":
+            text = make_text(8, gen) if args.text else None
+            variants = {}
+            model16 = copy.deepcopy(model).bfloat16()
+            for how in ("bfloat16", "autocast"):
+                if how == "bfloat16":
+                    m, cast, ctx = model16, (lambda x: x.bfloat16()), contextlib.nullcontext
+                else:
+                    m, cast, ctx = model, (lambda x: x), (lambda: torch.autocast("cpu", dtype=torch.bfloat16))
+                a1, am1, ab, amb = cast(v1), cast(m1), cast(vb), cast(mb)
+                with ctx():
+                    r = {
+                        "s_per_clip": timeit(lambda: m.encode_video(a1, am1), args.warmup, args.iters),
+                        "clips_per_s_batch": args.batch / timeit(lambda: m.encode_video(ab, amb), args.warmup,
+                                                                 args.iters),
+                    }
+                    if text is not None:
+                        r["text_s_per_batch8"] = timeit(lambda: m.encode_text(text), args.warmup, args.iters)
+                variants[how] = {k: round(x, 4) for k, x in r.items()}
+            for key, better in (("s_per_clip", min), ("clips_per_s_batch", max), ("text_s_per_batch8", min)):
+                if key in variants["bfloat16"]:
+                    how = better(variants, key=lambda h: variants[h][key])
+                    result["bf16_" + key] = variants[how][key]
+                    result["bf16_" + key + "_how"] = how
+            result["bf16_variants"] = variants
     result["torch"] = torch.__version__
     print(json.dumps(result))
 

@@ -44,6 +44,11 @@ pub struct BenchArgs {
     /// Peak dense TFLOP/s of the device at this precision (e.g. 989 for H100 SXM bf16), to print MFU.
     #[arg(long)]
     pub peak_tflops: Option<f64>,
+    /// Inference precision: f32, or bf16 (f32 weights, matrix products on the AVX-512 BF16 kernel where the
+    /// CPU has it); with --pytorch, bf16 also times PyTorch in bf16 (the faster of `model.bfloat16()` and
+    /// `torch.autocast`) beside its fp32.
+    #[arg(long, value_enum, default_value = "f32")]
+    pub dtype: crate::commands::Precision,
 }
 
 fn median(mut v: Vec<f64>) -> f64 {
@@ -64,13 +69,56 @@ fn time<F: FnMut() -> Result<()>>(warmup: usize, iters: usize, mut f: F) -> Resu
     Ok(median(t))
 }
 
+/// FLOPs (2 per multiply-add) of the matrix products of `encode_video` on one clip: frame tower (patch
+/// embedding, per block QKV/out/MLP and the two attention products, projection) on every frame, temporal head.
+fn video_flops(cfg: &emoclip::emotionclip::EmotionClipConfig) -> f64 {
+    let v = &cfg.backbone.vision_cfg;
+    let (d, e) = (v.width as f64, cfg.backbone.embed_dim as f64);
+    let g = (v.image_size / v.patch_size) as f64;
+    let extra = if cfg.subject == emoclip::emotionclip::SubjectMode::None { 0.0 } else { 1.0 };
+    let l = g * g + 1.0 + extra;
+    let mlp = d * v.mlp_ratio;
+    let frame = 2.0 * g * g * (3 * v.patch_size * v.patch_size) as f64 * d
+        + v.layers as f64 * (2.0 * l * (4.0 * d * d + 2.0 * d * mlp) + 4.0 * l * l * d)
+        + 2.0 * d * e;
+    let t = cfg.video_len as f64;
+    let h = &cfg.temporal;
+    let head = match h.fusion {
+        emoclip::emotionclip::TemporalFusion::Transformer => {
+            h.layers as f64 * (2.0 * t * (4.0 * e * e + 2.0 * e * h.ff as f64) + 4.0 * t * t * e)
+        }
+        emoclip::emotionclip::TemporalFusion::Mean => 0.0,
+    };
+    t * frame + head
+}
+
+/// FLOPs of `encode_text` on `n` prompts run on their first `len` tokens.
+fn text_flops(cfg: &emoclip::clip::OpenClipConfig, n: usize, len: usize) -> f64 {
+    let t = &cfg.text_cfg;
+    let (w, l) = (t.width as f64, len as f64);
+    let per = t.layers as f64 * (2.0 * l * (4.0 * w * w + 2.0 * w * w * t.mlp_ratio) + 4.0 * l * l * w)
+        + 2.0 * w * cfg.embed_dim as f64;
+    n as f64 * per
+}
+
 pub fn run(a: BenchArgs, threads: Option<usize>) -> Result<i32> {
     if a.train {
         return run_train(a, threads);
     }
     let dev = Device::Cpu;
-    let enc = load_encoder(&format!("random:{}", a.config), None, ModelKind::EmotionClip, DType::F32, &dev)?;
+    let bf16 = matches!(a.dtype, crate::commands::Precision::Bf16);
+    if matches!(a.dtype, crate::commands::Precision::F16) {
+        bail!("--dtype f16: the benchmark runs f32 or bf16 on the CPU");
+    }
+    let dtype = if bf16 { DType::BF16 } else { DType::F32 };
+    let enc = load_encoder(&format!("random:{}", a.config), None, ModelKind::EmotionClip, dtype, &dev)?;
     let Encoder::Emotion(m) = &enc else { bail!("internal: expected EmotionCLIP") };
+    // bf16: f32 weights, bf16 matrix products on this thread (as `emoclip embed --dtype bf16`).
+    let _autocast = emoclip::nn::autocast::autocast(emoclip::nn::autocast::split(dtype, &dev).1);
+    let kernel = bf16 && emoclip::nn::cpu::gemm_bf16::available();
+    if bf16 && !kernel {
+        eprintln!("this CPU has no AVX-512 BF16 (or EMOCLIP_BF16_KERNEL=off): bf16 runs the f32 path");
+    }
     let s = m.backbone.visual.image_size;
     let t = m.config.video_len;
     let clip = |b: usize| -> Result<(Tensor, Tensor)> {
@@ -101,28 +149,90 @@ pub fn run(a: BenchArgs, threads: Option<usize>) -> Result<i32> {
         Ok(())
     })?;
     let n_threads = threads.unwrap_or_else(|| std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1));
-    let rust = (single, a.batch as f64 / batched, text);
+    let rust = Speed { clip_s: single, clips_per_s: a.batch as f64 / batched, text_s: text };
     let torch = match &a.pytorch {
         None => None,
         Some(py) => Some(run_pytorch(py, &a, n_threads)?),
     };
+    // Text runs on its first `len` tokens: up to the last pooled (EOT) position.
+    let text_len = m.backbone.text.pool_positions(&ids.to_vec2::<u32>()?).into_iter().map(|p| p + 1).max();
+    let vflops = video_flops(&m.config);
+    let tflops = text_flops(&m.config.backbone, 8, text_len.unwrap_or(77) as usize);
+    let peak = emoclip::nn::cpu::gemm_bf16::measure_peak(50);
+    let precision = if kernel { "bf16 (AVX-512 BF16 kernel)" } else { "fp32" };
     println!(
-        "\nEmotionCLIP {} (SAP, 8 frames, temporal transformer), fp32 CPU, {n_threads} thread(s), median of {} runs\n",
+        "\nEmotionCLIP {} (SAP, 8 frames, temporal transformer), {precision} CPU, {n_threads} thread(s), median of {} runs\n",
         a.config, a.iters
     );
-    println!("| implementation | s / clip (batch 1) | clips/s (batch {}) | s / 8 prompts (text) |", a.batch);
-    println!("|---|---|---|---|");
-    println!("| emoclip (candle) | {:.3} | {:.2} | {:.3} |", rust.0, rust.1, rust.2);
-    if let Some((ts, tc, tt, ver)) = torch {
-        println!("| PyTorch {ver} | {ts:.3} | {tc:.2} | {tt:.3} |");
+    println!(
+        "| implementation | s / clip (batch 1) | clips/s (batch {}) | s / 8 prompts (text) | GFLOP/s (batch 1, batch {}, text) |",
+        a.batch, a.batch
+    );
+    println!("|---|---|---|---|---|");
+    let row = |name: &str, x: &Speed| {
         println!(
-            "| ratio (emoclip speed / PyTorch) | {:.2}x | {:.2}x | {:.2}x |",
-            ts / rust.0,
-            rust.1 / tc,
-            tt / rust.2
+            "| {name} | {:.3} | {:.2} | {:.3} | {:.0}, {:.0}, {:.0} |",
+            x.clip_s,
+            x.clips_per_s,
+            x.text_s,
+            vflops / x.clip_s / 1e9,
+            vflops * x.clips_per_s / 1e9,
+            tflops / x.text_s / 1e9
+        )
+    };
+    let ratio = |name: &str, x: &Speed| {
+        println!(
+            "| ratio (emoclip speed / {name}) | {:.2}x | {:.2}x | {:.2}x | |",
+            x.clip_s / rust.clip_s,
+            rust.clips_per_s / x.clips_per_s,
+            x.text_s / rust.text_s
+        )
+    };
+    row(&format!("emoclip (candle) {}", if bf16 { "bf16" } else { "fp32" }), &rust);
+    if let Some(t) = &torch {
+        row(&format!("PyTorch {} fp32", t.version), &t.fp32);
+        if let Some((b, how)) = &t.bf16 {
+            row(&format!("PyTorch {} bf16 ({how})", t.version), b);
+        }
+        ratio("PyTorch fp32", &t.fp32);
+        if let Some((b, _)) = &t.bf16 {
+            ratio("PyTorch bf16", b);
+        }
+    }
+    println!(
+        "\nmodel FLOPs (2 per multiply-add, matrix products): {:.1} GFLOP per clip, {:.2} GFLOP per 8 prompts ({} tokens)",
+        vflops / 1e9,
+        tflops / 1e9,
+        text_len.unwrap_or(77)
+    );
+    if let Some((ghz, per_cycle)) = peak {
+        let cores = n_threads.min(std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1));
+        let bf16_peak = cores as f64 * ghz * per_cycle.round() * 64.0;
+        println!(
+            "bf16 peak: {cores} core(s) × {ghz:.2} GHz × {:.0} vdpbf16ps/cycle (measured {per_cycle:.2}) × 64 FLOP = {bf16_peak:.0} GFLOP/s \
+             (clock from a dependent-add chain, rate from 24 independent vdpbf16ps chains, best of 50 probes); \
+             emoclip at batch 1 / batch {}: {:.0}% / {:.0}% of it",
+            per_cycle.round(),
+            a.batch,
+            100.0 * vflops / rust.clip_s / 1e9 / bf16_peak,
+            100.0 * vflops * rust.clips_per_s / 1e9 / bf16_peak
         );
     }
     Ok(0)
+}
+
+/// One implementation's inference speed.
+struct Speed {
+    clip_s: f64,
+    clips_per_s: f64,
+    text_s: f64,
+}
+
+/// PyTorch's figures: fp32 and, with `--dtype bf16`, bf16 (and which way of running it was faster).
+struct TorchSpeed {
+    fp32: Speed,
+    bf16: Option<(Speed, String)>,
+    version: String,
 }
 
 /// Runs a PyTorch timing script (`--pytorch-script`, else `default_script`) with `args` and parses the JSON line
@@ -147,18 +257,40 @@ fn pytorch_json(py: &str, a: &BenchArgs, default_script: &str, args: &[String]) 
 }
 
 /// Runs the PyTorch inference timing script.
-fn run_pytorch(py: &str, a: &BenchArgs, threads: usize) -> Result<(f64, f64, f64, String)> {
-    let args =
+fn run_pytorch(py: &str, a: &BenchArgs, threads: usize) -> Result<TorchSpeed> {
+    let bf16 = matches!(a.dtype, crate::commands::Precision::Bf16);
+    let mut args: Vec<String> =
         ["--threads", &threads.to_string(), "--batch", &a.batch.to_string(), "--iters", &a.iters.to_string(), "--text"]
-            .map(String::from);
+            .map(String::from)
+            .to_vec();
+    if bf16 {
+        args.extend(["--dtype".to_string(), "bf16".to_string()]);
+    }
     let v = pytorch_json(py, a, "bench/pytorch_emotionclip.py", &args)?;
     let f = |k: &str| v.get(k).and_then(|x| x.as_f64()).with_context(|| format!("PyTorch result lacks {k}"));
-    Ok((
-        f("s_per_clip")?,
-        f("clips_per_s_batch")?,
-        f("text_s_per_batch8")?,
-        v.get("torch").and_then(|x| x.as_str()).unwrap_or("?").to_string(),
-    ))
+    let fp32 =
+        Speed { clip_s: f("s_per_clip")?, clips_per_s: f("clips_per_s_batch")?, text_s: f("text_s_per_batch8")? };
+    let bf16 = if bf16 {
+        let how = |k: &str| v.get(k).and_then(|x| x.as_str()).unwrap_or("?").to_string();
+        let hows = [how("bf16_s_per_clip_how"), how("bf16_clips_per_s_batch_how"), how("bf16_text_s_per_batch8_how")];
+        let label = if hows.iter().all(|h| h == &hows[0]) {
+            hows[0].clone()
+        } else {
+            format!("clip: {}, batch: {}, text: {}", hows[0], hows[1], hows[2])
+        };
+        eprintln!("PyTorch bf16 variants: {}", v.get("bf16_variants").map(|x| x.to_string()).unwrap_or_default());
+        Some((
+            Speed {
+                clip_s: f("bf16_s_per_clip")?,
+                clips_per_s: f("bf16_clips_per_s_batch")?,
+                text_s: f("bf16_text_s_per_batch8")?,
+            },
+            label,
+        ))
+    } else {
+        None
+    };
+    Ok(TorchSpeed { fp32, bf16, version: v.get("torch").and_then(|x| x.as_str()).unwrap_or("?").to_string() })
 }
 
 /// Median seconds of each phase of a training step.
@@ -323,7 +455,14 @@ fn run_train(a: BenchArgs, threads: Option<usize>) -> Result<i32> {
         Some(_) if !matches!(a.config.as_str(), "ViT-B-32" | "vit-b-32" | "ViT-B/32") => {
             bail!("--pytorch times the full ViT-B-32 model only; drop --config {}", a.config)
         }
-        Some(py) => Some(run_pytorch_train(py, &a, b, n_threads)?),
+        Some(py) => {
+            // bf16: PyTorch's bf16 (autocast) step and, for scale, its fp32 step, both in this run.
+            let mut v = vec![run_pytorch_train(py, &a, b, n_threads, &a.precision)?];
+            if a.precision != "fp32" {
+                v.push(run_pytorch_train(py, &a, b, n_threads, "fp32")?);
+            }
+            Some(v)
+        }
     };
     println!(
         "\nEmotionCLIP {} training step ({:.1} M parameters, SAP, temporal transformer, SNCE β {}, AdamW official groups), {b} clips × {t} frames + {b} captions, {} on {}, {n_threads} CPU thread(s), median of {} steps after {} warm-up\n",
@@ -352,11 +491,14 @@ fn run_train(a: BenchArgs, threads: Option<usize>) -> Result<i32> {
             b as f64 / p.step
         )
     };
-    row("emoclip (candle)", &ours);
-    if let Some((p, ver)) = torch {
-        row(&format!("PyTorch {ver}"), &p);
+    let kernel = autocast == Some(DType::BF16) && dev.is_cpu() && emoclip::nn::cpu::gemm_bf16::available();
+    row(&format!("emoclip (candle) {}{}", a.precision, if kernel { " (AVX-512 BF16 kernel)" } else { "" }), &ours);
+    for (p, ver, precision) in torch.iter().flatten() {
+        row(&format!("PyTorch {ver} {precision}"), p);
+    }
+    for (p, _, precision) in torch.iter().flatten() {
         println!(
-            "| ratio (PyTorch time / emoclip time) | {:.2}x | {:.2}x | {:.2}x | {:.2}x | {:.2}x | {:.2}x |",
+            "| ratio (PyTorch {precision} time / emoclip time) | {:.2}x | {:.2}x | {:.2}x | {:.2}x | {:.2}x | {:.2}x |",
             p.step / ours.step,
             p.forward / ours.forward,
             p.loss / ours.loss,
@@ -369,8 +511,14 @@ fn run_train(a: BenchArgs, threads: Option<usize>) -> Result<i32> {
     Ok(0)
 }
 
-/// Runs `bench/pytorch_train_step.py` (or `--pytorch-script`).
-fn run_pytorch_train(py: &str, a: &BenchArgs, batch: usize, threads: usize) -> Result<(Phases, String)> {
+/// Runs `bench/pytorch_train_step.py` (or `--pytorch-script`) at `precision`.
+fn run_pytorch_train(
+    py: &str,
+    a: &BenchArgs,
+    batch: usize,
+    threads: usize,
+    precision: &str,
+) -> Result<(Phases, String, String)> {
     let args = [
         "--threads",
         &threads.to_string(),
@@ -383,12 +531,12 @@ fn run_pytorch_train(py: &str, a: &BenchArgs, batch: usize, threads: usize) -> R
         "--device",
         &a.device,
         "--precision",
-        &a.precision,
+        precision,
     ]
     .map(String::from);
     let v = pytorch_json(py, a, "bench/pytorch_train_step.py", &args)?;
     let f = |k: &str| v.get(k).and_then(|x| x.as_f64()).with_context(|| format!("PyTorch result lacks {k}"));
-    eprintln!("PyTorch step times (s): {}", v.get("steps_s").map(|x| x.to_string()).unwrap_or_default());
+    eprintln!("PyTorch {precision} step times (s): {}", v.get("steps_s").map(|x| x.to_string()).unwrap_or_default());
     Ok((
         Phases {
             step: f("step_s")?,
@@ -400,5 +548,6 @@ fn run_pytorch_train(py: &str, a: &BenchArgs, batch: usize, threads: usize) -> R
             sys: f("sys_s")?,
         },
         v.get("torch").and_then(|x| x.as_str()).unwrap_or("?").to_string(),
+        precision.to_string(),
     ))
 }

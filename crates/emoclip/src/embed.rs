@@ -11,7 +11,7 @@ use candle_core::{DType, Device, Tensor};
 use std::path::{Path, PathBuf};
 
 /// Which network turns pixels into vectors.
-// One encoder per process: the size difference between the variants costs nothing.
+// One encoder per process: the size difference between the variants (the bf16 weight caches) costs nothing.
 #[allow(clippy::large_enum_variant)]
 pub enum Encoder {
     /// EmotionCLIP: videos through the temporal head, images through the frame encoder alone.
@@ -223,8 +223,9 @@ impl Embedder {
             }
             let frames: Vec<&Tensor> = idx.iter().map(|&i| &items[i].frames).collect();
             let masks: Vec<&Tensor> = idx.iter().map(|&i| &items[i].masks).collect();
-            let frames = Tensor::stack(&frames, 0)?.to_device(&self.device)?.to_dtype(self.dtype)?; // [B,T,3,S,S]
-            let masks = Tensor::stack(&masks, 0)?.to_device(&self.device)?.to_dtype(self.dtype)?; // [B,T,S,S]
+            let store = crate::nn::autocast::split(self.dtype, &self.device).0;
+            let frames = Tensor::stack(&frames, 0)?.to_device(&self.device)?.to_dtype(store)?; // [B,T,3,S,S]
+            let masks = Tensor::stack(&masks, 0)?.to_device(&self.device)?.to_dtype(store)?; // [B,T,S,S]
             let feats = self.encode_tensors(kind, &frames, &masks)?;
             let rows: Vec<Vec<f32>> = feats.to_dtype(DType::F32)?.to_vec2()?;
             for (&i, r) in idx.iter().zip(rows) {
@@ -243,6 +244,7 @@ impl Embedder {
     /// `frames: [B, T, 3, S, S]`, `masks: [B, T, S, S]` → normalised `[B, E]`.
     pub fn encode_tensors(&self, kind: MediaKind, frames: &Tensor, masks: &Tensor) -> Result<Tensor> {
         let (b, t, c, s, _) = frames.dims5()?;
+        let _bf16 = crate::nn::autocast::autocast(crate::nn::autocast::split(self.dtype, &self.device).1);
         let feats = match (&self.encoder, kind) {
             (Encoder::Emotion(m), MediaKind::Video) => m.encode_video(frames, Some(masks))?,
             (Encoder::Emotion(m), MediaKind::Image) => {
@@ -258,6 +260,7 @@ impl Embedder {
     /// Normalised text features `[N, E]`.
     pub fn embed_texts(&self, tok: &ClipTokenizer, texts: &[&str], truncation: Truncation) -> Result<Tensor> {
         let ids = tok.tokenize_tensor(texts, self.encoder.context_length(), truncation, &self.device)?;
+        let _bf16 = crate::nn::autocast::autocast(crate::nn::autocast::split(self.dtype, &self.device).1);
         let feats = self.encoder.clip().encode_text(&ids)?;
         Ok(l2_normalize(&feats)?)
     }
@@ -351,6 +354,8 @@ pub fn load_encoder(
     device: &Device,
 ) -> Result<Encoder> {
     use crate::weights::{Checkpoint, LoadOptions};
+    // bf16 on the CPU: f32 weights, bf16 matrix products (see `Embedder::encode_tensors`).
+    let dtype = crate::nn::autocast::split(dtype, device).0;
     if let Some(RandomSpec { config: name, seed }) = RandomSpec::parse(spec)? {
         let name = name.as_str();
         let cfg = match config {

@@ -21,6 +21,8 @@ pub struct VisionTransformer {
     pub image_size: usize,
     pub patch_size: usize,
     pub width: usize,
+    /// The patch-embedding weight packed for the bf16 kernel, made on first use.
+    pub conv1_bf16: crate::nn::matmul_bf16::WeightCache,
 }
 
 impl VisionTransformer {
@@ -54,6 +56,7 @@ impl VisionTransformer {
             image_size: v.image_size,
             patch_size: p,
             width: w,
+            conv1_bf16: Default::default(),
         })
     }
 
@@ -82,8 +85,18 @@ impl VisionTransformer {
             .permute((0, 2, 4, 1, 3, 5))?
             .contiguous()?
             .reshape((b * g * g, 3 * p * p))?;
-        let wt = self.conv1_weight.reshape((self.width, 3 * p * p))?;
-        x.matmul(&wt.t()?)?.reshape((b, g * g, self.width))
+        let w = self.conv1_weight.reshape((self.width, 3 * p * p))?;
+        let y = if crate::nn::matmul_bf16::active(&[&x, &w]) {
+            // bf16 mode: the same product on the bf16 kernel (weight packed once for inference).
+            if crate::nn::tracked(&[&x, &w]) {
+                crate::nn::matmul_bf16::matmul(&x, &w.t()?)?
+            } else {
+                crate::nn::matmul_bf16::linear(&x, &self.conv1_weight, None, None, &self.conv1_bf16)?
+            }
+        } else {
+            x.matmul(&w.t()?)?
+        };
+        y.reshape((b, g * g, self.width))
     }
 
     /// `[CLS, patches] + positional_embedding`: `[B, 1 + grid², width]`.

@@ -49,7 +49,10 @@ impl MultiheadAttention {
 /// training, matrix products under [`super::autocast`]. Returns the heads concatenated, `[B, Lq, H·hd]`.
 pub fn attend(q: &Tensor, k: &Tensor, v: &Tensor, mask: Option<&Tensor>, p: f32, train: bool) -> Result<Tensor> {
     let (b, h, lq, hd) = q.dims4()?;
-    let mut att = super::autocast::matmul(q, &k.transpose(D::Minus2, D::Minus1)?.contiguous()?)?; // [B, H, Lq, S]
+    let kt = k.transpose(D::Minus2, D::Minus1)?;
+    // The bf16 kernel packs the transposed view directly; the f32 path multiplies a contiguous copy.
+    let kt = if super::matmul_bf16::active(&[q, k]) { kt } else { kt.contiguous()? };
+    let mut att = super::autocast::matmul(q, &kt)?; // [B, H, Lq, S]
     if let Some(m) = mask {
         att = att.broadcast_add(&m.to_dtype(att.dtype())?)?;
     }

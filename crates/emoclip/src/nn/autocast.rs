@@ -34,13 +34,29 @@ pub fn current() -> Option<DType> {
     AUTOCAST.with(|a| a.get())
 }
 
-/// `a @ b`, in the autocast dtype when one is active and both inputs are f32 (result cast back to f32).
+/// `a @ b`, in the autocast dtype when one is active and both inputs are f32 (result in f32). bf16 on a CPU
+/// with AVX-512 BF16 runs the bf16 kernel ([`super::matmul_bf16`]), in inference and training alike. Without
+/// it, products that take part in autograd cast to bf16 for candle's matmul (slow on CPU, but the same
+/// rounding of the operands), and inference products take the f32 path.
 pub fn matmul(a: &Tensor, b: &Tensor) -> Result<Tensor> {
     match current() {
+        Some(DType::BF16) if super::matmul_bf16::active(&[a, b]) => super::matmul_bf16::matmul(a, b),
+        Some(DType::BF16) if a.device().is_cpu() && !super::tracked(&[a, b]) => a.matmul(b),
         Some(dt) if a.dtype() == DType::F32 && b.dtype() == DType::F32 => {
             a.to_dtype(dt)?.matmul(&b.to_dtype(dt)?)?.to_dtype(DType::F32)
         }
         _ => a.matmul(b),
+    }
+}
+
+/// Storage dtype and autocast dtype for a model asked to run in `dtype` on `device`: bf16 on the CPU keeps
+/// f32 weights and activations and runs the matrix products in bf16 (`(F32, Some(BF16))`: LayerNorm,
+/// softmax, GELU and residual adds stay f32); any other request runs as asked (`(dtype, None)`).
+pub fn split(dtype: DType, device: &candle_core::Device) -> (DType, Option<DType>) {
+    if dtype == DType::BF16 && device.is_cpu() {
+        (DType::F32, Some(DType::BF16))
+    } else {
+        (dtype, None)
     }
 }
 

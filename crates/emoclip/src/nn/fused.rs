@@ -31,7 +31,7 @@ pub fn erf_fast(x: f32) -> f32 {
 }
 
 #[inline]
-fn apply(act: Option<Activation>, v: f32) -> f32 {
+pub(crate) fn apply(act: Option<Activation>, v: f32) -> f32 {
     match act {
         None => v,
         Some(Activation::Gelu) => (erf_fast(v * std::f32::consts::FRAC_1_SQRT_2) + 1.0) * 0.5 * v,

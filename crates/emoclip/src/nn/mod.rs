@@ -4,10 +4,12 @@
 pub mod activation;
 pub mod attention;
 pub mod autocast;
+pub mod cpu;
 pub mod fused;
 pub mod fused_grad;
 pub mod layer_norm;
 pub mod linear;
+pub mod matmul_bf16;
 
 pub use activation::Activation;
 pub use attention::MultiheadAttention;

@@ -1,10 +1,12 @@
 //! The crate's integration tests, one binary (a 2-core CI links one test executable per crate, not one per file).
 mod bert_encoder;
+mod bf16_model;
 mod captions;
 mod common;
 mod config_inference;
 mod detect;
 mod distributed;
+mod gemm_bf16;
 mod gradients;
 mod grads_parity;
 mod media;

@@ -1,0 +1,221 @@
+//! The bf16 GEMM (`nn::cpu::gemm_bf16`, `nn::matmul_bf16`) against an f64 reference within the bound of its
+//! arithmetic, its backward, and the dispatch to the f32 path when the kernel is switched off.
+//!
+//! Bound: with `u = 2⁻⁸` (bf16 unit roundoff, 8-bit significand) the operands are `a(1+δ)`, `b(1+ε)`,
+//! `|δ|, |ε| ≤ u`; the product of two bf16 numbers is exact in f32; the K products are summed in f32 with at
+//! most K roundings (`γ_K = K·2⁻²⁴ / (1 − K·2⁻²⁴)`). So `|c − Σ a·b| ≤ ((1+u)²(1+γ_K) − 1) · Σ|a|·|b|`.
+use candle_core::{DType, Device, Tensor, Var};
+use emoclip::nn::autocast::autocast;
+use emoclip::nn::cpu::gemm_bf16;
+use emoclip::nn::{matmul_bf16, Linear};
+use rand::{Rng, SeedableRng};
+
+fn bound_factor(k: usize) -> f64 {
+    let u = 2f64.powi(-8);
+    let e = k as f64 * 2f64.powi(-24);
+    (1.0 + u).powi(2) * (1.0 + e / (1.0 - e)) - 1.0
+}
+
+fn f32_factor(k: usize) -> f64 {
+    let e = k as f64 * 2f64.powi(-24);
+    e / (1.0 - e)
+}
+
+fn randv(rng: &mut rand::rngs::StdRng, n: usize) -> Vec<f32> {
+    // Normal-ish values of mixed magnitude (no subnormals), a few exact zeros and negative values.
+    (0..n)
+        .map(|i| {
+            if i % 97 == 13 {
+                0.0
+            } else {
+                let x: f32 = rng.random_range(-1.0..1.0);
+                x * 2f32.powi(rng.random_range(-6..4))
+            }
+        })
+        .collect()
+}
+
+/// Max over elements of |c − ref| / Σ|a||b| (the quantity the bound limits), for `c [m, n]` and
+/// `A[i][k] = a[i·ars + k·acs]`, `B[k][j] = b[k·brs + j·bcs]`.
+#[allow(clippy::too_many_arguments)]
+fn worst_ratio(
+    c: &[f32],
+    a: &[f32],
+    (ars, acs): (usize, usize),
+    b: &[f32],
+    (brs, bcs): (usize, usize),
+    m: usize,
+    n: usize,
+    k: usize,
+) -> f64 {
+    let mut worst = 0f64;
+    for i in 0..m {
+        for j in 0..n {
+            let (mut s, mut abs) = (0f64, 0f64);
+            for l in 0..k {
+                let p = a[i * ars + l * acs] as f64 * b[l * brs + j * bcs] as f64;
+                s += p;
+                abs += p.abs();
+            }
+            let err = (c[i * n + j] as f64 - s).abs();
+            if abs == 0.0 {
+                assert_eq!(err, 0.0, "({i}, {j}): {} for an all-zero product", c[i * n + j]);
+            } else {
+                worst = worst.max(err / abs);
+            }
+        }
+    }
+    worst
+}
+
+const SHAPES: &[(usize, usize, usize)] = &[
+    (1, 1, 1),
+    (1, 1, 2),
+    (2, 3, 1),
+    (1, 70, 33),
+    (7, 1, 64),
+    (5, 9, 31),
+    (6, 64, 32),
+    (7, 65, 3),
+    (13, 130, 97),
+    (61, 127, 129),
+    (50, 50, 64),    // attention scores of one ViT-B/32 head (QKᵀ)
+    (50, 64, 50),    // attention-weighted values (AV)
+    (50, 2304, 768), // in_proj of one frame
+    (50, 768, 3072), // mlp.c_proj of one frame
+    (49, 768, 3072), // patch embedding of one frame
+    (16, 2048, 512), // text-tower c_fc
+];
+
+#[test]
+fn kernel_is_within_the_bf16_bound_on_awkward_shapes_and_layouts() {
+    if !gemm_bf16::cpu_supported() {
+        eprintln!("this CPU has no AVX-512 BF16: the kernel cannot run here (the fallback is tested separately)");
+        return;
+    }
+    let mut rng = rand::rngs::StdRng::seed_from_u64(14);
+    for &(m, n, k) in SHAPES {
+        let a = randv(&mut rng, m * k);
+        let b = randv(&mut rng, k * n);
+        // A row-major or transposed ([K, M] storage); B row-major [K, N] or transposed ([N, K], nn.Linear).
+        for (ta, tb) in [(false, false), (false, true), (true, false), (true, true)] {
+            let asd = if ta { (1, m) } else { (k, 1) };
+            let bsd = if tb { (1, k) } else { (n, 1) };
+            let mut c = vec![f32::NAN; m * n];
+            gemm_bf16::matmul_strided(&a, (m, k), asd, &b, n, bsd, &mut c, true);
+            let worst = worst_ratio(&c, &a, asd, &b, bsd, m, n, k);
+            let bound = bound_factor(k);
+            assert!(worst <= bound, "{m}x{n}x{k} (At {ta}, Bt {tb}): error {worst:.3e} Σ|ab| > bound {bound:.3e}");
+            // The operands were really rounded to bf16: an f32 product could not be this far off.
+            assert!(worst > f32_factor(k), "{m}x{n}x{k}: error {worst:.3e} is within f32 rounding");
+        }
+    }
+}
+
+#[test]
+fn candle_op_handles_transposed_views_batches_and_its_backward() {
+    if !gemm_bf16::cpu_supported() {
+        eprintln!("no AVX-512 BF16 on this CPU");
+        return;
+    }
+    let dev = Device::Cpu;
+    let (bt, m, n, k) = (3, 9, 21, 35);
+    let a = Var::from_tensor(&Tensor::randn(0f32, 1.0, (bt, k, m), &dev).unwrap()).unwrap();
+    let b = Var::from_tensor(&Tensor::randn(0f32, 1.0, (bt, k, n), &dev).unwrap()).unwrap();
+    let at = a.as_tensor().transpose(1, 2).unwrap(); // [bt, m, k], a strided view
+    let c = matmul_bf16::matmul(&at, b.as_tensor()).unwrap();
+    assert_eq!(c.dims(), &[bt, m, n]);
+    let g = Tensor::randn(0f32, 1.0, (bt, m, n), &dev).unwrap();
+    let grads = (&c * &g).unwrap().sum_all().unwrap().backward().unwrap();
+    let v = |t: &Tensor| t.flatten_all().unwrap().to_vec1::<f32>().unwrap();
+    let (av, bv, cv, gv) = (v(&at.contiguous().unwrap()), v(b.as_tensor()), v(&c), v(&g));
+    let (da, db) = (v(grads.get(a.as_tensor()).unwrap()), v(grads.get(b.as_tensor()).unwrap()));
+    for i in 0..bt {
+        let (ai, bi, gi) = (&av[i * m * k..], &bv[i * k * n..], &gv[i * m * n..]);
+        let w = worst_ratio(&cv[i * m * n..(i + 1) * m * n], ai, (k, 1), bi, (n, 1), m, n, k);
+        assert!(w <= bound_factor(k), "forward {i}: {w:.3e}");
+        // dA = G·Bᵀ is [m, k]; the variable is Aᵀ [k, m], so compare dA against grads[a] transposed.
+        let da_i: Vec<f32> = (0..m * k).map(|x| da[i * k * m + (x % k) * m + x / k]).collect();
+        let w = worst_ratio(&da_i, gi, (n, 1), bi, (1, n), m, k, n);
+        assert!(w <= bound_factor(n), "dA {i}: {w:.3e}");
+        // dB = Aᵀ·G is [k, n].
+        let w = worst_ratio(&db[i * k * n..(i + 1) * k * n], ai, (1, k), gi, (n, 1), k, n, m);
+        assert!(w <= bound_factor(m), "dB {i}: {w:.3e}");
+    }
+    // A 2-d weight shared by a batch: its gradient sums over the batch.
+    let w = Var::from_tensor(&Tensor::randn(0f32, 1.0, (k, n), &dev).unwrap()).unwrap();
+    let x = Tensor::randn(0f32, 1.0, (bt, m, k), &dev).unwrap();
+    let y = matmul_bf16::matmul(&x, w.as_tensor()).unwrap();
+    let want = x.broadcast_matmul(w.as_tensor()).unwrap();
+    let rel = ((&y - &want).unwrap().abs().unwrap().max_all().unwrap().to_scalar::<f32>().unwrap())
+        / want.abs().unwrap().max_all().unwrap().to_scalar::<f32>().unwrap();
+    assert!(rel < 1e-2 && rel > 0.0, "shared weight: relative error {rel}");
+    let gw = (y * &g).unwrap().sum_all().unwrap().backward().unwrap();
+    let gw = gw.get(w.as_tensor()).unwrap();
+    let want = x.reshape((bt * m, k)).unwrap().t().unwrap().matmul(&g.reshape((bt * m, n)).unwrap()).unwrap();
+    let rel = ((gw - &want).unwrap().abs().unwrap().max_all().unwrap().to_scalar::<f32>().unwrap())
+        / want.abs().unwrap().max_all().unwrap().to_scalar::<f32>().unwrap();
+    assert!(rel < 1e-2, "shared weight gradient: relative error {rel}");
+}
+
+fn max_abs_diff(a: &Tensor, b: &Tensor) -> f32 {
+    (a - b).unwrap().abs().unwrap().flatten_all().unwrap().max(0).unwrap().to_scalar::<f32>().unwrap()
+}
+
+#[test]
+fn forced_fallback_takes_the_f32_path_bit_for_bit() {
+    let dev = Device::Cpu;
+    let x = Tensor::randn(0f32, 1.0, (2, 37, 48), &dev).unwrap();
+    let w = Tensor::randn(0f32, 0.2, (80, 48), &dev).unwrap();
+    let bias = Tensor::randn(0f32, 0.2, 80, &dev).unwrap();
+    let lin = Linear::from_parts(w.clone(), Some(bias));
+    let f32_out = lin.forward_act(&x, Some(emoclip::nn::Activation::Gelu)).unwrap();
+    let q = Tensor::randn(0f32, 1.0, (2, 3, 11, 16), &dev).unwrap();
+    let k = Tensor::randn(0f32, 1.0, (2, 3, 13, 16), &dev).unwrap();
+    let v = Tensor::randn(0f32, 1.0, (2, 3, 13, 16), &dev).unwrap();
+    let f32_att = emoclip::nn::attention::attend(&q, &k, &v, None, 0.0, false).unwrap();
+    let _bf16 = autocast(Some(DType::BF16));
+    {
+        let _off = gemm_bf16::force_fallback();
+        assert!(!gemm_bf16::available());
+        let out = lin.forward_act(&x, Some(emoclip::nn::Activation::Gelu)).unwrap();
+        assert_eq!(max_abs_diff(&out, &f32_out), 0.0, "fallback linear differs from f32");
+        let att = emoclip::nn::attention::attend(&q, &k, &v, None, 0.0, false).unwrap();
+        assert_eq!(max_abs_diff(&att, &f32_att), 0.0, "fallback attention differs from f32");
+    }
+    if gemm_bf16::cpu_supported() {
+        assert!(gemm_bf16::available(), "the guard restores the kernel");
+        let out = lin.forward_act(&x, Some(emoclip::nn::Activation::Gelu)).unwrap();
+        let d = max_abs_diff(&out, &f32_out);
+        assert!(d > 0.0 && d < 0.05, "bf16 linear vs f32: {d}");
+        let att = emoclip::nn::attention::attend(&q, &k, &v, None, 0.0, false).unwrap();
+        let d = max_abs_diff(&att, &f32_att);
+        assert!(d > 0.0 && d < 0.05, "bf16 attention vs f32: {d}");
+    }
+}
+
+#[test]
+fn packed_linear_fuses_bias_and_activation_and_repacks_a_new_weight() {
+    if !gemm_bf16::cpu_supported() {
+        eprintln!("no AVX-512 BF16 on this CPU");
+        return;
+    }
+    let dev = Device::Cpu;
+    let x = Tensor::randn(0f32, 1.0, (19, 40), &dev).unwrap();
+    let w = Tensor::randn(0f32, 0.3, (70, 40), &dev).unwrap();
+    let bias = Tensor::randn(0f32, 0.3, 70, &dev).unwrap();
+    let mut lin = Linear::from_parts(w.clone(), Some(bias.clone()));
+    // Reference: the differentiable bf16 product (same rounding), then f32 bias + GELU.
+    let want = {
+        let _bf16 = autocast(Some(DType::BF16));
+        matmul_bf16::matmul(&x, &w.t().unwrap()).unwrap().broadcast_add(&bias).unwrap().gelu_erf().unwrap()
+    };
+    let _bf16 = autocast(Some(DType::BF16));
+    let got = lin.forward_act(&x, Some(emoclip::nn::Activation::Gelu)).unwrap();
+    assert!(max_abs_diff(&got, &want) < 1e-5, "fused epilogue: {}", max_abs_diff(&got, &want));
+    // A new weight tensor in the same layer is packed anew, not served from the cache.
+    lin.weight = (w * 2.0).unwrap();
+    let got2 = lin.forward(&x).unwrap();
+    let want2 = matmul_bf16::matmul(&x, &lin.weight.t().unwrap()).unwrap().broadcast_add(&bias).unwrap();
+    assert!(max_abs_diff(&got2, &want2) < 1e-5, "stale packed weight: {}", max_abs_diff(&got2, &want2));
+}
