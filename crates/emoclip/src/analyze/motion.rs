@@ -23,16 +23,18 @@ pub struct MotionNoise {
 }
 
 impl Default for MotionNoise {
-    /// DeepSORT's position noise (1/20 of the height); a walking person covers ~1 height per second, so the
-    /// initial velocity std is 1 height/s; sizes change an order of magnitude slower.
+    /// Centre: DeepSORT's measurement noise (1/20 of the height); a walking person covers ~0.8 heights per
+    /// second (1.4 m/s at 1.7 m), hence an initial velocity std of 0.5 heights/s and an acceleration std of
+    /// 0.5 heights/s². Size: detectors' box sizes fluctuate more than their centres (limbs, partial
+    /// occlusion), so 1/10 of the height, and sizes change an order of magnitude slower than positions.
     fn default() -> Self {
         Self {
             measure_pos: 0.05,
-            measure_size: 0.05,
-            init_vel_pos: 1.0,
-            init_vel_size: 0.1,
-            accel_pos: 1.0,
-            accel_size: 0.1,
+            measure_size: 0.1,
+            init_vel_pos: 0.5,
+            init_vel_size: 0.05,
+            accel_pos: 0.5,
+            accel_size: 0.05,
         }
     }
 }

@@ -1,20 +1,25 @@
-//! Multi-person tracker giving each person one id across the analysed frames of a video: ByteTrack's two-stage IoU association (Zhang et al. 2022, `byte_tracker.py`) on SORT's Kalman prediction, plus a Mahalanobis-gated stage for sparse frames (DeepSORT's gate).
+//! Multi-person tracker giving each person one id across the analysed frames of a video: SORT's Kalman prediction and Hungarian assignment (Bewley et al. 2016), DeepSORT's Mahalanobis gate (Wojke et al. 2017) and ByteTrack's second stage for weak detections (Zhang et al. 2022, `byte_tracker.py`).
 //!
 //! Written here rather than taken from a crate: `similari` pulls in pyo3, geo and nalgebra (~100 crates), and
 //! `trackforge`'s ByteTrack (like every SORT-family crate found) steps its Kalman filter once per frame with a
-//! fixed frame interval and counts ages in frames, while analysis frames are sparse and irregular (8 per
-//! window, gaps between caption windows): prediction here uses the real time step ([`super::motion`]) and
-//! ages are in seconds. The assignment itself is `pathfinding`'s Hungarian algorithm (Kuhn–Munkres).
+//! fixed frame interval, counts ages in frames and matches by IoU first, while analysis frames are sparse and
+//! irregular (8 per window, gaps between caption windows): prediction here uses the real time step
+//! ([`super::motion`]), ages are in seconds, and the first stage is motion-based. The assignment itself is
+//! `pathfinding`'s Hungarian algorithm (Kuhn–Munkres).
 //!
 //! Per frame ([`Tracker::update`]):
 //! 1. every live track predicts its box at the frame's time;
-//! 2. detections with confidence ≥ `high_conf` are matched to all tracks by IoU (Hungarian, maximal total
-//!    IoU, pairs below `iou_high` rejected), as SORT / ByteTrack's first stage;
-//! 3. detections with `low_conf ≤ confidence < high_conf` are matched to the remaining *confirmed* tracks by
-//!    IoU ≥ `iou_low` (ByteTrack's second stage: occluded people give weak detections);
-//! 4. the remaining high detections and tracks are matched by Mahalanobis distance under the prediction,
-//!    gated at the χ² 95 % quantile (DeepSORT's gate): at 2 frames per second a walking person's boxes in
-//!    consecutive frames may not overlap at all, which IoU alone cannot associate;
+//! 2. detections with confidence ≥ `high_conf` are matched to all tracks by squared Mahalanobis distance
+//!    under the prediction, gated at the χ² 95 % quantile (DeepSORT's gate), as one assignment minimising the
+//!    total distance. At ~2 analysed frames per second a walker's boxes in consecutive frames overlap little:
+//!    IoU-first matching (SORT, ByteTrack) then pairs a newborn track with the neighbour *behind* it in a
+//!    group walking side by side, while the motion model's uncertainty, which grows with the time step,
+//!    ranks the joint hypotheses correctly;
+//! 3. detections with `low_conf ≤ confidence < high_conf` are matched to the remaining *confirmed* tracks
+//!    (ByteTrack's second stage: occluded people give weak detections), by the same gated motion distance
+//!    (ByteTrack uses IoU ≥ 0.5, which a weak, shifted box of a walker 0.5 s later often misses);
+//! 4. the remaining high detections and tracks are matched by IoU ≥ `iou_high` (SORT's criterion), for boxes
+//!    that still overlap when the motion model is off (a sudden stop or turn);
 //! 5. an unmatched detection with confidence ≥ `new_track_conf` starts a tentative track; a track is
 //!    confirmed, and only then given an id (1, 2, … in order of confirmation), after `min_hits` matches in
 //!    consecutive analysed frames; a tentative track that misses a frame is dropped (SORT); a confirmed track
@@ -27,7 +32,8 @@ use serde::Serialize;
 use super::motion::{BoxFilter, MotionNoise, CHI2_95_4DOF};
 use crate::media::PersonBox;
 
-/// Tracker settings (defaults: ByteTrack's thresholds, SORT's IoU gate, ages for ~2 analysed frames / s).
+/// Tracker settings (defaults: ByteTrack's confidence thresholds, SORT's IoU threshold, DeepSORT's gate, ages for
+/// ~2 analysed frames per second).
 #[derive(Debug, Clone, Copy, PartialEq, Serialize)]
 pub struct TrackerConfig {
     /// Detections at or above this confidence are "high" (ByteTrack `track_thresh` 0.5).
@@ -36,11 +42,9 @@ pub struct TrackerConfig {
     pub low_conf: f32,
     /// A new track needs a detection this confident (ByteTrack `det_thresh` = track_thresh + 0.1).
     pub new_track_conf: f32,
-    /// Minimal IoU of a first-stage match (SORT `iou_threshold` 0.3).
+    /// Minimal IoU of a third-stage match (SORT `iou_threshold` 0.3).
     pub iou_high: f32,
-    /// Minimal IoU of a second-stage (low-confidence) match (ByteTrack: 0.5).
-    pub iou_low: f32,
-    /// Gate of the distance stage: squared Mahalanobis distance (χ² 95 %, 4 dof); 0 turns the stage off.
+    /// Gate of the motion stages: squared Mahalanobis distance (χ² 95 %, 4 dof); 0 turns them off.
     pub gate: f64,
     /// Matches in consecutive analysed frames before a track is confirmed and given an id.
     pub min_hits: usize,
@@ -56,7 +60,6 @@ impl Default for TrackerConfig {
             low_conf: 0.1,
             new_track_conf: 0.6,
             iou_high: 0.3,
-            iou_low: 0.5,
             gate: CHI2_95_4DOF,
             min_hits: 2,
             max_age: 2.0,
@@ -98,7 +101,10 @@ struct Track {
     /// 0 while tentative.
     id: u32,
     hits: usize,
+    /// Time of the last match.
     last_time: f64,
+    /// Time the filter state refers to.
+    state_time: f64,
     /// Tentative matches `(frame, box, conf, detection)` kept until confirmation.
     pending: Vec<(usize, [f32; 4], f32, usize)>,
 }
@@ -178,7 +184,8 @@ impl Tracker {
         let time = self.last_time.map_or(time, |t| time.max(t));
         self.last_time = Some(time);
         for t in &mut self.tracks {
-            t.filter.predict(time - t.last_time);
+            t.filter.predict(time - t.state_time);
+            t.state_time = time;
         }
         let conf = |d: &PersonBox| d.conf.unwrap_or(1.0);
         let bbox = |d: &PersonBox| [d.x1, d.y1, d.x2, d.y2];
@@ -188,37 +195,38 @@ impl Tracker {
         let mut track_det: Vec<Option<usize>> = vec![None; self.tracks.len()];
         let predicted: Vec<[f32; 4]> = self.tracks.iter().map(|t| t.filter.bbox()).collect();
 
-        // Stage 1: high detections x all tracks, IoU.
-        let m1 = assign(self.tracks.len(), high.len(), |t, d| {
-            let v = iou(&predicted[t], &bbox(&detections[high[d]]));
-            (v >= cfg.iou_high).then_some(v as f64)
-        });
         let mut high_used = vec![false; high.len()];
-        for (t, d) in m1 {
-            track_det[t] = Some(high[d]);
-            high_used[d] = true;
-        }
-        // Stage 2: low detections x unmatched confirmed tracks, IoU.
-        let rest: Vec<usize> =
-            (0..self.tracks.len()).filter(|&t| track_det[t].is_none() && self.tracks[t].id > 0).collect();
-        for (r, d) in assign(rest.len(), low.len(), |r, d| {
-            let v = iou(&predicted[rest[r]], &bbox(&detections[low[d]]));
-            (v >= cfg.iou_low).then_some(v as f64)
-        }) {
-            track_det[rest[r]] = Some(low[d]);
-        }
-        // Stage 3: unmatched high detections x unmatched tracks, Mahalanobis-gated distance.
+        // Stage 1: high detections x all tracks, Mahalanobis-gated motion distance (minimal total).
         if cfg.gate > 0.0 {
-            let rest: Vec<usize> = (0..self.tracks.len()).filter(|&t| track_det[t].is_none()).collect();
-            let free: Vec<usize> = (0..high.len()).filter(|&d| !high_used[d]).collect();
-            for (r, f) in assign(rest.len(), free.len(), |r, f| {
-                let d2 = self.tracks[rest[r]].filter.mahalanobis2(bbox(&detections[high[free[f]]]));
+            for (t, d) in assign(self.tracks.len(), high.len(), |t, d| {
+                let d2 = self.tracks[t].filter.mahalanobis2(bbox(&detections[high[d]]));
                 // weight decreasing in distance, positive inside the gate
                 (d2 <= cfg.gate).then_some(cfg.gate - d2 + 1e-3)
             }) {
-                track_det[rest[r]] = Some(high[free[f]]);
-                high_used[free[f]] = true;
+                track_det[t] = Some(high[d]);
+                high_used[d] = true;
             }
+        }
+        // Stage 2: low detections x unmatched confirmed tracks, same motion distance.
+        if cfg.gate > 0.0 {
+            let rest: Vec<usize> =
+                (0..self.tracks.len()).filter(|&t| track_det[t].is_none() && self.tracks[t].id > 0).collect();
+            for (r, d) in assign(rest.len(), low.len(), |r, d| {
+                let d2 = self.tracks[rest[r]].filter.mahalanobis2(bbox(&detections[low[d]]));
+                (d2 <= cfg.gate).then_some(cfg.gate - d2 + 1e-3)
+            }) {
+                track_det[rest[r]] = Some(low[d]);
+            }
+        }
+        // Stage 3: remaining high detections x remaining tracks, IoU.
+        let rest: Vec<usize> = (0..self.tracks.len()).filter(|&t| track_det[t].is_none()).collect();
+        let free: Vec<usize> = (0..high.len()).filter(|&d| !high_used[d]).collect();
+        for (r, f) in assign(rest.len(), free.len(), |r, f| {
+            let v = iou(&predicted[rest[r]], &bbox(&detections[high[free[f]]]));
+            (v >= cfg.iou_high).then_some(v as f64)
+        }) {
+            track_det[rest[r]] = Some(high[free[f]]);
+            high_used[free[f]] = true;
         }
 
         let mut out = FrameTracks::default();
@@ -269,8 +277,14 @@ impl Tracker {
                 continue;
             }
             let b = bbox(&detections[d]);
-            let mut t =
-                Track { filter: BoxFilter::new(b, cfg.noise), id: 0, hits: 1, last_time: time, pending: vec![] };
+            let mut t = Track {
+                filter: BoxFilter::new(b, cfg.noise),
+                id: 0,
+                hits: 1,
+                last_time: time,
+                state_time: time,
+                pending: vec![],
+            };
             if cfg.min_hits <= 1 {
                 t.id = self.next_id;
                 self.next_id += 1;
