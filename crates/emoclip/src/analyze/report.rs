@@ -91,6 +91,14 @@ pub fn person_color(subject: Subject) -> &'static str {
     }
 }
 
+/// A subject's badge: a round tag with the person's id (emotions are square swatches, so the two never mix).
+fn badge(s: Subject) -> String {
+    match s {
+        Subject::Scene => format!(r#"<span class="badge" style="background:{}">S</span>"#, person_color(s)),
+        Subject::Person(id) => format!(r#"<span class="badge" style="background:{}">{id}</span>"#, person_color(s)),
+    }
+}
+
 /// Mean score per label of the primary source over `rows`.
 fn mean_scores(tl: &Timeline, rows: &[&TimelineRow], p: usize) -> Vec<f64> {
     let k = tl.sources[p].labels.len();
@@ -259,7 +267,9 @@ tr:last-child td { border-bottom:none; }
 .dot { width:12px; height:12px; border-radius:3px; display:inline-block; flex:none; }
 .chips { display:flex; flex-wrap:wrap; gap:6px 14px; }
 .chip { display:inline-flex; align-items:center; gap:6px; white-space:nowrap; }
-.bar { display:inline-block; height:6px; border-radius:3px; vertical-align:middle; }
+.track { display:inline-block; width:54px; height:6px; border-radius:3px; background:#eceef2; overflow:hidden; vertical-align:middle; }
+.track .fill { display:block; height:100%; border-radius:3px; }
+.badge { display:inline-flex; align-items:center; justify-content:center; min-width:22px; height:22px; padding:0 6px; border-radius:11px; color:#fff; font-size:12px; font-weight:700; flex:none; }
 .num { font-variant-numeric:tabular-nums; color:var(--muted); }
 .legend { display:flex; flex-wrap:wrap; gap:4px 16px; margin:8px 0 4px; font-size:14px; }
 .head { display:flex; justify-content:space-between; align-items:baseline; gap:12px; flex-wrap:wrap; }
@@ -268,8 +278,8 @@ svg.chart { width:100%; height:auto; display:block; }
 svg.chart .grid { stroke:#eceef2; stroke-width:1; }
 svg.chart .grid.v { stroke:#f3f4f6; }
 svg.chart .tick { font-size:12px; fill:#8a93a3; }
-.strip { display:flex; gap:12px; overflow-x:auto; padding-bottom:6px; }
-.thumb { margin:0; flex:none; width:232px; }
+.strip { display:flex; flex-wrap:wrap; gap:14px 12px; }
+.thumb { margin:0; flex:none; width:calc((100% - 36px) / 4); min-width:180px; }
 .thumb svg { width:100%; height:auto; display:block; border-radius:6px; background:#000; }
 .thumb .boxid { fill:#fff; font-weight:700; font-family:system-ui,sans-serif; }
 .thumb figcaption { font-size:12px; color:var(--muted); margin-top:4px; text-align:center; }
@@ -326,8 +336,8 @@ pub fn render(input: &ReportInput) -> String {
             let (first, last) = (rows.first().map_or(0.0, |r| r.t_start), rows.last().map_or(0.0, |r| r.t_end));
             let _ = write!(
                 h,
-                r#"<tr id="sum-{s}"><td><span class="chip"><span class="dot" style="background:{}"></span><b>{s}</b></span></td><td class="num">{} window{} · {}–{}</td><td><div class="chips">"#,
-                person_color(s),
+                r#"<tr id="sum-{s}"><td><span class="chip">{}<b>{s}</b></span></td><td class="num">{} window{} · {}–{}</td><td><div class="chips">"#,
+                badge(s),
                 rows.len(),
                 if rows.len() == 1 { "" } else { "s" },
                 clock(first),
@@ -338,9 +348,9 @@ pub fn render(input: &ReportInput) -> String {
                 let color = label_color(label, li);
                 let _ = write!(
                     h,
-                    r#"<span class="chip"><span class="dot" style="background:{color}"></span>{} <span class="bar" style="width:{:.0}px;background:{color}"></span> <span class="num">{:.0}%</span></span>"#,
+                    r#"<span class="chip"><span class="dot" style="background:{color}"></span>{} <span class="track"><span class="fill" style="width:{:.0}%;background:{color}"></span></span><span class="num">{:.0}%</span></span>"#,
                     escape(label),
-                    (m[li] * 60.0).clamp(2.0, 60.0),
+                    (m[li] * 100.0).clamp(0.0, 100.0),
                     m[li] * 100.0
                 );
             }
@@ -364,8 +374,8 @@ pub fn render(input: &ReportInput) -> String {
         let rows = rows_of(s);
         let _ = write!(
             h,
-            r#"<section class="card subject" id="{s}"><div class="head"><h3><span class="dot" style="background:{}"></span>{s}</h3><span class="meta">{} window{}{}</span></div>"#,
-            person_color(s),
+            r#"<section class="card subject" id="{s}"><div class="head"><h3>{}{s}</h3><span class="meta">{} window{}{}</span></div>"#,
+            badge(s),
             rows.len(),
             if rows.len() == 1 { "" } else { "s" },
             if s == Subject::Scene { " · all persons together (the official subject mask)" } else { "" }
