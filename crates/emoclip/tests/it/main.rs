@@ -2,6 +2,7 @@
 mod analyze_report;
 mod analyze_scoring;
 mod analyze_track;
+mod analyze_yolov8n;
 mod bert_encoder;
 mod captions;
 mod common;
