@@ -137,9 +137,9 @@ impl BoxFilter {
     /// Corrects the state with a measured box.
     pub fn update(&mut self, b: [f32; 4]) {
         let m = to_cxcywh(b);
-        for i in 0..4 {
+        for (i, &z) in m.iter().enumerate() {
             let r = self.measure_var(i);
-            self.axes[i].update(m[i], r);
+            self.axes[i].update(z, r);
         }
     }
 

@@ -77,8 +77,13 @@ fn run(frames: &[Frame], config: TrackerConfig) -> (TrackLog, Tracker) {
     (log, tracker)
 }
 
+/// (true walker, id) of every detection given an id.
+type Labelled = Vec<(usize, u32)>;
+/// (frame, true walker) of every detection left without an id.
+type Unlabelled = Vec<(usize, usize)>;
+
 /// For every detection assigned an id: (true walker, id) pairs, and (frame, walker) pairs without an id.
-fn assignments(frames: &[Frame], log: &TrackLog) -> (Vec<(usize, u32)>, Vec<(usize, usize)>) {
+fn assignments(frames: &[Frame], log: &TrackLog) -> (Labelled, Unlabelled) {
     let mut pairs = vec![];
     let mut missing = vec![];
     for (i, f) in frames.iter().enumerate() {
