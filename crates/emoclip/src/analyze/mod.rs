@@ -9,9 +9,9 @@
 //!
 //! ```text
 //!  plan windows ─► frame plan ─► decode ═► detect ─► track ─► encode ─► score ─► write
-//!  window.rs       frames.rs     (media)   (detect)  track.rs  (models)  zeroshot.rs  timeline.rs
-//!  segments.rs                   bounded            motion.rs          head.rs      outputs.rs
-//!                                queue                                              report.rs
+//!  window.rs       frames.rs     (media)   (detect)  track.rs  subjects.rs zeroshot.rs timeline.rs
+//!  segments.rs                   bounded             motion.rs (models)    head.rs     outputs.rs
+//!                                queue                                     prompts.rs  report.rs
 //! ```
 //!
 //! 1. **Plan windows** ([`window::plan`]): `--window W --stride S` ([`window::fixed_windows`], defaults
@@ -30,10 +30,12 @@
 //! 4. **Detect** persons on each used frame (the YOLO detector of [`crate::detect`], or `--boxes`/
 //!    `--boxes-dir`, or the cached `boxes.json` of an earlier run) and **track** them in time order
 //!    ([`track::Tracker`], one per video): one id per person across frames and windows.
-//! 5. **Encode** each window with EmotionCLIP: the *scene* (mask = union of all persons' boxes per frame, the
-//!    official behaviour; empty mask when there is nobody, flagged) and *each tracked person* present in the
-//!    window (mask = that person's box alone per frame; the predicted box where the person was missed), one
-//!    L2-normalised embedding each, batched across windows and persons (`--batch`).
+//! 5. **Encode** each window with EmotionCLIP ([`subjects::window_subjects`] gives the boxes): the *scene*
+//!    (mask = union of all persons' boxes per frame, the official behaviour; empty mask when there is nobody,
+//!    flagged) and *each tracked person* present in the window (mask = that person's box alone per frame; the
+//!    predicted box where the person was missed), one L2-normalised embedding each, batched across windows and
+//!    persons (`--batch`). Frames shared by neighbouring windows could also share their per-frame encoder
+//!    outputs for the same mask (the temporal head runs per window).
 //! 6. **Score** every embedding: zero-shot against a prompt set ([`prompts`], text embeddings computed once per
 //!    run and ensembled over templates in [`zeroshot`]) and/or trained linear heads ([`head`], refused when
 //!    fitted on another encoder).
@@ -48,6 +50,7 @@ pub mod outputs;
 pub mod prompts;
 pub mod report;
 pub mod segments;
+pub mod subjects;
 pub mod timeline;
 pub mod track;
 pub mod window;
@@ -57,6 +60,7 @@ pub use frames::{plan_frames, FramePlan, FrameTiming, StreamSelector};
 pub use head::{Head, HeadTask};
 pub use prompts::{PromptSet, Prompts};
 pub use segments::load_segments;
+pub use subjects::{window_subjects, SubjectOptions, WindowSubject};
 pub use timeline::{Subject, Timeline, TimelineRow};
 pub use track::{TrackLog, TrackedBox, Tracker, TrackerConfig};
 pub use window::{plan, Span, Window, WindowPlan, WindowSource};
