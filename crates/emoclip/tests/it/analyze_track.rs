@@ -121,7 +121,7 @@ fn two_people_crossing_keep_their_ids() {
     (b.w, b.h) = (58.0, 140.0);
     let walkers =
         vec![Walker::new(100.0, 200.0, 80.0, 0.0).conf(|t| if (2.0..=3.0).contains(&t) { 0.35 } else { 0.9 }), b];
-    for seed in 0..20 {
+    for seed in 0..30 {
         let frames = simulate(&walkers, &every(0.5, 12), 3.0, seed);
         let (log, tracker) = run(&frames, TrackerConfig::default());
         let (pairs, missing) = assignments(&frames, &log);
@@ -189,7 +189,7 @@ fn parallel_walkers_never_switch() {
     // three people walking side by side, boxes 50 px wide with centres 48 px apart (they touch and overlap)
     let walkers: Vec<Walker> =
         (0..3).map(|k| Walker::new(100.0 + 48.0 * k as f32, 200.0 + 6.0 * k as f32, 70.0, 8.0)).collect();
-    for seed in 0..20 {
+    for seed in 0..30 {
         let frames = simulate(&walkers, &every(0.5, 30), 3.0, 100 + seed);
         let (log, tracker) = run(&frames, TrackerConfig::default());
         let (pairs, missing) = assignments(&frames, &log);
