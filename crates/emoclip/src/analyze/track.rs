@@ -1,7 +1,7 @@
 //! Multi-person tracker giving each person one id across the analysed frames of a video: SORT's Kalman prediction and Hungarian assignment (Bewley et al. 2016), DeepSORT's Mahalanobis gate (Wojke et al. 2017) and ByteTrack's second stage for weak detections (Zhang et al. 2022, `byte_tracker.py`).
 //!
 //! Written here rather than taken from a crate: `similari` pulls in pyo3, geo and nalgebra (~100 crates), and
-//! `trackforge`'s ByteTrack (like every SORT-family crate found) steps its Kalman filter once per frame with a
+//! `trackforge`'s ByteTrack (nalgebra only, the lightest found) steps its Kalman filter once per frame with a
 //! fixed frame interval, counts ages in frames and matches by IoU first, while analysis frames are sparse and
 //! irregular (8 per window, gaps between caption windows): prediction here uses the real time step
 //! ([`super::motion`]), ages are in seconds, and the first stage is motion-based. The assignment itself is
@@ -18,7 +18,7 @@
 //! 3. detections with `low_conf ≤ confidence < high_conf` are matched to the remaining *confirmed* tracks
 //!    (ByteTrack's second stage: occluded people give weak detections), by the same gated motion distance
 //!    (ByteTrack uses IoU ≥ 0.5, which a weak, shifted box of a walker 0.5 s later often misses);
-//! 4. the remaining high detections and tracks are matched by IoU ≥ `iou_high` (SORT's criterion), for boxes
+//! 4. the remaining high detections and tracks are matched by IoU ≥ `iou_min` (SORT's criterion), for boxes
 //!    that still overlap when the motion model is off (a sudden stop or turn);
 //! 5. an unmatched detection with confidence ≥ `new_track_conf` starts a tentative track; a track is
 //!    confirmed, and only then given an id (1, 2, … in order of confirmation), after `min_hits` matches in
@@ -43,7 +43,7 @@ pub struct TrackerConfig {
     /// A new track needs a detection this confident (ByteTrack `det_thresh` = track_thresh + 0.1).
     pub new_track_conf: f32,
     /// Minimal IoU of a third-stage match (SORT `iou_threshold` 0.3).
-    pub iou_high: f32,
+    pub iou_min: f32,
     /// Gate of the motion stages: squared Mahalanobis distance (χ² 95 %, 4 dof); 0 turns them off.
     pub gate: f64,
     /// Matches in consecutive analysed frames before a track is confirmed and given an id.
@@ -59,7 +59,7 @@ impl Default for TrackerConfig {
             high_conf: 0.5,
             low_conf: 0.1,
             new_track_conf: 0.6,
-            iou_high: 0.3,
+            iou_min: 0.3,
             gate: CHI2_95_4DOF,
             min_hits: 2,
             max_age: 2.0,
@@ -223,7 +223,7 @@ impl Tracker {
         let free: Vec<usize> = (0..high.len()).filter(|&d| !high_used[d]).collect();
         for (r, f) in assign(rest.len(), free.len(), |r, f| {
             let v = iou(&predicted[rest[r]], &bbox(&detections[high[free[f]]]));
-            (v >= cfg.iou_high).then_some(v as f64)
+            (v >= cfg.iou_min).then_some(v as f64)
         }) {
             track_det[rest[r]] = Some(high[free[f]]);
             high_used[free[f]] = true;
