@@ -1,6 +1,7 @@
 //! emoclip: EmotionCLIP (Zhang et al., CVPR 2023) and MER-CLIP in Rust on candle.
 //!
 //! Data flows one way: media → [`media`] preprocessing → [`emotionclip`] / [`clip`] encoders → embeddings.
+pub mod analyze;
 pub mod clip;
 pub mod detect;
 pub mod embed;

@@ -1,4 +1,8 @@
 //! The crate's integration tests, one binary (a 2-core CI links one test executable per crate, not one per file).
+mod analyze_report;
+mod analyze_scoring;
+mod analyze_track;
+mod analyze_yolov8n;
 mod bert_encoder;
 mod bf16_model;
 mod captions;
