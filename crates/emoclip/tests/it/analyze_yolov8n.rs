@@ -21,12 +21,10 @@ fn real_architecture_yolov8n_runs_and_feeds_the_tracker() {
         );
         return;
     }
-    let lib = common::repo_root().join("third_party/onnxruntime/libonnxruntime.so");
-    assert!(lib.is_file(), "{} missing: run scripts/install_deps.sh", lib.display());
-    std::env::set_var("ORT_DYLIB_PATH", &lib);
+    common::ort_runtime();
     let mut det = PersonDetector::new(&model).unwrap();
     // random weights score every anchor low: lower the threshold so decoding, NMS and unletterboxing run
-    det.conf = 0.0;
+    det.params.conf = 0.0;
     let img = emoclip::media::load_image(&common::fixture("media/person_small.jpg")).unwrap();
     let (w, h) = (img.width() as f32, img.height() as f32);
     let mut tracker = Tracker::new(TrackerConfig::default());
