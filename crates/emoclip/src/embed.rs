@@ -326,10 +326,7 @@ impl candle_nn::var_builder::SimpleBackend for SeededRandom {
         dtype: DType,
         dev: &Device,
     ) -> candle_core::Result<Tensor> {
-        use rand::SeedableRng;
-        let seed = crate::train::data::mix_seed(&[self.seed, crate::probe::cache::fnv1a64(name.as_bytes())]);
-        let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
-        let v = crate::train::trainer::draw(&mut rng, &s, h)?;
+        let v = crate::rng::draw(&mut crate::rng::named_rng(self.seed, name), &s, h)?;
         Tensor::from_vec(v, &s, &Device::Cpu)?.to_dtype(dtype)?.to_device(dev)
     }
     fn get_unchecked(&self, name: &str, _: DType, _: &Device) -> candle_core::Result<Tensor> {

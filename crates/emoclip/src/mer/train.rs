@@ -22,16 +22,14 @@ use super::config::{MerConfig, MerTask};
 use super::data::{batches, MmsaData, Split};
 use super::metrics::{emotion_metrics, sentiment_metrics, EmotionMetrics, SentimentMetrics};
 use super::model::{MerClip, MerInputs};
+use crate::rng::{draw, mix_seed, named_rng};
 use crate::train::checkpoint::{self, Start, TrainState, LATEST};
-use crate::train::data::mix_seed;
 use crate::train::param_groups::is_gain_or_bias;
 use crate::train::{AdamW, ParamGroup};
 use crate::{Error, Result};
 use candle_core::{DType, Device, Shape, Tensor, Var};
 use candle_nn::var_builder::SimpleBackend;
 use candle_nn::{Init, VarBuilder, VarMap};
-use rand::rngs::StdRng;
-use rand::SeedableRng;
 use serde::{Deserialize, Serialize};
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -242,8 +240,7 @@ struct SeededInit {
 
 impl SimpleBackend for SeededInit {
     fn get(&self, s: Shape, name: &str, h: Init, dtype: DType, dev: &Device) -> candle_core::Result<Tensor> {
-        let mut rng = StdRng::seed_from_u64(mix_seed(&[self.seed, crate::probe::cache::fnv1a64(name.as_bytes())]));
-        let v = crate::train::trainer::draw(&mut rng, &s, h)?;
+        let v = draw(&mut named_rng(self.seed, name), &s, h)?;
         let var = Var::from_tensor(&Tensor::from_vec(v, &s, &Device::Cpu)?.to_dtype(dtype)?.to_device(dev)?)?;
         let out = var.as_tensor().clone();
         self.varmap.data().lock().unwrap_or_else(|e| e.into_inner()).insert(name.to_string(), var);

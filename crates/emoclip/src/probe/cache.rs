@@ -1,47 +1,9 @@
 //! Per-item feature cache for the linear probe (the official `linear_eval.py` re-extracts features every run; here they are stored as `<dir>/<fnv1a64(key)>.safetensors` with the key in the metadata).
+use crate::hash::fnv1a64;
 use crate::output::write_atomic;
 use crate::{Error, Result};
 use std::io::Write;
 use std::path::{Path, PathBuf};
-
-/// 64-bit FNV-1a: stable across platforms and releases (unlike `std`'s `DefaultHasher`).
-pub fn fnv1a64(bytes: &[u8]) -> u64 {
-    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
-    for &b in bytes {
-        h ^= u64::from(b);
-        h = h.wrapping_mul(0x0100_0000_01b3);
-    }
-    h
-}
-
-/// `path|size|mtime_ns` of a file; for a directory, the same over its files (sorted, not recursive);
-/// `path|absent` when it does not exist.
-pub fn file_fingerprint(path: &Path) -> String {
-    let one = |p: &Path| -> String {
-        let abs = std::fs::canonicalize(p).unwrap_or_else(|_| p.to_path_buf());
-        match std::fs::metadata(p) {
-            Ok(m) => {
-                let mtime = m
-                    .modified()
-                    .ok()
-                    .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
-                    .map_or(0, |d| d.as_nanos());
-                format!("{}|{}|{}", abs.display(), m.len(), mtime)
-            }
-            Err(_) => format!("{}|absent", abs.display()),
-        }
-    };
-    if path.is_dir() {
-        let mut files: Vec<PathBuf> = std::fs::read_dir(path)
-            .map(|rd| rd.filter_map(|e| e.ok().map(|e| e.path())).filter(|p| p.is_file()).collect())
-            .unwrap_or_default();
-        files.sort();
-        let parts: Vec<String> = files.iter().map(|f| one(f)).collect();
-        format!("dir:{}[{}]", path.display(), parts.join(";"))
-    } else {
-        one(path)
-    }
-}
 
 /// A directory of cached feature vectors.
 #[derive(Debug, Clone)]

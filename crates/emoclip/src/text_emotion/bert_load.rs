@@ -97,7 +97,7 @@ impl BertModel {
                 format!("checkpoint does not match {}:{}", cfg_path.display(), r.describe()),
             ));
         }
-        let fp = crate::probe::cache::file_fingerprint;
+        let fp = crate::hash::file_fingerprint;
         let fingerprint = format!("{}+{}", fp(&weights), fp(&cfg_path));
         Ok(Self { encoder, config, weights, fingerprint })
     }

@@ -5,30 +5,17 @@
 use crate::media::boxes::{resized_mask, PersonBox};
 use crate::media::Normalization;
 use crate::prep::pipeline::SampleMeta;
+use crate::rng::{epoch_order, mix_seed};
 use crate::tokenizer::{ClipTokenizer, Truncation};
 use crate::{Error, Result};
 use candle_core::{Device, Tensor};
 use rand::rngs::StdRng;
-use rand::seq::SliceRandom;
 use rand::{Rng, SeedableRng};
 use rayon::prelude::*;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
 pub mod stream;
-
-/// Mixes numbers into one 64-bit seed (splitmix64 steps).
-pub fn mix_seed(parts: &[u64]) -> u64 {
-    let mut h = 0x9E37_79B9_7F4A_7C15u64;
-    for &p in parts {
-        h ^= p.wrapping_add(0x9E37_79B9_7F4A_7C15).wrapping_add(h << 6).wrapping_add(h >> 2);
-        let mut z = h;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        h = z ^ (z >> 31);
-    }
-    h
-}
 
 /// One training example, already preprocessed.
 #[derive(Clone, Debug)]
@@ -75,13 +62,6 @@ pub struct Batch {
     pub masks: Tensor,
     pub ids: Tensor,
     pub emotion: Tensor,
-}
-
-/// The sample order of an epoch (seeded shuffle of `0..n`).
-pub fn epoch_order(n: usize, seed: u64, epoch: usize) -> Vec<usize> {
-    let mut order: Vec<usize> = (0..n).collect();
-    order.shuffle(&mut StdRng::seed_from_u64(mix_seed(&[seed, 0xE9, epoch as u64])));
-    order
 }
 
 /// Loads and stacks the items `indices` (in parallel); per-item randomness seeded from `(seed, epoch, index)`.

@@ -1,11 +1,13 @@
 //! The pre-training loop (official `src/engine/trainer.py`, paper §3.4 / appendix B.2): SNCE, gradient accumulation, grouped AdamW with schedule, `logit_scale` clamp, metrics, checkpoints and exact resume.
 use super::checkpoint::{self, Start, TrainState};
-use super::data::{load_batch, mix_seed, Dataset, ShardDataset, SyntheticDataset};
+use super::data::{load_batch, Dataset, ShardDataset, SyntheticDataset};
 use super::distributed::{self, Collective, Single};
 use super::param_groups::{part_of, Part};
 use super::{param_groups, snce_loss, AdamW, LrSchedule, SnceConfig, OFFICIAL, PAPER};
 use crate::clip::{OpenClipConfig, TextConfig, VisionConfig};
 use crate::emotionclip::{EmotionClip, EmotionClipConfig, SubjectMode, TemporalFusion};
+use crate::hash::Fnv1a64;
+use crate::rng::{draw, mix_seed};
 use crate::weights::Checkpoint;
 use crate::{Error, Result};
 use candle_core::backprop::GradStore;
@@ -13,7 +15,7 @@ use candle_core::{DType, Device, Shape, Tensor, Var};
 use candle_nn::var_builder::SimpleBackend;
 use candle_nn::{Init, VarBuilder, VarMap};
 use rand::rngs::StdRng;
-use rand::{Rng, SeedableRng};
+use rand::SeedableRng;
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::io::Write;
@@ -325,32 +327,6 @@ struct SeededBackend {
     rng: Mutex<StdRng>,
     varmap: VarMap,
     log: Mutex<(HashSet<String>, Vec<String>)>,
-}
-
-/// Draws the values of a parameter of shape `s` for candle-nn's `init` from `rng` (f32, host memory).
-pub(crate) fn draw(rng: &mut StdRng, s: &Shape, init: Init) -> candle_core::Result<Vec<f32>> {
-    let n = s.elem_count();
-    let normal = |rng: &mut StdRng, mean: f64, std: f64| -> candle_core::Result<Vec<f32>> {
-        let d = rand_distr::Normal::new(mean, std).map_err(|e| candle_core::Error::Msg(e.to_string()))?;
-        Ok((0..n).map(|_| rng.sample(d) as f32).collect())
-    };
-    let uniform =
-        |rng: &mut StdRng, lo: f64, up: f64| (0..n).map(|_| (lo + (up - lo) * rng.random::<f64>()) as f32).collect();
-    Ok(match init {
-        Init::Const(c) => vec![c as f32; n],
-        Init::Randn { mean, stdev } => normal(rng, mean, stdev)?,
-        Init::Uniform { lo, up } => uniform(rng, lo, up),
-        Init::Kaiming { dist, fan, non_linearity } => {
-            let std = non_linearity.gain() / (fan.for_shape(s) as f64).sqrt();
-            match dist {
-                candle_nn::init::NormalOrUniform::Normal => normal(rng, 0.0, std)?,
-                candle_nn::init::NormalOrUniform::Uniform => {
-                    let b = 3f64.sqrt() * std;
-                    uniform(rng, -b, b)
-                }
-            }
-        }
-    })
 }
 
 /// Shared handle (the `VarBuilder` owns one, the caller keeps one to read the log).
@@ -959,13 +935,11 @@ fn start_fingerprint(
             d.remove("shards");
         }
     }
-    let mut h = 0xcbf2_9ce4_8422_2325u64;
+    let mut h = Fnv1a64::new();
     let mut feed = |name: &str, t: &Tensor| -> Result<()> {
-        for b in name.bytes() {
-            h = (h ^ b as u64).wrapping_mul(0x100_0000_01b3);
-        }
+        h.bytes(name.as_bytes());
         for x in t.detach().to_dtype(DType::F32)?.flatten_all()?.to_vec1::<f32>()? {
-            h = (h ^ x.to_bits() as u64).wrapping_mul(0x100_0000_01b3);
+            h.word(u64::from(x.to_bits()));
         }
         Ok(())
     };
@@ -983,7 +957,7 @@ fn start_fingerprint(
     for k in names {
         feed(k, &state[k])?;
     }
-    Ok(format!("{config}|n={n}|step={step}|epoch={epoch}|pos={pos}|hash={h:016x}"))
+    Ok(format!("{config}|n={n}|step={step}|epoch={epoch}|pos={pos}|hash={:016x}", h.finish()))
 }
 
 /// Plots the loss of `metrics.jsonl` (the last value logged for each step, so resumed runs read right) to an SVG.

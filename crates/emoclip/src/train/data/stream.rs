@@ -5,7 +5,7 @@
 //! The emitted order depends only on `(seed, epoch, samples per shard, buffer size)`, never on the bytes, so it
 //! can be computed without I/O ([`stream_order`]) and a stream restarted at position `p` (resume) passes the
 //! first `p` samples through the buffer as placeholders without reading them, giving the same remaining order.
-use super::mix_seed;
+use crate::rng::mix_seed;
 use crate::{Error, Result};
 use rand::rngs::StdRng;
 use rand::seq::SliceRandom;
