@@ -311,32 +311,6 @@ impl RandomSpec {
     }
 }
 
-/// Inference weights for [`RandomSpec`]: each parameter drawn with the model's own initialiser from an RNG
-/// seeded by `(seed, name)` (as MER-CLIP's training init), so values do not depend on build order or device.
-struct SeededRandom {
-    seed: u64,
-}
-
-impl candle_nn::var_builder::SimpleBackend for SeededRandom {
-    fn get(
-        &self,
-        s: candle_core::Shape,
-        name: &str,
-        h: candle_nn::Init,
-        dtype: DType,
-        dev: &Device,
-    ) -> candle_core::Result<Tensor> {
-        let v = crate::rng::draw(&mut crate::rng::named_rng(self.seed, name), &s, h)?;
-        Tensor::from_vec(v, &s, &Device::Cpu)?.to_dtype(dtype)?.to_device(dev)
-    }
-    fn get_unchecked(&self, name: &str, _: DType, _: &Device) -> candle_core::Result<Tensor> {
-        candle_core::bail!("random weights: no shape for {name}")
-    }
-    fn contains_tensor(&self, _: &str) -> bool {
-        false
-    }
-}
-
 /// Builds an encoder from a weights spec: a file or directory path, `random[:CONFIG][@SEED]` (seeded random
 /// initialisation, see [`RandomSpec`]), or `hf:<org>/<name>` (resolved through the local Hugging Face cache,
 /// see [`crate::weights::hub`]).
@@ -362,7 +336,11 @@ pub fn load_encoder(
         tracing::warn!(
             "using RANDOM weights ({what}, seed {seed}): the embeddings carry no meaning; pass --weights with a checkpoint"
         );
-        let vb = candle_nn::VarBuilder::from_backend(Box::new(SeededRandom { seed }), dtype, device.clone());
+        // Each parameter drawn with the model's own initialiser from an RNG seeded by `(seed, name)` (as
+        // MER-CLIP's training init), so values do not depend on build order or device.
+        let vb =
+            crate::weights::CheckedTensors::new(Default::default(), crate::weights::Missing::SeededByName(seed), None)
+                .var_builder(dtype, device);
         return Ok(match kind {
             ModelKind::EmotionClip => Encoder::Emotion(EmotionClip::load(vb, &cfg)?),
             ModelKind::Clip => Encoder::Clip(Clip::load(vb.pp("backbone"), vb.clone(), &cfg.backbone)?),

@@ -171,13 +171,14 @@ impl MerClip {
 
     /// Builds the model with the CLIP text tower (and `out_proj`, from `text_projection`ᵀ) taken from an
     /// open_clip / OpenAI / Hugging Face CLIP or EmotionCLIP checkpoint (a file, a directory, or
-    /// `hf:<org>/<name>` from the local Hugging Face cache); everything else is initialised
-    /// fresh. All parameters are registered in `varmap`. The checkpoint's text tower must match `cfg.clip`
+    /// `hf:<org>/<name>` from the local Hugging Face cache); everything else is initialised as `missing`
+    /// says ([`Missing::Init`], or seeded). All parameters are registered in `varmap`. The checkpoint's text tower must match `cfg.clip`
     /// (see [`read_clip_config`] to adopt it).
     pub fn from_clip_checkpoint(
         cfg: &MerConfig,
         path: &Path,
         varmap: &VarMap,
+        missing: Missing,
         device: &Device,
     ) -> Result<(Self, LoadReport)> {
         let ckpt = Checkpoint::open(&resolve_weights(path)?)?;
@@ -203,7 +204,7 @@ impl MerClip {
         if let Some(tp) = tensors.get("text.text_projection") {
             tensors.insert("out_proj.weight".into(), tp.t()?.contiguous()?);
         }
-        let checked = CheckedTensors::new(tensors, Missing::Init, Some(varmap.clone()));
+        let checked = CheckedTensors::new(tensors, missing, Some(varmap.clone()));
         let model = Self::new(cfg, checked.var_builder(DType::F32, device), device)?;
         let report = checked.report(&[]);
         let text_init: Vec<&String> = report.initialised.iter().filter(|k| k.starts_with("text.")).collect();

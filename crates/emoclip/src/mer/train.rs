@@ -22,15 +22,16 @@ use super::config::{MerConfig, MerTask};
 use super::data::{batches, MmsaData, Split};
 use super::metrics::{emotion_metrics, sentiment_metrics, EmotionMetrics, SentimentMetrics};
 use super::model::{MerClip, MerInputs};
-use crate::rng::{draw, mix_seed, named_rng};
+use crate::rng::mix_seed;
 use crate::train::checkpoint::{self, Start, TrainState, LATEST};
 use crate::train::param_groups::is_gain_or_bias;
 use crate::train::{AdamW, ParamGroup};
+use crate::weights::{CheckedTensors, Missing};
 use crate::{Error, Result};
-use candle_core::{DType, Device, Shape, Tensor, Var};
-use candle_nn::var_builder::SimpleBackend;
-use candle_nn::{Init, VarBuilder, VarMap};
+use candle_core::{DType, Device, Tensor};
+use candle_nn::VarMap;
 use serde::{Deserialize, Serialize};
+use std::collections::HashMap;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -231,53 +232,21 @@ pub fn evaluate(model: &MerClip, split: &Split, batch_size: usize, dev: &Device)
     })
 }
 
-/// Initial values drawn from an RNG seeded by `(seed, parameter name)`, so initialisation does not depend
-/// on build order (candle's own CPU initialisers cannot be seeded); every tensor becomes a `Var` in `varmap`.
-struct SeededInit {
-    seed: u64,
-    varmap: VarMap,
-}
-
-impl SimpleBackend for SeededInit {
-    fn get(&self, s: Shape, name: &str, h: Init, dtype: DType, dev: &Device) -> candle_core::Result<Tensor> {
-        let v = draw(&mut named_rng(self.seed, name), &s, h)?;
-        let var = Var::from_tensor(&Tensor::from_vec(v, &s, &Device::Cpu)?.to_dtype(dtype)?.to_device(dev)?)?;
-        let out = var.as_tensor().clone();
-        self.varmap.data().lock().unwrap_or_else(|e| e.into_inner()).insert(name.to_string(), var);
-        Ok(out)
-    }
-    fn get_unchecked(&self, name: &str, _: DType, _: &Device) -> candle_core::Result<Tensor> {
-        candle_core::bail!("seeded init: no shape for {name}")
-    }
-    fn contains_tensor(&self, _: &str) -> bool {
-        false
-    }
-}
-
-/// Builds a trainable model registered in a fresh `VarMap`: every parameter seeded from `(seed, name)`; with
-/// `clip`, the CLIP text tower (and `out_proj` from its `text_projection`) is then taken from that open_clip /
-/// CLIP / EmotionCLIP checkpoint (see [`MerClip::from_clip_checkpoint`]).
+/// Builds a trainable model registered in a fresh `VarMap`: every parameter seeded from `(seed, name)`
+/// ([`Missing::SeededByName`], so initialisation does not depend on build order); with `clip`, the CLIP text
+/// tower (and `out_proj` from its `text_projection`) is taken from that open_clip / CLIP / EmotionCLIP
+/// checkpoint instead (see [`MerClip::from_clip_checkpoint`]).
 pub fn build_model(cfg: &MerConfig, clip: Option<&Path>, seed: u64, dev: &Device) -> Result<(MerClip, VarMap)> {
     let varmap = VarMap::new();
-    let vb = VarBuilder::from_backend(
-        Box::new(SeededInit { seed: mix_seed(&[seed, 0x3E1]), varmap: varmap.clone() }),
-        DType::F32,
-        dev.clone(),
-    );
-    let model = MerClip::new(cfg, vb, dev)?;
-    let Some(path) = clip else { return Ok((model, varmap)) };
-    let loaded = VarMap::new();
-    let (model, report) = MerClip::from_clip_checkpoint(cfg, path, &loaded, dev)?;
-    // Parameters the checkpoint does not hold take the seeded values.
-    let seeded = varmap.data().lock().unwrap_or_else(|e| e.into_inner());
-    let mut data = loaded.data().lock().unwrap_or_else(|e| e.into_inner());
-    for name in &report.initialised {
-        if let (Some(dst), Some(src)) = (data.get_mut(name), seeded.get(name)) {
-            dst.set(src.as_tensor())?;
+    let missing = Missing::SeededByName(mix_seed(&[seed, 0x3E1]));
+    let model = match clip {
+        Some(path) => MerClip::from_clip_checkpoint(cfg, path, &varmap, missing, dev)?.0,
+        None => {
+            let vb = CheckedTensors::new(HashMap::new(), missing, Some(varmap.clone())).var_builder(DType::F32, dev);
+            MerClip::new(cfg, vb, dev)?
         }
-    }
-    drop(data);
-    Ok((model, loaded))
+    };
+    Ok((model, varmap))
 }
 
 /// Where the best-on-valid model stands, saved as `mer_state.json` in each checkpoint.

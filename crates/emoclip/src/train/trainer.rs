@@ -7,20 +7,16 @@ use super::{param_groups, snce_loss, AdamW, LrSchedule, SnceConfig, OFFICIAL, PA
 use crate::clip::{OpenClipConfig, TextConfig, VisionConfig};
 use crate::emotionclip::{EmotionClip, EmotionClipConfig, SubjectMode, TemporalFusion};
 use crate::hash::Fnv1a64;
-use crate::rng::{draw, mix_seed};
-use crate::weights::Checkpoint;
+use crate::rng::mix_seed;
+use crate::weights::{CheckedTensors, Checkpoint, Missing};
 use crate::{Error, Result};
 use candle_core::backprop::GradStore;
-use candle_core::{DType, Device, Shape, Tensor, Var};
-use candle_nn::var_builder::SimpleBackend;
-use candle_nn::{Init, VarBuilder, VarMap};
-use rand::rngs::StdRng;
-use rand::SeedableRng;
+use candle_core::{DType, Device, Tensor, Var};
+use candle_nn::VarMap;
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
 /// Official `logit_scale` clamp: `[0, ln 100]`.
@@ -320,65 +316,8 @@ pub fn tiny_config() -> EmotionClipConfig {
     cfg
 }
 
-/// A `VarBuilder` backend that takes tensors from a checkpoint and initialises the others from a seeded RNG
-/// (same initialisers as candle's, drawn in build order), registering everything as `Var`s.
-struct SeededBackend {
-    tensors: HashMap<String, Tensor>,
-    rng: Mutex<StdRng>,
-    varmap: VarMap,
-    log: Mutex<(HashSet<String>, Vec<String>)>,
-}
-
-/// Shared handle (the `VarBuilder` owns one, the caller keeps one to read the log).
-struct Seeded(Arc<SeededBackend>);
-
-impl std::ops::Deref for Seeded {
-    type Target = SeededBackend;
-    fn deref(&self) -> &SeededBackend {
-        &self.0
-    }
-}
-
-impl SimpleBackend for Seeded {
-    fn get(&self, s: Shape, name: &str, h: Init, dtype: DType, dev: &Device) -> candle_core::Result<Tensor> {
-        let mut log = self.log.lock().unwrap_or_else(|e| e.into_inner());
-        log.0.insert(name.to_string());
-        let t = match self.tensors.get(name) {
-            Some(t) if t.shape() == &s => t.clone(),
-            Some(t) => {
-                log.1.push(format!("{name}: checkpoint {:?}, model expects {:?}", t.dims(), s.dims()));
-                Tensor::zeros(&s, DType::F32, &Device::Cpu)?
-            }
-            None => {
-                let mut rng = self.rng.lock().unwrap_or_else(|e| e.into_inner());
-                Tensor::from_vec(draw(&mut rng, &s, h)?, &s, &Device::Cpu)?
-            }
-        };
-        let var = Var::from_tensor(&t.to_dtype(dtype)?.to_device(dev)?)?;
-        let out = var.as_tensor().clone();
-        self.varmap.data().lock().unwrap_or_else(|e| e.into_inner()).insert(name.to_string(), var);
-        Ok(out)
-    }
-
-    fn get_unchecked(&self, name: &str, dtype: DType, dev: &Device) -> candle_core::Result<Tensor> {
-        match self.tensors.get(name) {
-            Some(t) => {
-                self.log.lock().unwrap_or_else(|e| e.into_inner()).0.insert(name.to_string());
-                let var = Var::from_tensor(&t.to_dtype(dtype)?.to_device(dev)?)?;
-                let out = var.as_tensor().clone();
-                self.varmap.data().lock().unwrap_or_else(|e| e.into_inner()).insert(name.to_string(), var);
-                Ok(out)
-            }
-            None => candle_core::bail!("cannot find tensor {name}"),
-        }
-    }
-
-    fn contains_tensor(&self, name: &str) -> bool {
-        self.tensors.contains_key(name)
-    }
-}
-
-/// Builds a trainable model: tensors from `tensors`, the rest seeded; errors on mis-shaped or unused keys.
+/// Builds a trainable model: tensors from `tensors`, the others drawn from a seeded RNG in build order
+/// ([`Missing::Seeded`]), every parameter a `Var` in the returned `VarMap`; errors on mis-shaped or unused keys.
 pub fn build_trainable(
     cfg: &EmotionClipConfig,
     tensors: HashMap<String, Tensor>,
@@ -387,24 +326,12 @@ pub fn build_trainable(
     origin: &Path,
 ) -> Result<(EmotionClip, VarMap)> {
     let varmap = VarMap::new();
-    let be = Arc::new(SeededBackend {
-        tensors,
-        rng: Mutex::new(StdRng::seed_from_u64(mix_seed(&[seed, 0x1417]))),
-        varmap: varmap.clone(),
-        log: Mutex::new((HashSet::new(), Vec::new())),
-    });
-    let vb = VarBuilder::from_backend(Box::new(Seeded(be.clone())), DType::F32, dev.clone());
-    let model =
-        EmotionClip::load(vb, cfg).map_err(|e| Error::checkpoint(origin, format!("cannot build the model: {e}")))?;
-    let log = be.log.lock().unwrap_or_else(|e| e.into_inner());
-    let mut problems = log.1.clone();
-    let ignore = ["backbone.logit_scale", "visual_head.position_ids"];
-    problems.extend(
-        be.tensors
-            .keys()
-            .filter(|k| !log.0.contains(*k) && !ignore.contains(&k.as_str()))
-            .map(|k| format!("{k}: unexpected")),
-    );
+    let checked = CheckedTensors::new(tensors, Missing::Seeded(mix_seed(&[seed, 0x1417])), Some(varmap.clone()));
+    let model = EmotionClip::load(checked.var_builder(DType::F32, dev), cfg)
+        .map_err(|e| Error::checkpoint(origin, format!("cannot build the model: {e}")))?;
+    let report = checked.report(&["backbone.logit_scale", "visual_head.position_ids"]);
+    let mut problems = report.misshaped;
+    problems.extend(report.unexpected.iter().map(|k| format!("{k}: unexpected")));
     if !problems.is_empty() {
         problems.sort();
         return Err(Error::checkpoint(
