@@ -10,6 +10,7 @@ pub mod hash;
 pub mod media;
 pub mod mer;
 pub mod nn;
+pub mod optim;
 pub mod output;
 pub mod plot;
 pub mod prep;

@@ -3,10 +3,11 @@ use super::checkpoint::{self, Start, TrainState};
 use super::data::{load_batch, Dataset, ShardDataset, SyntheticDataset};
 use super::distributed::{self, Collective, Single};
 use super::param_groups::{part_of, Part};
-use super::{param_groups, snce_loss, AdamW, LrSchedule, SnceConfig, OFFICIAL, PAPER};
+use super::{param_groups, snce_loss, SnceConfig, OFFICIAL, PAPER};
 use crate::clip::{OpenClipConfig, TextConfig, VisionConfig};
 use crate::emotionclip::{EmotionClip, EmotionClipConfig, SubjectMode, TemporalFusion};
 use crate::hash::Fnv1a64;
+use crate::optim::{AdamW, LrSchedule};
 use crate::rng::mix_seed;
 use crate::weights::{CheckedTensors, Checkpoint, Missing};
 use crate::{Error, Result};
@@ -504,7 +505,7 @@ impl Trainer {
                 warmup_steps: cfg.warmup_steps,
                 warmup_init_factor: 1e-5,
                 total_steps: total_steps.max(cfg.warmup_steps + 1),
-                eta_min: super::schedule::ETA_MIN,
+                eta_min: crate::optim::schedule::ETA_MIN,
             }
         } else {
             LrSchedule::EpochCosine {
@@ -512,7 +513,7 @@ impl Trainer {
                 warmup_init_factor: 1e-5,
                 steps_per_epoch,
                 epochs: total_steps.div_ceil(steps_per_epoch).max(1),
-                eta_min: super::schedule::ETA_MIN,
+                eta_min: crate::optim::schedule::ETA_MIN,
             }
         };
         schedule.validate()?;

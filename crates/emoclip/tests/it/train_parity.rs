@@ -6,7 +6,8 @@ use candle_core::{DType, Device, IndexOp, Tensor, Var};
 use candle_nn::VarMap;
 use common::{fixture, rel_err};
 use emoclip::emotionclip::{EmotionClip, SubjectMode};
-use emoclip::train::{self, AdamW, LrSchedule, ParamGroup, SnceConfig};
+use emoclip::optim::{AdamW, LrSchedule, ParamGroup};
+use emoclip::train::{self, SnceConfig};
 use emoclip::weights::{CheckedTensors, Missing};
 use std::collections::{HashMap, HashSet};
 
