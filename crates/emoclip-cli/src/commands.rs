@@ -576,7 +576,7 @@ pub fn convert(a: ConvertArgs) -> Result<i32> {
     let tensors: std::collections::HashMap<String, candle_core::Tensor> =
         ck.tensors.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
     // Atomic, with ordinary file permissions (candle's writer leaves 0600).
-    emoclip::train::checkpoint::save_safetensors(tensors.iter().map(|(k, v)| (k.as_str(), v)), &weights)?;
+    emoclip::run::save_safetensors(tensors.iter().map(|(k, v)| (k.as_str(), v)), &weights)?;
     let cfg_path = a.out.join("config.json");
     emoclip::output::write_atomic(&cfg_path, |f| std::io::Write::write_all(f, cfg.to_json().as_bytes()))?;
     eprintln!(

@@ -16,6 +16,7 @@ pub mod plot;
 pub mod prep;
 pub mod probe;
 pub mod rng;
+pub mod run;
 pub mod shards;
 pub mod text_emotion;
 pub mod tokenizer;

@@ -5,7 +5,6 @@ pub mod snce;
 
 pub use param_groups::{param_groups, GroupPreset, OFFICIAL, PAPER};
 pub use snce::{clip_loss, emotion_weights, snce_loss, EmotionWeights, SnceConfig};
-pub mod checkpoint;
 pub mod data;
 pub mod distributed;
 pub mod rendezvous;

@@ -1,5 +1,4 @@
 //! The pre-training loop (official `src/engine/trainer.py`, paper §3.4 / appendix B.2): SNCE, gradient accumulation, grouped AdamW with schedule, `logit_scale` clamp, metrics, checkpoints and exact resume.
-use super::checkpoint::{self, Start, TrainState};
 use super::data::{load_batch, Dataset, ShardDataset, SyntheticDataset};
 use super::distributed::{self, Collective, Single};
 use super::param_groups::{part_of, Part};
@@ -9,6 +8,7 @@ use crate::emotionclip::{EmotionClip, EmotionClipConfig, SubjectMode, TemporalFu
 use crate::hash::Fnv1a64;
 use crate::optim::{AdamW, LrSchedule};
 use crate::rng::mix_seed;
+use crate::run::{self, CheckpointFiles, MetricsLog, Start, TrainState};
 use crate::weights::{CheckedTensors, Checkpoint, Missing};
 use crate::{Error, Result};
 use candle_core::backprop::GradStore;
@@ -16,7 +16,6 @@ use candle_core::{DType, Device, Tensor, Var};
 use candle_nn::VarMap;
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, HashMap, HashSet};
-use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
@@ -136,9 +135,9 @@ pub struct TrainConfig {
     pub source: Option<PathBuf>,
 }
 
-/// What `emoclip train` writes in its output directory besides `ckpt-<step>/` (see [`checkpoint::run_entries`]);
+/// What `emoclip train` writes in its output directory besides `ckpt-<step>/` (see [`run::run_entries`]);
 /// `LATEST.tmp` is what older versions left while writing `LATEST`.
-pub const RUN_FILES: &[&str] = &[checkpoint::LATEST, "LATEST.tmp", "metrics.jsonl", "loss.svg"];
+pub const RUN_FILES: &[&str] = &[run::LATEST, "LATEST.tmp", "metrics.jsonl", "loss.svg"];
 fn d_precision() -> String {
     "fp32".into()
 }
@@ -449,7 +448,7 @@ impl Trainer {
         let source = cfg.source_name();
         cfg.validate(&source)?;
         check_out_dir(&cfg, start, dist.as_ref())?;
-        let resume_dir = if start == Start::Resume { checkpoint::latest(&cfg.out_dir)? } else { None };
+        let resume_dir = if start == Start::Resume { run::latest(&cfg.out_dir)? } else { None };
         let (model_cfg, tensors, origin) = match &resume_dir {
             Some(dir) => {
                 let ck = Checkpoint::open(dir)?;
@@ -519,7 +518,7 @@ impl Trainer {
         schedule.validate()?;
         let (mut step, mut epoch, mut pos) = (0, 0, 0);
         if let Some(dir) = &resume_dir {
-            let (state, opt_state) = checkpoint::load_state(dir)?;
+            let (state, opt_state) = run::load_state(dir)?;
             opt.load_state_tensors(&opt_state)?;
             // Data order, crops and dropout are functions of these: changing them breaks exact continuation.
             for key in [
@@ -551,10 +550,7 @@ impl Trainer {
         };
         distributed::check_same(dist.as_mut(), &fingerprint, "weights, optimiser state or config")?;
         if start == Start::Overwrite && dist.rank() == 0 {
-            let n = checkpoint::clear_run(&cfg.out_dir, RUN_FILES)?;
-            if n > 0 {
-                tracing::info!("--overwrite: deleted {n} entries of the previous run in {}", cfg.out_dir.display());
-            }
+            run::overwrite(&cfg.out_dir, RUN_FILES)?;
         }
         Ok(Self {
             cfg,
@@ -776,8 +772,14 @@ impl Trainer {
             seed: self.cfg.seed,
             config: serde_json::to_value(&self.cfg).map_err(|e| Error::Msg(e.to_string()))?,
         };
-        let dir =
-            checkpoint::save(&self.cfg.out_dir, &self.varmap, &self.model_cfg, &self.opt.state_tensors()?, &state)?;
+        let files = CheckpointFiles {
+            model: &self.varmap,
+            config_json: self.model_cfg.to_json(),
+            optimizer: self.opt.state_tensors()?,
+            state: &state,
+            extra: Vec::new(),
+        };
+        let dir = run::save_checkpoint(&self.cfg.out_dir, &files)?;
         self.last_checkpoint = Some(dir.clone());
         Ok(dir)
     }
@@ -790,19 +792,16 @@ impl Trainer {
         // Only rank 0 writes metrics, checkpoints and the plot (data parallel: every rank has the same loss and weights).
         let writer = self.dist.rank() == 0;
         let mut mf = if writer {
-            std::fs::create_dir_all(&self.cfg.out_dir).map_err(|e| Error::io(&self.cfg.out_dir, e))?;
             // After a resume, the lines of steps past the checkpoint are logged again: drop the old ones.
             let step = self.step as u64;
-            checkpoint::truncate_metrics(&mp, |v| v.get("step").and_then(|s| s.as_u64()).is_some_and(|s| s <= step))?;
-            Some(std::fs::OpenOptions::new().create(true).append(true).open(&mp).map_err(|e| Error::io(&mp, e))?)
+            Some(MetricsLog::open(&mp, |v| v.get("step").and_then(|s| s.as_u64()).is_some_and(|s| s <= step))?)
         } else {
             None
         };
         while self.step < end {
             let m = self.train_step()?;
             if let Some(mf) = mf.as_mut() {
-                let line = serde_json::to_string(&m).map_err(|e| Error::Msg(e.to_string()))?;
-                writeln!(mf, "{line}").map_err(|e| Error::io(&mp, e))?;
+                mf.append(&m)?;
             }
             on_step(&m);
             if self.cfg.checkpoint_every > 0 && self.step.is_multiple_of(self.cfg.checkpoint_every) {
@@ -837,7 +836,7 @@ impl Trainer {
 /// Refuses to start a fresh run in an output directory that holds one (rank 0 only: it alone writes there).
 fn check_out_dir(cfg: &TrainConfig, start: Start, dist: &dyn Collective) -> Result<()> {
     if start == Start::Fresh && dist.rank() == 0 {
-        checkpoint::ensure_no_run(&cfg.out_dir, RUN_FILES)?;
+        run::ensure_no_run(&cfg.out_dir, RUN_FILES)?;
     }
     Ok(())
 }

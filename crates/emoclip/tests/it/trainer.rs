@@ -354,7 +354,7 @@ fn new_file_mode(dir: &Path) -> u32 {
 /// fine, and `Start::Overwrite` deletes exactly the old run's entries before the new run writes.
 #[test]
 fn fresh_run_refuses_an_existing_run_and_overwrite_replaces_it() {
-    use emoclip::train::checkpoint::Start;
+    use emoclip::run::Start;
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("run");
     std::fs::create_dir_all(&out).unwrap();
