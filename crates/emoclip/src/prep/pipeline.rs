@@ -21,7 +21,7 @@ use super::claim::{claim, ClaimOutcome};
 use super::filters::{frame_span, FilterConfig, FilterResult};
 use super::{read_captions, SentenceConfig};
 use crate::media::{self, BoxFile, PersonBox, Preprocessor};
-use crate::shards::{Sample, ShardWriter};
+use crate::shards::{Sample, SampleMeta, ShardWriter};
 use crate::text_emotion::EmotionClassifier;
 use crate::{Error, Result};
 use image::RgbImage;
@@ -68,24 +68,6 @@ pub struct Candidate {
     pub n_frames: usize,
     pub filters: FilterResult,
     pub kept: bool,
-}
-
-/// Metadata stored as the `json` member of each sample.
-#[derive(Clone, Debug, Serialize, Deserialize)]
-pub struct SampleMeta {
-    pub video_id: String,
-    pub start: f64,
-    pub end: f64,
-    pub text: String,
-    pub emotion_labels: Vec<String>,
-    pub emotion_logits: Vec<f32>,
-    pub neutral: f32,
-    pub fps: f64,
-    /// Time (s) of each stored frame.
-    pub frame_times: Vec<f64>,
-    /// Person boxes per stored frame, `[x1, y1, x2, y2, conf]` in original-frame pixels.
-    pub boxes: Vec<Vec<[f32; 5]>>,
-    pub frame_size: [u32; 2],
 }
 
 #[derive(Debug)]

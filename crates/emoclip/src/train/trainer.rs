@@ -142,7 +142,7 @@ fn d_precision() -> String {
     "fp32".into()
 }
 fn d_shuffle_buffer() -> usize {
-    super::data::DEFAULT_SHUFFLE_BUFFER
+    crate::shards::DEFAULT_SHUFFLE_BUFFER
 }
 fn d_batch() -> usize {
     32
@@ -408,7 +408,7 @@ impl Trainer {
                         ),
                     ));
                 }
-                let opts = super::data::StreamOptions { buffer: cfg.shuffle_buffer, ..Default::default() };
+                let opts = crate::shards::StreamOptions { buffer: cfg.shuffle_buffer, ..Default::default() };
                 Box::new(ShardDataset::open_with(p, frames, size, ctx, opts)?)
             }
             (None, Some(s)) => Box::new(SyntheticDataset::new(

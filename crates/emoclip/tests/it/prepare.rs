@@ -3,9 +3,10 @@ use crate::common;
 use candle_core::Device;
 use emoclip::prep::claim::{claim, ClaimOutcome};
 use emoclip::prep::filters::FilterConfig;
-use emoclip::prep::pipeline::{check_unique_ids, Boxes, PrepareConfig, Preparer, SampleMeta};
+use emoclip::prep::pipeline::{check_unique_ids, Boxes, PrepareConfig, Preparer};
 use emoclip::prep::settings::{BoxSource, ModelIdentity, PrepareSettings};
 use emoclip::shards::read_shard;
+use emoclip::shards::SampleMeta;
 use emoclip::text_emotion::EmotionClassifier;
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
@@ -334,6 +335,6 @@ fn train_config_shard_glob_matches_what_prepare_writes() {
     let out = dir.path().join("data");
     let p = Preparer { cfg: any_neutral(), classifier: &clf, boxes: Boxes::None, punctuation: None, out };
     p.process(&video, &caps).unwrap();
-    let found = emoclip::train::data::shard_paths(&dir.path().join(&pattern)).unwrap();
+    let found = emoclip::shards::shard_paths(&dir.path().join(&pattern)).unwrap();
     assert_eq!(found, vec![p.shard_path("clip")], "{} must match prepare's shards", pattern.display());
 }

@@ -2,10 +2,9 @@
 //! seeded order that changes across epochs, bytes in memory bounded by buffer + prefetch, exact mid-epoch
 //! restart, corrupt samples skipped and reported, and bit-identical `--resume` of a run on shards.
 use candle_core::Device;
-use emoclip::prep::pipeline::SampleMeta;
-use emoclip::shards::{Sample, ShardWriter};
-use emoclip::train::data::stream::{stream_order, ShuffleBuffer};
-use emoclip::train::data::{item_rng, Dataset, Item, ShardDataset, StreamOptions};
+use emoclip::shards::stream::{stream_order, ShuffleBuffer};
+use emoclip::shards::{Sample, SampleMeta, ShardWriter, StreamOptions};
+use emoclip::train::data::{item_rng, Dataset, Item, ShardDataset};
 use emoclip::train::trainer::{tiny_config, DataSection};
 use emoclip::train::{TrainConfig, Trainer};
 use rand::SeedableRng;
@@ -241,8 +240,7 @@ fn long_sample_keys_use_gnu_long_names_and_still_stream() {
     assert_eq!(id(&ds.get(3, &mut item_rng(5, 0, 3)).unwrap()), 3);
     assert!(ds.skipped().is_empty(), "{:?}", ds.skipped());
     // Every member is read, the first one (whose long name precedes its header) included.
-    let index = emoclip::train::data::stream::ShardIndex::scan(&emoclip::train::data::shard_paths(dir.path()).unwrap())
-        .unwrap();
+    let index = emoclip::shards::ShardIndex::scan(&emoclip::shards::shard_paths(dir.path()).unwrap()).unwrap();
     let (_, files) = index.read_index(1).unwrap();
     assert_eq!(files.len(), 10);
     assert_eq!(files[0].0, "frame000.jpg");

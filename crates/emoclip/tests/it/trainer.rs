@@ -190,7 +190,7 @@ fn configs_parse() {
 
 /// Writes one shard of `n` samples with 10 frames of 64×48: a white subject box on a dark background.
 fn write_shards(dir: &Path, n: usize) {
-    use emoclip::prep::pipeline::SampleMeta;
+    use emoclip::shards::SampleMeta;
     use emoclip::shards::{Sample, ShardWriter};
     let mut w = ShardWriter::new(dir, "emo", 100, u64::MAX).unwrap();
     for i in 0..n {
