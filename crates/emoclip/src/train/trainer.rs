@@ -3,7 +3,6 @@ use super::data::{load_batch, Dataset, ShardDataset, SyntheticDataset};
 use super::distributed::{self, Collective, Single};
 use super::param_groups::{part_of, Part};
 use super::{param_groups, snce_loss, SnceConfig, OFFICIAL, PAPER};
-use crate::clip::{OpenClipConfig, TextConfig, VisionConfig};
 use crate::emotionclip::{EmotionClip, EmotionClipConfig, SubjectMode, TemporalFusion};
 use crate::hash::Fnv1a64;
 use crate::optim::{AdamW, LrSchedule};
@@ -254,7 +253,7 @@ impl TrainConfig {
             Some(p) => crate::weights::load::read_config(p)?,
             None => match self.model.name.as_str() {
                 "ViT-B-32" | "vit-b-32" | "ViT-B/32" => EmotionClipConfig::default(),
-                "tiny" => tiny_config(),
+                "tiny" => EmotionClipConfig::tiny(),
                 other => {
                     return Err(Error::Config {
                         path: PathBuf::from("<train config>"),
@@ -282,38 +281,9 @@ impl TrainConfig {
     }
 }
 
-/// A tiny EmotionCLIP (32-px frames, 16-px patches, 2 layers, vocab 64, context 12) for tests and smoke runs.
+/// [`EmotionClipConfig::tiny`], under the name `emoclip-cli/src/bench.rs` uses.
 pub fn tiny_config() -> EmotionClipConfig {
-    let backbone = OpenClipConfig {
-        embed_dim: 16,
-        quick_gelu: false,
-        vision_cfg: VisionConfig {
-            image_size: 32,
-            layers: 2,
-            width: 32,
-            head_width: 16,
-            mlp_ratio: 2.0,
-            patch_size: 16,
-            extra: BTreeMap::new(),
-        },
-        text_cfg: TextConfig {
-            context_length: 12,
-            vocab_size: 64,
-            width: 32,
-            heads: 2,
-            layers: 2,
-            mlp_ratio: 2.0,
-            extra: BTreeMap::new(),
-        },
-        layer_norm_eps: 1e-5,
-        eos_token_id: None,
-        extra: BTreeMap::new(),
-    };
-    let mut cfg = EmotionClipConfig::with_backbone(backbone);
-    cfg.temporal.layers = 2;
-    cfg.temporal.heads = 2;
-    cfg.temporal.ff = 32;
-    cfg
+    EmotionClipConfig::tiny()
 }
 
 /// Builds a trainable model: tensors from `tensors`, the others drawn from a seeded RNG in build order

@@ -2,10 +2,11 @@
 //! seeded order that changes across epochs, bytes in memory bounded by buffer + prefetch, exact mid-epoch
 //! restart, corrupt samples skipped and reported, and bit-identical `--resume` of a run on shards.
 use candle_core::Device;
+use emoclip::emotionclip::EmotionClipConfig;
 use emoclip::shards::stream::{stream_order, ShuffleBuffer};
 use emoclip::shards::{Sample, SampleMeta, ShardWriter, StreamOptions};
 use emoclip::train::data::{item_rng, Dataset, Item, ShardDataset};
-use emoclip::train::trainer::{tiny_config, DataSection};
+use emoclip::train::trainer::DataSection;
 use emoclip::train::{TrainConfig, Trainer};
 use rand::SeedableRng;
 use std::collections::HashMap;
@@ -255,7 +256,7 @@ fn weights(t: &Trainer) -> HashMap<String, Vec<f32>> {
 fn resume_on_streamed_shards_is_bit_identical() {
     let dir = tempfile::tempdir().unwrap();
     write(&dir.path().join("shards"), 12, 5);
-    let mut mc = tiny_config();
+    let mut mc = EmotionClipConfig::tiny();
     mc.backbone.text_cfg.vocab_size = 49408;
     mc.backbone.text_cfg.context_length = 77;
     let cj = dir.path().join("model.json");

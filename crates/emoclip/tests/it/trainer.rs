@@ -1,7 +1,8 @@
 //! Training loop (official `src/engine/trainer.py`): exact resume, learning on paired synthetic data, frozen parts, NaN handling.
 use candle_core::{Device, Tensor};
+use emoclip::emotionclip::EmotionClipConfig;
 use emoclip::train::data::{Dataset, Item, SyntheticDataset};
-use emoclip::train::trainer::{tiny_config, DataSection, ModelSection, SyntheticSection};
+use emoclip::train::trainer::{DataSection, ModelSection, SyntheticSection};
 use emoclip::train::{TrainConfig, Trainer};
 use emoclip::weights::{Checkpoint, LoadOptions};
 use emoclip::Error;
@@ -154,7 +155,7 @@ fn nan_loss_stops_with_a_clear_error_and_keeps_the_checkpoint() {
     let dir = tempfile::tempdir().unwrap();
     let mut cfg = tiny(dir.path(), 16, 4, 4, 1, 10);
     cfg.checkpoint_every = 2;
-    let mc = tiny_config();
+    let mc = EmotionClipConfig::tiny();
     let poison = Arc::new(AtomicBool::new(false));
     let data = Poisoned {
         inner: SyntheticDataset::new(16, 4, 3, mc.video_len, 32, 64, 12, 0.5).unwrap(),
@@ -269,7 +270,7 @@ fn shard_data_random_frames_and_matching_crops() {
 fn trains_on_shards() {
     let dir = tempfile::tempdir().unwrap();
     write_shards(&dir.path().join("shards"), 4);
-    let mut mc = tiny_config();
+    let mut mc = EmotionClipConfig::tiny();
     mc.backbone.text_cfg.vocab_size = 49408;
     mc.backbone.text_cfg.context_length = 77;
     let cj = dir.path().join("model.json");
