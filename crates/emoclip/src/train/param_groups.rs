@@ -18,14 +18,23 @@
 use crate::optim::{is_gain_or_bias, ParamGroup};
 use crate::{Error, Result};
 use candle_nn::VarMap;
+use serde::{Deserialize, Serialize};
 
-/// Which part of EmotionCLIP a parameter belongs to.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+/// Which part of EmotionCLIP a parameter belongs to; in configs (`freeze`) `visual`, `text`, `temporal`,
+/// `logit_scale`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
 pub enum Part {
+    /// The frame encoder (`backbone.visual.*`).
+    #[serde(rename = "visual")]
     Frame,
     Text,
     Temporal,
     LogitScale,
+}
+
+impl Part {
+    pub const ALL: [Part; 4] = [Part::Frame, Part::Text, Part::Temporal, Part::LogitScale];
 }
 
 /// Learning rate and weight decay of one group.

@@ -1,9 +1,9 @@
 //! The pre-training loop (official `src/engine/trainer.py`, paper §3.4 / appendix B.2): SNCE, gradient accumulation, grouped AdamW with schedule, `logit_scale` clamp, metrics, checkpoints and exact resume.
+use super::config::TrainConfig;
 use super::data::{load_batch, Dataset, ShardDataset, SyntheticDataset};
 use super::distributed::{self, Collective, Single};
-use super::param_groups::{part_of, Part};
-use super::{param_groups, snce_loss, SnceConfig, OFFICIAL, PAPER};
-use crate::emotionclip::{EmotionClip, EmotionClipConfig, SubjectMode, TemporalFusion};
+use super::{param_groups, snce_loss, SnceConfig};
+use crate::emotionclip::{EmotionClip, EmotionClipConfig};
 use crate::hash::Fnv1a64;
 use crate::optim::{AdamW, LrSchedule};
 use crate::rng::mix_seed;
@@ -21,266 +21,9 @@ use std::time::Instant;
 /// Official `logit_scale` clamp: `[0, ln 100]`.
 pub const LOGIT_SCALE_MAX: f64 = 4.605_170_185_988_092;
 
-/// Model section: a built-in name (`ViT-B-32`, `tiny`) or a config JSON path (emoclip or open_clip).
-#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
-#[serde(deny_unknown_fields)]
-pub struct ModelSection {
-    #[serde(default = "d_model_name")]
-    pub name: String,
-    /// emoclip / open_clip config JSON; overrides `name`.
-    #[serde(default)]
-    pub config: Option<PathBuf>,
-    #[serde(default = "d_subject")]
-    pub subject: SubjectMode,
-    #[serde(default = "d_temporal")]
-    pub temporal: TemporalFusion,
-}
-fn d_model_name() -> String {
-    "ViT-B-32".into()
-}
-fn d_subject() -> SubjectMode {
-    SubjectMode::Sap
-}
-fn d_temporal() -> TemporalFusion {
-    TemporalFusion::Transformer
-}
-
-/// Synthetic data parameters.
-#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
-#[serde(deny_unknown_fields)]
-pub struct SyntheticSection {
-    #[serde(default = "d_n")]
-    pub n: usize,
-    #[serde(default = "d_classes")]
-    pub classes: usize,
-    #[serde(default)]
-    pub seed: u64,
-    #[serde(default = "d_noise")]
-    pub noise: f32,
-}
-fn d_n() -> usize {
-    64
-}
-fn d_classes() -> usize {
-    8
-}
-fn d_noise() -> f32 {
-    0.5
-}
-
-/// Data section: `shards` (directory or `dir/prefix-*.tar`) or `synthetic`.
-#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Default)]
-#[serde(deny_unknown_fields)]
-pub struct DataSection {
-    #[serde(default)]
-    pub shards: Option<PathBuf>,
-    #[serde(default)]
-    pub synthetic: Option<SyntheticSection>,
-}
-
-/// The whole training config (TOML).
-#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
-#[serde(deny_unknown_fields)]
-pub struct TrainConfig {
-    pub model: ModelSection,
-    /// Checkpoint to start from (open_clip or EmotionCLIP, any layout `Checkpoint::open` reads); parameters it
-    /// lacks (temporal head, subject token) are initialised from the seed. Absent: everything random (seeded).
-    #[serde(default)]
-    pub init: Option<PathBuf>,
-    pub data: DataSection,
-    #[serde(default = "d_batch")]
-    pub batch_size: usize,
-    #[serde(default = "d_one")]
-    pub grad_accum: usize,
-    #[serde(default = "d_one")]
-    pub epochs: usize,
-    /// Stop after this many optimiser steps (default: `epochs` full epochs).
-    #[serde(default)]
-    pub max_steps: Option<usize>,
-    /// `official` or `paper` (parameter groups and schedule shape).
-    #[serde(default = "d_opt")]
-    pub optimizer: String,
-    /// Multiplies every group's base learning rate (1 = the preset's).
-    #[serde(default = "d_lr_scale")]
-    pub lr_scale: f64,
-    /// One base learning rate for every group (training from scratch), replacing the preset's per-group rates
-    /// (betas, eps and weight decays stay the preset's); `lr_scale` still applies.
-    #[serde(default)]
-    pub lr: Option<f64>,
-    /// SNCE β; 0 = plain CLIP loss.
-    #[serde(default = "d_beta")]
-    pub beta: f64,
-    #[serde(default)]
-    pub warmup_steps: usize,
-    #[serde(default)]
-    pub seed: u64,
-    #[serde(default = "d_out")]
-    pub out_dir: PathBuf,
-    /// Checkpoint every N optimiser steps (0: only at the end).
-    #[serde(default)]
-    pub checkpoint_every: usize,
-    /// Parts left untouched: any of `text`, `visual` (frame encoder), `temporal`, `logit_scale`.
-    #[serde(default)]
-    pub freeze: Vec<String>,
-    /// Shard streaming: shuffle-buffer size in samples (0 = shuffled shard order only).
-    #[serde(default = "d_shuffle_buffer")]
-    pub shuffle_buffer: usize,
-    /// `fp32` (default) or `bf16` / `fp16`: matrix products in low precision with f32 master weights,
-    /// LayerNorm, softmax and loss (`nn::autocast`, the counterpart of the official trainer's AMP).
-    #[serde(default = "d_precision")]
-    pub precision: String,
-    /// The file this config was read from (named in messages); not part of the TOML.
-    #[serde(skip)]
-    pub source: Option<PathBuf>,
-}
-
 /// What `emoclip train` writes in its output directory besides `ckpt-<step>/` (see [`run::run_entries`]);
 /// `LATEST.tmp` is what older versions left while writing `LATEST`.
 pub const RUN_FILES: &[&str] = &[run::LATEST, "LATEST.tmp", "metrics.jsonl", "loss.svg"];
-fn d_precision() -> String {
-    "fp32".into()
-}
-fn d_shuffle_buffer() -> usize {
-    crate::shards::DEFAULT_SHUFFLE_BUFFER
-}
-fn d_batch() -> usize {
-    32
-}
-fn d_one() -> usize {
-    1
-}
-fn d_opt() -> String {
-    "official".into()
-}
-fn d_lr_scale() -> f64 {
-    1.0
-}
-fn d_beta() -> f64 {
-    super::snce::DEFAULT_BETA
-}
-fn d_out() -> PathBuf {
-    PathBuf::from("runs/train")
-}
-
-impl TrainConfig {
-    pub fn from_toml_str(s: &str, path: &Path) -> Result<Self> {
-        let mut cfg: Self = toml::from_str(s).map_err(|e| Error::config(path, e.to_string()))?;
-        cfg.validate(path)?;
-        cfg.source = Some(path.to_path_buf());
-        Ok(cfg)
-    }
-
-    /// Reads a TOML file; relative paths inside are taken relative to the file's directory.
-    pub fn from_file(path: &Path) -> Result<Self> {
-        let s = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
-        let mut cfg = Self::from_toml_str(&s, path)?;
-        let base = path.parent().unwrap_or(Path::new("."));
-        let fix = |p: &mut PathBuf| {
-            if p.is_relative() && !p.exists() && base.join(&*p).exists() {
-                *p = base.join(&*p);
-            }
-        };
-        if let Some(p) = cfg.model.config.as_mut() {
-            fix(p)
-        }
-        if let Some(p) = cfg.init.as_mut() {
-            fix(p)
-        }
-        if let Some(p) = cfg.data.shards.as_mut() {
-            fix(p)
-        }
-        Ok(cfg)
-    }
-
-    /// The config file's name for messages (`<train config>` when built in code).
-    pub fn source_name(&self) -> PathBuf {
-        self.source.clone().unwrap_or_else(|| PathBuf::from("<train config>"))
-    }
-
-    pub fn validate(&self, path: &Path) -> Result<()> {
-        let bad = |m: String| Err(Error::config(path, m));
-        if self.batch_size == 0 || self.grad_accum == 0 {
-            return bad("batch_size and grad_accum must be >= 1".into());
-        }
-        if self.epochs == 0 && self.max_steps.is_none() {
-            return bad("set epochs >= 1 or max_steps".into());
-        }
-        if self.max_steps == Some(0) {
-            return bad(
-                "max_steps = 0 trains nothing; set max_steps >= 1, or remove it to train `epochs` epochs".into()
-            );
-        }
-        if !["official", "paper"].contains(&self.optimizer.as_str()) {
-            return bad(format!("optimizer must be \"official\" or \"paper\", got {:?}", self.optimizer));
-        }
-        if self.lr.is_some_and(|l| !(l.is_finite() && l >= 0.0)) {
-            return bad("lr must be finite and >= 0".into());
-        }
-        if !(self.lr_scale.is_finite() && self.lr_scale >= 0.0 && self.beta.is_finite() && self.beta >= 0.0) {
-            return bad("lr_scale and beta must be finite and >= 0".into());
-        }
-        if self.data.shards.is_some() == self.data.synthetic.is_some() {
-            return bad("data: set exactly one of `shards` and `synthetic`".into());
-        }
-        if self.autocast_dtype().is_err() {
-            return bad(format!("precision must be \"fp32\", \"bf16\" or \"fp16\", got {:?}", self.precision));
-        }
-        let parts = ["text", "visual", "temporal", "logit_scale"];
-        for f in &self.freeze {
-            if !parts.contains(&f.as_str()) {
-                return bad(format!("freeze: unknown part {f:?} (text, visual, temporal, logit_scale)"));
-            }
-        }
-        if parts.iter().all(|p| self.freeze.iter().any(|f| f == p)) {
-            return bad(format!("freeze = {:?} freezes every part, so nothing would be trained; leave at least one of text, visual, temporal, logit_scale out", self.freeze));
-        }
-        Ok(())
-    }
-
-    /// The low-precision dtype of `precision` (None for fp32).
-    pub fn autocast_dtype(&self) -> std::result::Result<Option<DType>, ()> {
-        match self.precision.as_str() {
-            "fp32" | "f32" => Ok(None),
-            "bf16" => Ok(Some(DType::BF16)),
-            "fp16" | "f16" => Ok(Some(DType::F16)),
-            _ => Err(()),
-        }
-    }
-
-    /// The EmotionCLIP config this training config describes.
-    pub fn model_config(&self) -> Result<EmotionClipConfig> {
-        let mut cfg = match &self.model.config {
-            Some(p) => crate::weights::load::read_config(p)?,
-            None => match self.model.name.as_str() {
-                "ViT-B-32" | "vit-b-32" | "ViT-B/32" => EmotionClipConfig::default(),
-                "tiny" => EmotionClipConfig::tiny(),
-                other => {
-                    return Err(Error::Config {
-                        path: PathBuf::from("<train config>"),
-                        msg: format!(
-                            "unknown model.name {other:?}: use \"ViT-B-32\", \"tiny\" or model.config = <json>"
-                        ),
-                    })
-                }
-            },
-        };
-        cfg.subject = self.model.subject;
-        cfg.temporal.fusion = self.model.temporal;
-        Ok(cfg)
-    }
-
-    fn frozen(&self, name: &str) -> bool {
-        let part = match part_of(name) {
-            Some(Part::Frame) => "visual",
-            Some(Part::Text) => "text",
-            Some(Part::Temporal) => "temporal",
-            Some(Part::LogitScale) => "logit_scale",
-            None => return false,
-        };
-        self.freeze.iter().any(|f| f == part)
-    }
-}
-
 /// [`EmotionClipConfig::tiny`], under the name `emoclip-cli/src/bench.rs` uses.
 pub fn tiny_config() -> EmotionClipConfig {
     EmotionClipConfig::tiny()
@@ -437,8 +180,7 @@ impl Trainer {
             }
         };
         let (model, varmap) = build_trainable(&model_cfg, tensors, cfg.seed, &device, &origin)?;
-        let preset = if cfg.optimizer == "paper" { PAPER } else { OFFICIAL };
-        let mut groups = param_groups(&varmap, &preset)?;
+        let mut groups = param_groups(&varmap, cfg.optimizer.groups())?;
         for g in &mut groups {
             g.params.retain(|n| !cfg.frozen(n));
             g.lr = cfg.lr.unwrap_or(g.lr) * cfg.lr_scale;
@@ -446,7 +188,7 @@ impl Trainer {
         if groups.iter().all(|g| g.params.is_empty()) {
             return Err(Error::config(
                 &source,
-                format!("freeze = {:?} leaves no parameter to train; unfreeze at least one part", cfg.freeze),
+                format!("freeze = {} leaves no parameter to train; unfreeze at least one part", cfg.freeze_list()),
             ));
         }
         let base_lrs: Vec<f64> = groups.iter().map(|g| g.lr).collect();
@@ -469,22 +211,7 @@ impl Trainer {
                 cfg.warmup_steps
             );
         }
-        let schedule = if cfg.optimizer == "paper" {
-            LrSchedule::StepCosine {
-                warmup_steps: cfg.warmup_steps,
-                warmup_init_factor: 1e-5,
-                total_steps: total_steps.max(cfg.warmup_steps + 1),
-                eta_min: crate::optim::schedule::ETA_MIN,
-            }
-        } else {
-            LrSchedule::EpochCosine {
-                warmup_steps: cfg.warmup_steps,
-                warmup_init_factor: 1e-5,
-                steps_per_epoch,
-                epochs: total_steps.div_ceil(steps_per_epoch).max(1),
-                eta_min: crate::optim::schedule::ETA_MIN,
-            }
-        };
+        let schedule = cfg.optimizer.schedule(cfg.warmup_steps, steps_per_epoch, total_steps);
         schedule.validate()?;
         let (mut step, mut epoch, mut pos) = (0, 0, 0);
         if let Some(dir) = &resume_dir {
@@ -625,7 +352,7 @@ impl Trainer {
         let mut loss_sum = 0.0;
         let vars: Vec<Var> = self.varmap.all_vars();
         let snce = SnceConfig { beta: self.cfg.beta, ..Default::default() };
-        let _autocast = crate::nn::autocast::autocast(self.cfg.autocast_dtype().unwrap_or(None));
+        let _autocast = crate::nn::autocast::autocast(self.cfg.precision.autocast_dtype());
         for micro in 0..self.cfg.grad_accum {
             if self.pos >= self.steps_per_epoch * self.cfg.grad_accum {
                 self.epoch += 1;

@@ -8,8 +8,8 @@
 use candle_core::backprop::GradStore;
 use candle_core::{Device, Tensor, Var};
 use emoclip::emotionclip::EmotionClipConfig;
+use emoclip::train::config::{DataSection, ModelSection, SyntheticSection};
 use emoclip::train::distributed::{self, gather_features, Collective, DistEnv, Single, Tcp};
-use emoclip::train::trainer::{DataSection, ModelSection, SyntheticSection};
 use emoclip::train::{snce_loss, SnceConfig, TrainConfig, Trainer};
 use std::collections::HashMap;
 use std::net::TcpListener;

@@ -326,8 +326,7 @@ fn claims_share_the_work_and_dead_claims_are_taken_over() {
 /// (the README's command), read with the trainer's own config parser and glob.
 #[test]
 fn train_config_shard_glob_matches_what_prepare_writes() {
-    let cfg = emoclip::train::trainer::TrainConfig::from_file(&common::repo_root().join("configs/train_vitb32.toml"))
-        .unwrap();
+    let cfg = emoclip::train::TrainConfig::from_file(&common::repo_root().join("configs/train_vitb32.toml")).unwrap();
     let pattern = cfg.data.shards.clone().expect("data.shards");
     assert!(pattern.is_relative(), "{}", pattern.display());
     let (dir, video, caps) = setup();

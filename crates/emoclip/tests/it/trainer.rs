@@ -1,8 +1,9 @@
 //! Training loop (official `src/engine/trainer.py`): exact resume, learning on paired synthetic data, frozen parts, NaN handling.
 use candle_core::{Device, Tensor};
 use emoclip::emotionclip::EmotionClipConfig;
+use emoclip::train::config::{DataSection, ModelSection, Precision, SyntheticSection};
 use emoclip::train::data::{Dataset, Item, SyntheticDataset};
-use emoclip::train::trainer::{DataSection, ModelSection, SyntheticSection};
+use emoclip::train::param_groups::Part;
 use emoclip::train::{TrainConfig, Trainer};
 use emoclip::weights::{Checkpoint, LoadOptions};
 use emoclip::Error;
@@ -111,7 +112,7 @@ fn learns_paired_synthetic_data() {
 fn frozen_parts_are_not_updated() {
     let dir = tempfile::tempdir().unwrap();
     let mut cfg = tiny(dir.path(), 16, 4, 4, 1, 3);
-    cfg.freeze = vec!["text".into(), "logit_scale".into()];
+    cfg.freeze = vec![Part::Text, Part::LogitScale];
     let mut t = Trainer::new(cfg, Device::Cpu, false).unwrap();
     let w0 = weights(&t);
     t.run(None, |_| {}).unwrap();
@@ -308,7 +309,7 @@ fn learns_in_bf16_mixed_precision() {
     let dir = tempfile::tempdir().unwrap();
     let classes = 8;
     let mut cfg = tiny(dir.path(), 64, classes, 16, 1, 80);
-    cfg.precision = "bf16".into();
+    cfg.precision = Precision::Bf16;
     cfg.validate(Path::new("test.toml")).unwrap();
     let mut t = Trainer::new(cfg, Device::Cpu, false).unwrap();
     let mut losses = Vec::new();
@@ -320,9 +321,12 @@ fn learns_in_bf16_mixed_precision() {
     assert!(last < first * 0.7, "bf16 loss did not fall: {first} -> {last}");
     // Master weights stay f32.
     assert!(t.varmap().data().lock().unwrap().values().all(|v| v.dtype() == candle_core::DType::F32));
-    let mut bad = tiny(dir.path(), 64, classes, 16, 1, 1);
-    bad.precision = "fp8".into();
-    let err = bad.validate(Path::new("x.toml")).unwrap_err().to_string();
+    // An unknown precision is refused when the config is read.
+    let toml = std::fs::read_to_string(PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../configs/train_tiny.toml"))
+        .unwrap();
+    let err = TrainConfig::from_toml_str(&format!("precision = \"fp8\"\n{toml}"), Path::new("x.toml"))
+        .unwrap_err()
+        .to_string();
     assert!(err.contains("precision") && err.contains("x.toml"), "{err}");
 }
 
@@ -448,7 +452,7 @@ fn configs_that_train_nothing_are_refused() {
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("run");
     let mut cfg = tiny(&out, 16, 4, 4, 1, 2);
-    cfg.freeze = ["text", "visual", "temporal", "logit_scale"].map(String::from).to_vec();
+    cfg.freeze = Part::ALL.to_vec();
     let err = Trainer::new(cfg, Device::Cpu, false).err().expect("refused").to_string();
     assert!(err.contains("nothing would be trained"), "{err}");
     assert!(!out.exists());
