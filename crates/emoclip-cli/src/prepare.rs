@@ -128,10 +128,7 @@ pub fn run(a: PrepareArgs) -> Result<i32> {
             );
         }
     }
-    let model_dir = match a.emotion_model.strip_prefix("hf:") {
-        Some(repo) => emoclip::weights::hub::resolve(repo)?,
-        None => PathBuf::from(&a.emotion_model),
-    };
+    let model_dir = emoclip::weights::hub::resolve_spec(&a.emotion_model)?;
     let filters = FilterConfig {
         neutral_max: a.neutral_max,
         min_duration: a.min_duration,

@@ -346,10 +346,7 @@ pub fn load_encoder(
             ModelKind::Clip => Encoder::Clip(Clip::load(vb.pp("backbone"), vb.clone(), &cfg.backbone)?),
         });
     }
-    let path = match spec.strip_prefix("hf:") {
-        Some(repo) => crate::weights::hub::resolve(repo)?,
-        None => PathBuf::from(spec),
-    };
+    let path = crate::weights::hub::resolve_spec(spec)?;
     let ck = Checkpoint::open(&path)?;
     let opts = LoadOptions { config: config.cloned(), dtype, device: device.clone(), ..LoadOptions::default() };
     Ok(match kind {

@@ -20,7 +20,7 @@ use crate::clip::vision::l2_normalize;
 use crate::clip::{OpenClipConfig, ResidualAttentionBlock, TextTransformer, Transformer};
 use crate::nn::{LayerNorm, Linear, MultiheadAttention};
 use crate::tokenizer::ClipTokenizer;
-use crate::weights::{CheckedTensors, Checkpoint, LoadReport, Missing};
+use crate::weights::{hub, CheckedTensors, Checkpoint, LoadReport, Missing};
 use crate::{Error, Result};
 use candle_core::{DType, Device, Tensor, Var, D};
 use candle_nn::{VarBuilder, VarMap};
@@ -181,7 +181,7 @@ impl MerClip {
         missing: Missing,
         device: &Device,
     ) -> Result<(Self, LoadReport)> {
-        let ckpt = Checkpoint::open(&resolve_weights(path)?)?;
+        let ckpt = Checkpoint::open(&hub::resolve_path(path)?)?;
         let ck = ckpt.resolve_config(None)?.backbone;
         let diff = text_tower_differences(&cfg.clip, &ck);
         if !diff.is_empty() {
@@ -413,13 +413,5 @@ fn text_tower_differences(a: &OpenClipConfig, b: &OpenClipConfig) -> Vec<String>
 
 /// The CLIP config of a checkpoint (sidecar JSON, else inferred from shapes), to put in `MerConfig.clip`.
 pub fn read_clip_config(path: &Path) -> Result<OpenClipConfig> {
-    Checkpoint::open(&resolve_weights(path)?)?.resolve_config(None).map(|c| c.backbone)
-}
-
-/// `hf:<org>/<name>` → the snapshot directory in the local Hugging Face cache; other paths unchanged.
-fn resolve_weights(path: &Path) -> Result<std::path::PathBuf> {
-    match path.to_str().and_then(|s| s.strip_prefix("hf:")) {
-        Some(repo) => crate::weights::hub::resolve(repo),
-        None => Ok(path.to_path_buf()),
-    }
+    Checkpoint::open(&hub::resolve_path(path)?)?.resolve_config(None).map(|c| c.backbone)
 }
