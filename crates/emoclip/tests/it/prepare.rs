@@ -3,8 +3,9 @@ use crate::common;
 use candle_core::Device;
 use emoclip::prep::claim::{claim, ClaimOutcome};
 use emoclip::prep::filters::FilterConfig;
-use emoclip::prep::pipeline::{check_unique_ids, Boxes, PrepareConfig, Preparer};
+use emoclip::prep::pipeline::{Boxes, PrepareConfig, Preparer};
 use emoclip::prep::settings::{BoxSource, ModelIdentity, PrepareSettings};
+use emoclip::prep::videos::check_unique_ids;
 use emoclip::shards::read_shard;
 use emoclip::shards::SampleMeta;
 use emoclip::text_emotion::EmotionClassifier;
@@ -33,7 +34,7 @@ fn prepare_writes_a_shard_and_an_index_and_resumes() {
     };
     let out = dir.path().join("out");
     let p = Preparer { cfg, classifier: &clf, boxes: Boxes::None, punctuation: None, out: out.clone() };
-    assert_eq!(emoclip::prep::pipeline::find_captions(&video, None).as_deref(), Some(caps.as_path()));
+    assert_eq!(emoclip::prep::videos::find_captions(&video, None).as_deref(), Some(caps.as_path()));
     let r = p.process(&video, &caps).unwrap();
     // "Hi." is too short (< 2 s, < 3 chars is fine but duration fails), the long line is kept.
     assert_eq!((r.candidates, r.kept), (2, 1), "{r:?}");
