@@ -2,12 +2,12 @@
 use anyhow::{bail, Context, Result};
 use candle_core::{DType, Device};
 use clap::{Args, ValueEnum};
-use emoclip::embed::{boxes_beside, load_encoder, Embedder, MediaInput, ModelKind, Prepared};
+use emoclip::embed::zero_shot::{zero_shot, ZeroShot};
+use emoclip::embed::{boxes_beside, expand_inputs, load_encoder, EmbedEvent, Embedder, MediaInput, ModelKind};
 use emoclip::emotionclip::EmotionClipConfig;
 use emoclip::media::{self, Normalization};
-use emoclip::output::{check_embeddings_output, check_output_dir, check_output_file, encode_name};
+use emoclip::output::{check_embeddings_output, check_output_dir, check_output_file};
 use emoclip::tokenizer::{ClipTokenizer, Truncation};
-use rayon::prelude::*;
 use std::path::{Path, PathBuf};
 
 use crate::progress::Progress;
@@ -44,6 +44,34 @@ pub enum Precision {
     Bf16,
 }
 
+impl From<Model> for ModelKind {
+    fn from(m: Model) -> Self {
+        match m {
+            Model::Emotionclip => ModelKind::EmotionClip,
+            Model::Clip => ModelKind::Clip,
+        }
+    }
+}
+
+impl From<Norm> for Normalization {
+    fn from(n: Norm) -> Self {
+        match n {
+            Norm::Imagenet => Normalization::IMAGENET,
+            Norm::Clip => Normalization::CLIP,
+        }
+    }
+}
+
+impl From<Precision> for DType {
+    fn from(p: Precision) -> Self {
+        match p {
+            Precision::F32 => DType::F32,
+            Precision::F16 => DType::F16,
+            Precision::Bf16 => DType::BF16,
+        }
+    }
+}
+
 #[derive(Args, Clone)]
 pub struct ModelArgs {
     /// Weights: a .pt/.pth/.bin/.safetensors file or a directory (EmotionCLIP, open_clip or Hugging Face
@@ -68,20 +96,12 @@ pub struct ModelArgs {
 impl ModelArgs {
     pub(crate) fn load(&self) -> Result<(emoclip::embed::Encoder, Device, DType)> {
         let device = parse_device(&self.device)?;
-        let dtype = match self.dtype {
-            Precision::F32 => DType::F32,
-            Precision::F16 => DType::F16,
-            Precision::Bf16 => DType::BF16,
-        };
+        let dtype = self.dtype.into();
         let config = match &self.config {
             Some(p) => Some(emoclip::weights::load::read_config(p)?),
             None => None::<EmotionClipConfig>,
         };
-        let kind = match self.model {
-            Model::Emotionclip => ModelKind::EmotionClip,
-            Model::Clip => ModelKind::Clip,
-        };
-        let enc = load_encoder(&self.weights, config.as_ref(), kind, dtype, &device)?;
+        let enc = load_encoder(&self.weights, config.as_ref(), self.model.into(), dtype, &device)?;
         Ok((enc, device, dtype))
     }
 }
@@ -206,76 +226,6 @@ pub struct ConvertArgs {
     pub config: Option<PathBuf>,
 }
 
-/// Why a media-named directory entry is not embedded (not a regular file), e.g. "dangling symbolic link".
-fn not_a_media_file(p: &Path) -> Option<String> {
-    match std::fs::metadata(p) {
-        Ok(m) if m.is_file() => None,
-        Ok(m) => {
-            #[cfg(unix)]
-            {
-                use std::os::unix::fs::FileTypeExt;
-                let t = m.file_type();
-                if t.is_fifo() {
-                    return Some("a FIFO".into());
-                }
-                if t.is_socket() {
-                    return Some("a socket".into());
-                }
-                if t.is_block_device() || t.is_char_device() {
-                    return Some("a device".into());
-                }
-            }
-            Some(
-                if m.is_dir() { "a directory (use --frame-dirs for frame directories)" } else { "not a regular file" }
-                    .into(),
-            )
-        }
-        Err(_) if std::fs::symlink_metadata(p).is_ok_and(|m| m.is_symlink()) => Some("a dangling symbolic link".into()),
-        Err(e) => Some(format!("unreadable ({e})")),
-    }
-}
-
-/// Expands directories into their media files (sorted); keeps files as given. With `frame_dirs`, a directory
-/// is kept as one clip (a frame directory). Entries named like media that are not regular files (dangling
-/// links, FIFOs, sockets, directories) are left out with one warning per directory naming them.
-fn expand_inputs(inputs: &[PathBuf], frame_dirs: bool) -> Result<Vec<PathBuf>> {
-    let mut out = Vec::new();
-    for p in inputs {
-        if p.is_dir() && !frame_dirs {
-            let mut v = Vec::new();
-            let mut skipped = Vec::new();
-            for e in std::fs::read_dir(p).with_context(|| format!("{}: cannot list directory", p.display()))? {
-                let f = e.with_context(|| format!("{}: cannot list directory", p.display()))?.path();
-                if media::media_kind(&f).is_err() {
-                    continue;
-                }
-                match not_a_media_file(&f) {
-                    None => v.push(f),
-                    Some(why) => skipped.push(format!("{} ({why})", f.display())),
-                }
-            }
-            v.sort();
-            skipped.sort();
-            if !skipped.is_empty() {
-                tracing::warn!(
-                    "{}: skipped {} media-named entr{} that are not regular files: {}",
-                    p.display(),
-                    skipped.len(),
-                    if skipped.len() == 1 { "y" } else { "ies" },
-                    skipped.join(", ")
-                );
-            }
-            if v.is_empty() {
-                tracing::warn!("{}: no media files in this directory", p.display());
-            }
-            out.extend(v);
-        } else {
-            out.push(p.clone());
-        }
-    }
-    Ok(out)
-}
-
 /// Where each input's person boxes come from, checked before any work: `--boxes` must be a readable box file,
 /// `--boxes-dir` an existing directory; inputs without a box file there are counted in one warning.
 fn box_sources(m: &MediaArgs, files: &[PathBuf]) -> Result<Vec<Option<PathBuf>>> {
@@ -315,51 +265,11 @@ fn box_sources(m: &MediaArgs, files: &[PathBuf]) -> Result<Vec<Option<PathBuf>>>
     Ok(found)
 }
 
-/// Boxes found entirely outside their frames during a run, reported once at the end.
-#[derive(Default)]
-pub(crate) struct OutsideBoxes {
-    boxes: usize,
-    inputs: usize,
-    example: Option<String>,
-}
+/// The names and vectors of the media embedded, the failures `(file, message)`, and the embedder.
+type EmbeddedMedia = (Vec<PathBuf>, Vec<Vec<f32>>, Vec<(PathBuf, String)>, Embedder);
 
-impl OutsideBoxes {
-    pub(crate) fn add(&mut self, p: &Prepared) {
-        if let Some(b) = p.boxes_outside.first() {
-            self.boxes += p.boxes_outside.len();
-            self.inputs += 1;
-            self.example.get_or_insert_with(|| {
-                format!(
-                    "{}: [{}, {}, {}, {}] on a {}x{} frame",
-                    p.path.display(),
-                    b.x1,
-                    b.y1,
-                    b.x2,
-                    b.y2,
-                    p.frame_size.0,
-                    p.frame_size.1
-                )
-            });
-        }
-    }
-
-    /// One warning when any box lay outside its frame.
-    pub(crate) fn warn(&self) {
-        if let Some(ex) = &self.example {
-            tracing::warn!(
-                "{} person box(es) in {} input(s) lie entirely outside the frame and were ignored (e.g. {ex}); \
-                 boxes are [x1, y1, x2, y2] in pixels of the original frame",
-                self.boxes,
-                self.inputs
-            );
-        }
-    }
-}
-
-type Embedded = (Vec<PathBuf>, Vec<Vec<f32>>, Vec<(PathBuf, String)>, Embedder);
-
-/// Embeds all media; returns (names, rows, failures). Bad files are skipped and reported.
-fn embed_all(m: &MediaArgs, model: &ModelArgs) -> Result<Embedded> {
+/// Embeds all media; bad files are skipped and reported.
+fn embed_all(m: &MediaArgs, model: &ModelArgs) -> Result<EmbeddedMedia> {
     let files = expand_inputs(&m.inputs, m.frame_dirs)?;
     if files.is_empty() {
         bail!("no input files");
@@ -370,67 +280,36 @@ fn embed_all(m: &MediaArgs, model: &ModelArgs) -> Result<Embedded> {
         None => None,
     };
     let (encoder, device, dtype) = model.load()?;
-    let norm = match m.norm {
-        Norm::Imagenet => Normalization::IMAGENET,
-        Norm::Clip => Normalization::CLIP,
-    };
-    let pre = emoclip::embed::preprocessor_for(encoder.image_size(), norm);
+    let pre = emoclip::embed::preprocessor_for(encoder.image_size(), m.norm.into());
     let emb = Embedder::new(encoder, pre, device, dtype, m.frames)?;
-    let mut names = Vec::new();
-    let mut rows = Vec::new();
-    let mut failed: Vec<(PathBuf, String)> = Vec::new();
-    let mut no_subject = 0usize;
-    let mut outside = OutsideBoxes::default();
     let pb = Progress::new(files.len() as u64, "embedding");
-    let items: Vec<(&PathBuf, &Option<PathBuf>)> = files.iter().zip(&box_files).collect();
-    for chunk in items.chunks(m.batch) {
-        let prepared: Vec<std::result::Result<Prepared, (PathBuf, String)>> = chunk
-            .par_iter()
-            .map(|&(f, box_file)| {
-                let boxes = match (&boxes_one, box_file) {
-                    (Some(b), _) => Some(b.clone()),
-                    (None, Some(p)) => Some(media::load_boxes(p).map_err(|e| (f.clone(), e.to_string()))?),
-                    (None, None) => None,
-                };
-                emb.prepare(&MediaInput::new(f.clone(), boxes)).map_err(|e| (f.clone(), e.to_string()))
-            })
-            .collect();
-        let mut ok = Vec::new();
-        for p in prepared {
-            match p {
-                Ok(p) => ok.push(p),
-                Err((f, e)) => {
-                    pb.suspend(|| tracing::error!("skipped: {e}"));
-                    failed.push((f, e));
-                }
-            }
-        }
-        if !ok.is_empty() {
-            match emb.encode(&ok) {
-                Ok(vs) => {
-                    for (p, v) in ok.iter().zip(vs) {
-                        no_subject += usize::from(!p.has_subject);
-                        outside.add(p);
-                        names.push(p.path.clone());
-                        rows.push(v);
-                    }
-                }
-                Err(e) => {
-                    for p in &ok {
-                        failed.push((p.path.clone(), format!("{}: {e}", p.path.display())));
-                    }
-                }
-            }
-        }
-        pb.inc(chunk.len() as u64);
-    }
+    let input = |i: usize| -> emoclip::Result<MediaInput> {
+        let boxes = match (&boxes_one, &box_files[i]) {
+            (Some(b), _) => Some(b.clone()),
+            (None, Some(p)) => Some(media::load_boxes(p)?),
+            (None, None) => None,
+        };
+        Ok(MediaInput::new(files[i].clone(), boxes))
+    };
+    let indices: Vec<usize> = (0..files.len()).collect();
+    let run = emb.embed_each(&indices, m.batch, input, &mut |ev| match ev {
+        EmbedEvent::Skipped(f) => pb.suspend(|| tracing::error!("skipped: {}", f.message)),
+        EmbedEvent::Batch { items } => pb.inc(items as u64),
+        _ => {}
+    });
     pb.finish();
-    outside.warn();
-    if no_subject > 0 && matches!(model.model, Model::Emotionclip) {
+    if let Some(w) = run.outside.warning() {
+        tracing::warn!("{w}");
+    }
+    if run.no_subject > 0 && matches!(model.model, Model::Emotionclip) {
         tracing::info!(
-            "{no_subject} input(s) had no person boxes: their subject masks are empty (pass --boxes/--boxes-dir)"
+            "{} input(s) had no person boxes: their subject masks are empty (pass --boxes/--boxes-dir)",
+            run.no_subject
         );
     }
+    let names = run.rows.iter().map(|(i, _)| files[*i].clone()).collect();
+    let rows = run.rows.into_iter().map(|(_, v)| v).collect();
+    let failed = run.failures.into_iter().map(|f| (files[f.index].clone(), f.message)).collect();
     Ok((names, rows, failed, emb))
 }
 
@@ -509,50 +388,22 @@ pub fn similarity(a: SimilarityArgs) -> Result<i32> {
     let refs: Vec<&str> = prompts.iter().map(String::as_str).collect();
     let text = emb.embed_texts(&tok, &refs, Truncation::ForceEot)?.to_dtype(DType::F32)?.to_vec2::<f32>()?;
     let scale = emb.encoder.logit_scale()?;
-    let mut table = Vec::new();
-    for r in &rows {
-        let logits: Vec<f32> = text.iter().map(|t| scale * t.iter().zip(r).map(|(a, b)| a * b).sum::<f32>()).collect();
-        let max = logits.iter().cloned().fold(f32::NEG_INFINITY, f32::max);
-        let z: f32 = logits.iter().map(|l| (l - max).exp()).sum();
-        let probs: Vec<f32> = logits.iter().map(|l| (l - max).exp() / z).collect();
-        table.push((logits, probs));
-    }
+    let table: Vec<ZeroShot> = rows.iter().map(|r| zero_shot(r, &text, scale)).collect();
     // Markdown table: one row per media file, one column per prompt: "scaled cosine (softmax %)".
     println!("| file | {} |", prompts.join(" | "));
     println!("|---|{}", "---|".repeat(prompts.len()));
-    for (n, (l, p)) in names.iter().zip(&table) {
-        let cells: Vec<String> = l.iter().zip(p).map(|(l, p)| format!("{l:.2} ({:.1}%)", p * 100.0)).collect();
+    for (n, z) in names.iter().zip(&table) {
+        let cells: Vec<String> =
+            z.logits.iter().zip(&z.probs).map(|(l, p)| format!("{l:.2} ({:.1}%)", p * 100.0)).collect();
         let short = n.file_name().unwrap_or(n.as_os_str()).to_string_lossy();
         println!("| {short} | {} |", cells.join(" | "));
     }
     println!("\nscores are exp(logit_scale) · cos(media, prompt) with exp(logit_scale) = {scale:.2}; % = softmax over the prompts");
     if let Some(out) = &a.out {
-        // File names as in the embedding outputs (JSON strings, undecodable bytes as \udcXX escapes).
-        let results: Vec<String> = names
-            .iter()
-            .zip(&table)
-            .map(|(n, (l, p))| {
-                format!(
-                    "{{\"file\":{},\"scores\":{},\"probs\":{}}}",
-                    encode_name(n.as_os_str()),
-                    json_floats(l),
-                    json_floats(p)
-                )
-            })
-            .collect();
-        let json = format!(
-            "{{\"prompts\":{},\"logit_scale\":{},\"results\":[{}]}}",
-            serde_json::Value::from(prompts.clone()),
-            serde_json::Value::from(scale),
-            results.join(",")
-        );
+        let json = emoclip::embed::zero_shot::to_json(&prompts, scale, &names, &table);
         emoclip::output::write_atomic(out, |f| std::io::Write::write_all(f, json.as_bytes()))?;
     }
     Ok(report_failures(&failed))
-}
-
-fn json_floats(v: &[f32]) -> serde_json::Value {
-    serde_json::Value::from(v.iter().map(|&x| serde_json::Value::from(x)).collect::<Vec<_>>())
 }
 
 pub fn convert(a: ConvertArgs) -> Result<i32> {
@@ -576,7 +427,7 @@ pub fn convert(a: ConvertArgs) -> Result<i32> {
     let tensors: std::collections::HashMap<String, candle_core::Tensor> =
         ck.tensors.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
     // Atomic, with ordinary file permissions (candle's writer leaves 0600).
-    emoclip::train::checkpoint::save_safetensors(tensors.iter().map(|(k, v)| (k.as_str(), v)), &weights)?;
+    emoclip::run::save_safetensors(tensors.iter().map(|(k, v)| (k.as_str(), v)), &weights)?;
     let cfg_path = a.out.join("config.json");
     emoclip::output::write_atomic(&cfg_path, |f| std::io::Write::write_all(f, cfg.to_json().as_bytes()))?;
     eprintln!(

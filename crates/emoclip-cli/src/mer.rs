@@ -8,8 +8,8 @@ use emoclip::mer::data::{MmsaData, SyntheticSpec};
 use emoclip::mer::train::{evaluate, load_model, model_config, MerTrainConfig, MerTrainer, MetricLine};
 use emoclip::mer::{read_clip_config, FeatureDims, MerConfig, MerTask};
 use emoclip::output::{check_output_dir, check_output_file};
+use emoclip::run::{self, Start};
 use emoclip::text_emotion::BertModel;
-use emoclip::train::checkpoint::{self, Start};
 use std::path::{Path, PathBuf};
 
 use crate::progress::Progress;
@@ -337,7 +337,7 @@ fn train(a: TrainArgs) -> Result<i32> {
     };
     // Before reading (or BERT-encoding) the data.
     if start == Start::Fresh {
-        checkpoint::ensure_no_run(&a.out, emoclip::mer::train::RUN_FILES)?;
+        run::ensure_no_run(&a.out, emoclip::mer::train::RUN_FILES)?;
     }
     let (data, cfg, tc) = setup(&a)?;
     let device = crate::commands::parse_device(&a.device)?;

@@ -1,12 +1,13 @@
 //! `emoclip prepare`: videos + captions → filtered, emotion-scored WebDataset shards (one per video) and an
 //! index of every candidate; partitioned for job arrays, resumable, bad videos reported and skipped.
-use anyhow::{bail, Context, Result};
+use anyhow::{bail, Result};
 use candle_core::Device;
 use clap::{Args, ValueEnum};
 use emoclip::prep::claim::ClaimOutcome;
 use emoclip::prep::filters::FilterConfig;
-use emoclip::prep::pipeline::{check_unique_ids, find_captions, partition, Boxes, PrepareConfig, Preparer};
+use emoclip::prep::pipeline::{Boxes, PrepareConfig, Preparer};
 use emoclip::prep::settings::{BoxSource, ModelIdentity, PrepareSettings};
+use emoclip::prep::videos::{self, find_captions};
 use emoclip::prep::{Regroup, SentenceConfig};
 use emoclip::text_emotion::EmotionClassifier;
 use rayon::prelude::*;
@@ -86,35 +87,11 @@ pub fn run(a: PrepareArgs) -> Result<i32> {
             d.display()
         );
     }
-    let mut videos = Vec::new();
-    for p in &a.inputs {
-        if p.is_dir() {
-            for e in std::fs::read_dir(p).with_context(|| format!("{}: cannot list", p.display()))? {
-                let f = e?.path();
-                if matches!(emoclip::media::media_kind(&f), Ok(emoclip::media::MediaKind::Video)) {
-                    videos.push(f);
-                }
-            }
-        } else {
-            videos.push(p.clone());
-        }
-    }
-    let excluded: std::collections::HashSet<String> = match &a.exclude {
-        Some(f) => std::fs::read_to_string(f)
-            .with_context(|| format!("{}: cannot read", f.display()))?
-            .lines()
-            .map(|l| l.trim().to_string())
-            .filter(|l| !l.is_empty())
-            .collect(),
+    let excluded = match &a.exclude {
+        Some(f) => videos::read_exclude(f)?,
         None => Default::default(),
     };
-    videos.retain(|v| !excluded.contains(&emoclip::prep::pipeline::video_id(v)));
-    // Ids are checked on the whole list, so every task of a job array refuses the same collisions.
-    let videos = check_unique_ids(videos)?;
-    let videos = partition(videos, a.shard_index, a.num_shards)?;
-    if videos.is_empty() {
-        bail!("no videos to process in this partition");
-    }
+    let videos = videos::select(&a.inputs, &excluded, a.shard_index, a.num_shards)?;
     if let Some(d) = &a.boxes_dir {
         emoclip::prep::box_files::check_boxes_dir(d, "--boxes-dir")?;
         let missing = emoclip::prep::box_files::videos_without_boxes(&videos, d);
@@ -128,10 +105,7 @@ pub fn run(a: PrepareArgs) -> Result<i32> {
             );
         }
     }
-    let model_dir = match a.emotion_model.strip_prefix("hf:") {
-        Some(repo) => emoclip::weights::hub::resolve(repo)?,
-        None => PathBuf::from(&a.emotion_model),
-    };
+    let model_dir = emoclip::weights::hub::resolve_spec(&a.emotion_model)?;
     let filters = FilterConfig {
         neutral_max: a.neutral_max,
         min_duration: a.min_duration,

@@ -2,16 +2,14 @@
 use crate::commands::{Model, ModelArgs, Norm};
 use anyhow::{Context, Result};
 use clap::{Args, ValueEnum};
-use emoclip::embed::{Embedder, MediaInput, Prepared};
-use emoclip::media::Normalization;
+use emoclip::embed::cache::{item_key, model_key, FeatureCache};
+use emoclip::embed::{EmbedEvent, Embedder, MediaInput};
 use emoclip::output::check_output_dir;
-use emoclip::probe::cache::{file_fingerprint, FeatureCache};
 use emoclip::probe::datasets::{self, AdapterOptions, DatasetKind};
 use emoclip::probe::eval::{evaluate, EvalOptions};
-use emoclip::probe::manifest::{BoxesSpec, Item, Manifest, ManifestOptions, Task};
+use emoclip::probe::manifest::{BoxesSpec, Manifest, ManifestOptions, Task};
 use emoclip::probe::report::{write_report, ReportInfo};
 use emoclip::probe::{CSearch, Mat};
-use rayon::prelude::*;
 use std::path::{Path, PathBuf};
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -19,6 +17,16 @@ pub enum TaskArg {
     Single,
     Multi,
     Regression,
+}
+
+impl From<TaskArg> for Task {
+    fn from(t: TaskArg) -> Self {
+        match t {
+            TaskArg::Single => Task::Single,
+            TaskArg::Multi => Task::Multi,
+            TaskArg::Regression => Task::Regression,
+        }
+    }
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -35,9 +43,9 @@ pub enum DatasetArg {
     Moviegraphs,
 }
 
-impl DatasetArg {
-    fn kind(self) -> DatasetKind {
-        match self {
+impl From<DatasetArg> for DatasetKind {
+    fn from(d: DatasetArg) -> Self {
+        match d {
             DatasetArg::Bold => DatasetKind::Bold,
             DatasetArg::Emotic => DatasetKind::Emotic,
             DatasetArg::Meld => DatasetKind::Meld,
@@ -123,56 +131,18 @@ fn model_name(m: Model) -> &'static str {
     }
 }
 
-/// The part of the cache key shared by every item: weights (spec + size/mtime), config, model kind, preprocessing.
-fn model_key(a: &ProbeArgs) -> String {
-    let weights = if a.model.weights.starts_with("random") || a.model.weights.starts_with("hf:") {
-        a.model.weights.clone()
-    } else {
-        format!("{}@{}", a.model.weights, file_fingerprint(std::path::Path::new(&a.model.weights)))
-    };
-    let config = a.model.config.as_ref().map_or("none".into(), |p| file_fingerprint(p));
-    let norm = match a.norm {
-        Norm::Imagenet => "imagenet",
-        Norm::Clip => "clip",
-    };
-    let dtype = match a.model.dtype {
-        crate::commands::Precision::F32 => "f32",
-        crate::commands::Precision::F16 => "f16",
-        crate::commands::Precision::Bf16 => "bf16",
-    };
-    format!(
-        "v1|weights={weights}|config={config}|model={}|dtype={dtype}|norm={norm}|frames={}",
-        model_name(a.model.model),
-        a.frames
-    )
-}
-
-fn item_key(model_key: &str, it: &Item) -> String {
-    let boxes = match &it.boxes {
-        None => "none".to_string(),
-        Some(BoxesSpec::File(p)) => file_fingerprint(p),
-        Some(BoxesSpec::Inline(v)) => format!("{v:?}"),
-        Some(BoxesSpec::Built(b)) => format!("{b:?}"),
-    };
-    let frames = if it.media.is_default() { String::new() } else { format!("|media={:?}", it.media) };
-    format!("{model_key}|media={}|boxes={boxes}{frames}", file_fingerprint(&it.path))
-}
-
 fn load_embedder(a: &ProbeArgs) -> Result<Embedder> {
     let (enc, device, dtype) = a.model.load()?;
-    let norm = match a.norm {
-        Norm::Imagenet => Normalization::IMAGENET,
-        Norm::Clip => Normalization::CLIP,
-    };
-    let pre = emoclip::embed::preprocessor_for(enc.image_size(), norm);
+    let pre = emoclip::embed::preprocessor_for(enc.image_size(), a.norm.into());
     Ok(Embedder::new(enc, pre, device, dtype, a.frames)?)
 }
 
 /// One feature vector per item (None where embedding failed) and the failure messages.
 type Embedded = (Vec<Option<Vec<f32>>>, Vec<String>);
 
-/// Embeds the items of `manifest` not in the cache (the embedder is loaded on first need and kept for the
-/// next task). Returns one feature vector per item (None where it failed) and the failures.
+/// The features of the items of `manifest`: from the cache, the others embedded (the embedder is loaded on
+/// first need and kept for the next task). Returns one feature vector per item (None where it failed) and
+/// the failures.
 fn embed_items(
     a: &ProbeArgs,
     manifest: &Manifest,
@@ -180,76 +150,67 @@ fn embed_items(
     emb: &mut Option<Embedder>,
 ) -> Result<Embedded> {
     let t0 = std::time::Instant::now();
-    let mkey = model_key(a);
-    let keys: Vec<String> = manifest.items.iter().map(|it| item_key(&mkey, it)).collect();
-    let mut feats: Vec<Option<Vec<f32>>> = keys.par_iter().map(|k| cache.get(k)).collect();
-    let todo: Vec<usize> = (0..feats.len()).filter(|&i| feats[i].is_none()).collect();
-    let hits = feats.len() - todo.len();
-    eprintln!("features: {hits} from cache, {} to embed ({})", todo.len(), cache.dir.display());
-    let mut failed: Vec<String> = Vec::new();
-    if todo.is_empty() {
-        eprintln!("all features reused from the cache: no embedding needed");
-        return Ok((feats, failed));
-    }
-    if emb.is_none() {
-        *emb = Some(load_embedder(a)?);
-    }
-    let Some(emb) = emb.as_ref() else { unreachable!("embedder loaded above") };
-    let pb = crate::progress::Progress::new(todo.len() as u64, "embedding");
-    let mut outside = crate::commands::OutsideBoxes::default();
-    for chunk in todo.chunks(a.batch) {
-        let prepared: Vec<(usize, std::result::Result<Prepared, String>)> = chunk
-            .par_iter()
-            .map(|&i| {
-                let it = &manifest.items[i];
-                let r = (|| -> emoclip::Result<Prepared> {
-                    let boxes = it.boxes.as_ref().map(BoxesSpec::load).transpose()?;
-                    emb.prepare(&MediaInput::new(it.path.clone(), boxes).with_options(it.media.clone()))
-                })();
-                (i, r.map_err(|e| format!("row {}: {e}", it.row)))
-            })
-            .collect();
-        let mut ok_idx = Vec::new();
-        let mut ok = Vec::new();
-        for (i, p) in prepared {
-            match p {
-                Ok(p) => {
-                    ok_idx.push(i);
-                    ok.push(p);
-                }
-                Err(e) => {
-                    pb.suspend(|| tracing::error!("skipped {e}"));
-                    failed.push(e);
-                }
+    let mkey = model_key(
+        &a.model.weights,
+        a.model.config.as_deref(),
+        a.model.model.into(),
+        a.model.dtype.into(),
+        a.norm.into(),
+        a.frames,
+    );
+    let items = &manifest.items;
+    let keys: Vec<String> = items
+        .iter()
+        .map(|it| {
+            let boxes = it.boxes.as_ref().map_or_else(|| "none".to_string(), BoxesSpec::fingerprint);
+            item_key(&mkey, &it.path, &boxes, &it.media)
+        })
+        .collect();
+    let input = |i: usize| -> emoclip::Result<MediaInput> {
+        let it = &items[i];
+        let boxes = it.boxes.as_ref().map(BoxesSpec::load).transpose()?;
+        Ok(MediaInput::new(it.path.clone(), boxes).with_options(it.media.clone()))
+    };
+    let mut pb: Option<crate::progress::Progress> = None;
+    let run = cache.embed(&keys, emb, || load_embedder(a), a.batch, input, &mut |ev| match ev {
+        EmbedEvent::Plan { cached, todo } => {
+            eprintln!("features: {cached} from cache, {todo} to embed ({})", cache.dir.display());
+            if todo == 0 {
+                eprintln!("all features reused from the cache: no embedding needed");
+            } else {
+                pb = Some(crate::progress::Progress::new(todo as u64, "embedding"));
             }
         }
-        if !ok.is_empty() {
-            match emb.encode(&ok) {
-                Ok(vs) => {
-                    for p in &ok {
-                        outside.add(p);
-                    }
-                    for (&i, v) in ok_idx.iter().zip(vs) {
-                        if let Err(e) = cache.put(&keys[i], &v) {
-                            pb.suspend(|| tracing::warn!("cache write failed: {e}"));
-                        }
-                        feats[i] = Some(v);
-                    }
-                }
-                Err(e) => {
-                    for &i in &ok_idx {
-                        let it = &manifest.items[i];
-                        failed.push(format!("row {}: {}: {e}", it.row, it.path.display()));
-                    }
-                }
+        EmbedEvent::Skipped(f) => {
+            let e = format!("row {}: {}", items[f.index].row, f.message);
+            with_bar(&pb, || tracing::error!("skipped {e}"));
+        }
+        EmbedEvent::CacheWrite(e) => with_bar(&pb, || tracing::warn!("cache write failed: {e}")),
+        EmbedEvent::Batch { items } => {
+            if let Some(pb) = &pb {
+                pb.inc(items as u64)
             }
         }
-        pb.inc(chunk.len() as u64);
+        EmbedEvent::Embedded(_) => {}
+    })?;
+    let failed: Vec<String> =
+        run.failures.iter().map(|f| format!("row {}: {}", items[f.index].row, f.message)).collect();
+    if let Some(pb) = pb {
+        pb.finish();
+        if let Some(w) = run.outside.warning() {
+            tracing::warn!("{w}");
+        }
+        eprintln!("embedded {} item(s) in {:.1}s", run.embedded, t0.elapsed().as_secs_f64());
     }
-    pb.finish();
-    outside.warn();
-    eprintln!("embedded {} item(s) in {:.1}s", todo.len() - failed.len(), t0.elapsed().as_secs_f64());
-    Ok((feats, failed))
+    Ok((run.rows, failed))
+}
+
+/// Runs `f` with the progress bar (if any) cleared, so a log line does not tear it.
+fn with_bar(pb: &Option<crate::progress::Progress>, f: impl FnOnce()) {
+    match pb {
+        Some(pb) => pb.suspend(f),
+        None => f(),
+    }
 }
 
 fn report_skipped(skipped: &[String]) {
@@ -370,7 +331,7 @@ pub fn run(a: ProbeArgs) -> Result<i32> {
         if let Some(w) = a.savgol {
             opts.liris.savgol = (w > 0).then_some((w, a.savgol_order));
         }
-        let tasks = match datasets::load(d.kind(), &root, &opts) {
+        let tasks = match datasets::load(d.into(), &root, &opts) {
             Ok(t) => t,
             Err(e) => {
                 eprintln!("error: {e}");
@@ -396,11 +357,7 @@ pub fn run(a: ProbeArgs) -> Result<i32> {
         return Ok(2);
     };
     let mut mopts = ManifestOptions {
-        task: a.task.map(|t| match t {
-            TaskArg::Single => Task::Single,
-            TaskArg::Multi => Task::Multi,
-            TaskArg::Regression => Task::Regression,
-        }),
+        task: a.task.map(Task::from),
         targets: a.targets.iter().map(|s| s.trim().to_string()).filter(|s| !s.is_empty()).collect(),
         ..Default::default()
     };

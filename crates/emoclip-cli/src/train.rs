@@ -1,7 +1,7 @@
 //! `emoclip train`: EmotionCLIP pre-training (official `src/engine/trainer.py`, paper §3.4 / appendix B.2) with checkpoints and exact `--resume`.
 use anyhow::{Context, Result};
 use clap::Args;
-use emoclip::train::checkpoint::{self, Start};
+use emoclip::run::{self, Start};
 use emoclip::train::distributed::{self, DistEnv};
 use emoclip::train::{TrainConfig, Trainer};
 
@@ -42,7 +42,7 @@ pub fn run(a: TrainArgs) -> Result<i32> {
     };
     // Before joining the group or any work: only rank 0 writes to the output directory.
     if start == Start::Fresh && env.as_ref().is_none_or(|e| e.rank == 0) {
-        checkpoint::ensure_no_run(&cfg.out_dir, emoclip::train::trainer::RUN_FILES)?;
+        run::ensure_no_run(&cfg.out_dir, emoclip::train::trainer::RUN_FILES)?;
     }
     let device = match &env {
         // One process per GPU: plain `cuda` picks this process's GPU.

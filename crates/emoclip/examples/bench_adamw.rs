@@ -1,11 +1,11 @@
 //! One AdamW step over ~170 M f32 parameters (EmotionCLIP ViT-B/32 scale): fused in-place kernel
-//! (`emoclip::train::AdamW`) vs its generic tensor path vs `candle_nn::AdamW`.
+//! (`emoclip::optim::AdamW`) vs its generic tensor path vs `candle_nn::AdamW`.
 //!
 //! `cargo run --release -p emoclip --example bench_adamw -- [millions of parameters, default 170] [timed steps, default 3]`
 use candle_core::backprop::GradStore;
 use candle_core::{Device, Tensor, Var};
 use candle_nn::{Optimizer, ParamsAdamW};
-use emoclip::train::{AdamW, ParamGroup};
+use emoclip::optim::{AdamW, ParamGroup};
 use std::collections::HashMap;
 use std::time::Instant;
 

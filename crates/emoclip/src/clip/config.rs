@@ -116,53 +116,21 @@ const UNSUPPORTED: &[(&str, &str)] = &[
 impl OpenClipConfig {
     /// OpenCLIP `ViT-B-32.json`, the EmotionCLIP backbone (GELU, as the LAION-2B e16 weights).
     pub fn vit_b_32() -> Self {
-        Self::vit(512, 224, 32, 768, 12, 512, 8, 12)
+        Self::shipped("ViT-B-32", include_str!("configs/ViT-B-32.json"))
     }
     /// OpenCLIP `ViT-B-16.json`.
     pub fn vit_b_16() -> Self {
-        Self::vit(512, 224, 16, 768, 12, 512, 8, 12)
+        Self::shipped("ViT-B-16", include_str!("configs/ViT-B-16.json"))
     }
     /// OpenCLIP `ViT-L-14.json`.
     pub fn vit_l_14() -> Self {
-        Self::vit(768, 224, 14, 1024, 24, 768, 12, 12)
+        Self::shipped("ViT-L-14", include_str!("configs/ViT-L-14.json"))
     }
 
-    #[allow(clippy::too_many_arguments)]
-    fn vit(
-        embed_dim: usize,
-        image_size: usize,
-        patch_size: usize,
-        vwidth: usize,
-        vlayers: usize,
-        twidth: usize,
-        theads: usize,
-        tlayers: usize,
-    ) -> Self {
-        Self {
-            embed_dim,
-            quick_gelu: false,
-            vision_cfg: VisionConfig {
-                image_size,
-                layers: vlayers,
-                width: vwidth,
-                head_width: 64,
-                mlp_ratio: 4.0,
-                patch_size,
-                extra: BTreeMap::new(),
-            },
-            text_cfg: TextConfig {
-                context_length: 77,
-                vocab_size: 49408,
-                width: twidth,
-                heads: theads,
-                layers: tlayers,
-                mlp_ratio: 4.0,
-                extra: BTreeMap::new(),
-            },
-            layer_norm_eps: 1e-5,
-            eos_token_id: None,
-            extra: BTreeMap::new(),
-        }
+    /// A config shipped in `clip/configs/` (open_clip's `model_configs/<name>.json`, copied unchanged); the
+    /// `builtin_configs_parse` test proves each one parses.
+    fn shipped(name: &str, json: &str) -> Self {
+        Self::from_json_str(json, Path::new(name)).unwrap_or_else(|e| panic!("built-in config {name}: {e}"))
     }
 
     /// A named built-in config (`ViT-B-32`, `ViT-B-32-quickgelu`, `ViT-B-16`, `ViT-L-14`, ...).
@@ -266,5 +234,37 @@ impl OpenClipConfig {
         } else {
             Err(Error::config(path, problems.join("; ")))
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The shipped JSON files give the architectures open_clip defines (the values the positional
+    /// constructor used to spell out: embed, image, patch, vision width/layers, text width/heads/layers).
+    #[test]
+    fn builtin_configs_parse() {
+        for (name, want) in [
+            ("ViT-B-32", (512, 224, 32, 768, 12, 512, 8, 12)),
+            ("ViT-B-16", (512, 224, 16, 768, 12, 512, 8, 12)),
+            ("ViT-L-14", (768, 224, 14, 1024, 24, 768, 12, 12)),
+        ] {
+            let c = OpenClipConfig::builtin(name).unwrap();
+            let (v, t) = (&c.vision_cfg, &c.text_cfg);
+            assert_eq!(
+                (c.embed_dim, v.image_size, v.patch_size, v.width, v.layers, t.width, t.heads, t.layers),
+                want,
+                "{name}"
+            );
+            assert_eq!(
+                (v.head_width, v.mlp_ratio, t.mlp_ratio, t.context_length, t.vocab_size),
+                (64, 4.0, 4.0, 77, 49408)
+            );
+            assert!(!c.quick_gelu && c.layer_norm_eps == 1e-5 && c.eos_token_id.is_none(), "{name}");
+            assert!(c.extra.is_empty() && v.extra.is_empty() && t.extra.is_empty(), "{name}");
+        }
+        assert!(OpenClipConfig::builtin("ViT-B-32-quickgelu").unwrap().quick_gelu);
+        assert!(OpenClipConfig::builtin("RN50").is_none());
     }
 }

@@ -93,6 +93,13 @@ impl EmotionClipConfig {
         Self { backbone, ..Self::default() }
     }
 
+    /// A tiny EmotionCLIP (`configs/tiny.json`: 32-px frames, 16-px patches, 2 layers, vocab 64, context 12,
+    /// a 2-layer temporal head) for tests and smoke runs; random weights only.
+    pub fn tiny() -> Self {
+        Self::from_json_str(include_str!("configs/tiny.json"), Path::new("emotionclip/configs/tiny.json"))
+            .unwrap_or_else(|e| panic!("built-in config: {e}"))
+    }
+
     pub fn from_file(path: &Path) -> Result<Self> {
         let s = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
         Self::from_json_str(&s, path)
@@ -138,5 +145,21 @@ impl EmotionClipConfig {
 
     pub fn to_json(&self) -> String {
         serde_json::to_string_pretty(self).unwrap_or_default()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tiny_config_parses() {
+        let c = EmotionClipConfig::tiny();
+        let (b, v, t) = (&c.backbone, &c.backbone.vision_cfg, &c.backbone.text_cfg);
+        assert_eq!((b.embed_dim, v.image_size, v.patch_size, v.width, v.layers, v.head_width), (16, 32, 16, 32, 2, 16));
+        assert_eq!((t.context_length, t.vocab_size, t.width, t.heads, t.layers), (12, 64, 32, 2, 2));
+        assert_eq!((v.mlp_ratio, t.mlp_ratio, b.quick_gelu), (2.0, 2.0, false));
+        assert_eq!(c.temporal, TemporalConfig { layers: 2, heads: 2, ff: 32, ..TemporalConfig::default() });
+        assert_eq!((c.video_len, c.subject), (8, SubjectMode::Sap));
     }
 }

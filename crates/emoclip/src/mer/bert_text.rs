@@ -11,7 +11,7 @@
 //! (path, size, mtime) and the split, so later runs skip the encoder.
 use super::data::{MmsaData, Seq, Split, SPLITS};
 use super::pickle::NdArray;
-use crate::probe::cache::{file_fingerprint, fnv1a64};
+use crate::hash::{file_fingerprint, fnv1a64};
 use crate::text_emotion::{BertModel, EncoderInput};
 use crate::{Error, Result};
 use candle_core::Device;

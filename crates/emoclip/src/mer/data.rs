@@ -46,7 +46,7 @@
 //! protocols 4 and 5 alike.
 use super::bert_text::BertIds;
 use super::pickle::{self, ArrayData, NdArray, Value};
-use crate::train::data::{epoch_order, mix_seed};
+use crate::rng::{epoch_order, mix_seed};
 use crate::{Error, Result};
 use candle_core::{Device, Tensor};
 use rand::rngs::StdRng;

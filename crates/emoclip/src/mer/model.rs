@@ -20,7 +20,7 @@ use crate::clip::vision::l2_normalize;
 use crate::clip::{OpenClipConfig, ResidualAttentionBlock, TextTransformer, Transformer};
 use crate::nn::{LayerNorm, Linear, MultiheadAttention};
 use crate::tokenizer::ClipTokenizer;
-use crate::weights::{CheckedTensors, Checkpoint, LoadReport, Missing};
+use crate::weights::{hub, CheckedTensors, Checkpoint, LoadReport, Missing};
 use crate::{Error, Result};
 use candle_core::{DType, Device, Tensor, Var, D};
 use candle_nn::{VarBuilder, VarMap};
@@ -171,16 +171,17 @@ impl MerClip {
 
     /// Builds the model with the CLIP text tower (and `out_proj`, from `text_projection`ᵀ) taken from an
     /// open_clip / OpenAI / Hugging Face CLIP or EmotionCLIP checkpoint (a file, a directory, or
-    /// `hf:<org>/<name>` from the local Hugging Face cache); everything else is initialised
-    /// fresh. All parameters are registered in `varmap`. The checkpoint's text tower must match `cfg.clip`
+    /// `hf:<org>/<name>` from the local Hugging Face cache); everything else is initialised as `missing`
+    /// says ([`Missing::Init`], or seeded). All parameters are registered in `varmap`. The checkpoint's text tower must match `cfg.clip`
     /// (see [`read_clip_config`] to adopt it).
     pub fn from_clip_checkpoint(
         cfg: &MerConfig,
         path: &Path,
         varmap: &VarMap,
+        missing: Missing,
         device: &Device,
     ) -> Result<(Self, LoadReport)> {
-        let ckpt = Checkpoint::open(&resolve_weights(path)?)?;
+        let ckpt = Checkpoint::open(&hub::resolve_path(path)?)?;
         let ck = ckpt.resolve_config(None)?.backbone;
         let diff = text_tower_differences(&cfg.clip, &ck);
         if !diff.is_empty() {
@@ -203,7 +204,7 @@ impl MerClip {
         if let Some(tp) = tensors.get("text.text_projection") {
             tensors.insert("out_proj.weight".into(), tp.t()?.contiguous()?);
         }
-        let checked = CheckedTensors::new(tensors, Missing::Init, Some(varmap.clone()));
+        let checked = CheckedTensors::new(tensors, missing, Some(varmap.clone()));
         let model = Self::new(cfg, checked.var_builder(DType::F32, device), device)?;
         let report = checked.report(&[]);
         let text_init: Vec<&String> = report.initialised.iter().filter(|k| k.starts_with("text.")).collect();
@@ -412,13 +413,5 @@ fn text_tower_differences(a: &OpenClipConfig, b: &OpenClipConfig) -> Vec<String>
 
 /// The CLIP config of a checkpoint (sidecar JSON, else inferred from shapes), to put in `MerConfig.clip`.
 pub fn read_clip_config(path: &Path) -> Result<OpenClipConfig> {
-    Checkpoint::open(&resolve_weights(path)?)?.resolve_config(None).map(|c| c.backbone)
-}
-
-/// `hf:<org>/<name>` → the snapshot directory in the local Hugging Face cache; other paths unchanged.
-fn resolve_weights(path: &Path) -> Result<std::path::PathBuf> {
-    match path.to_str().and_then(|s| s.strip_prefix("hf:")) {
-        Some(repo) => crate::weights::hub::resolve(repo),
-        None => Ok(path.to_path_buf()),
-    }
+    Checkpoint::open(&hub::resolve_path(path)?)?.resolve_config(None).map(|c| c.backbone)
 }

@@ -22,17 +22,15 @@ use super::config::{MerConfig, MerTask};
 use super::data::{batches, MmsaData, Split};
 use super::metrics::{emotion_metrics, sentiment_metrics, EmotionMetrics, SentimentMetrics};
 use super::model::{MerClip, MerInputs};
-use crate::train::checkpoint::{self, Start, TrainState, LATEST};
-use crate::train::data::mix_seed;
-use crate::train::param_groups::is_gain_or_bias;
-use crate::train::{AdamW, ParamGroup};
+use crate::optim::{is_gain_or_bias, AdamW, ParamGroup};
+use crate::rng::mix_seed;
+use crate::run::{self, CheckpointFiles, MetricsLog, Start, TrainState, LATEST};
+use crate::weights::{CheckedTensors, Missing};
 use crate::{Error, Result};
-use candle_core::{DType, Device, Shape, Tensor, Var};
-use candle_nn::var_builder::SimpleBackend;
-use candle_nn::{Init, VarBuilder, VarMap};
-use rand::rngs::StdRng;
-use rand::SeedableRng;
+use candle_core::{DType, Device, Tensor};
+use candle_nn::VarMap;
 use serde::{Deserialize, Serialize};
+use std::collections::HashMap;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -233,54 +231,21 @@ pub fn evaluate(model: &MerClip, split: &Split, batch_size: usize, dev: &Device)
     })
 }
 
-/// Initial values drawn from an RNG seeded by `(seed, parameter name)`, so initialisation does not depend
-/// on build order (candle's own CPU initialisers cannot be seeded); every tensor becomes a `Var` in `varmap`.
-struct SeededInit {
-    seed: u64,
-    varmap: VarMap,
-}
-
-impl SimpleBackend for SeededInit {
-    fn get(&self, s: Shape, name: &str, h: Init, dtype: DType, dev: &Device) -> candle_core::Result<Tensor> {
-        let mut rng = StdRng::seed_from_u64(mix_seed(&[self.seed, crate::probe::cache::fnv1a64(name.as_bytes())]));
-        let v = crate::train::trainer::draw(&mut rng, &s, h)?;
-        let var = Var::from_tensor(&Tensor::from_vec(v, &s, &Device::Cpu)?.to_dtype(dtype)?.to_device(dev)?)?;
-        let out = var.as_tensor().clone();
-        self.varmap.data().lock().unwrap_or_else(|e| e.into_inner()).insert(name.to_string(), var);
-        Ok(out)
-    }
-    fn get_unchecked(&self, name: &str, _: DType, _: &Device) -> candle_core::Result<Tensor> {
-        candle_core::bail!("seeded init: no shape for {name}")
-    }
-    fn contains_tensor(&self, _: &str) -> bool {
-        false
-    }
-}
-
-/// Builds a trainable model registered in a fresh `VarMap`: every parameter seeded from `(seed, name)`; with
-/// `clip`, the CLIP text tower (and `out_proj` from its `text_projection`) is then taken from that open_clip /
-/// CLIP / EmotionCLIP checkpoint (see [`MerClip::from_clip_checkpoint`]).
+/// Builds a trainable model registered in a fresh `VarMap`: every parameter seeded from `(seed, name)`
+/// ([`Missing::SeededByName`], so initialisation does not depend on build order); with `clip`, the CLIP text
+/// tower (and `out_proj` from its `text_projection`) is taken from that open_clip / CLIP / EmotionCLIP
+/// checkpoint instead (see [`MerClip::from_clip_checkpoint`]).
 pub fn build_model(cfg: &MerConfig, clip: Option<&Path>, seed: u64, dev: &Device) -> Result<(MerClip, VarMap)> {
     let varmap = VarMap::new();
-    let vb = VarBuilder::from_backend(
-        Box::new(SeededInit { seed: mix_seed(&[seed, 0x3E1]), varmap: varmap.clone() }),
-        DType::F32,
-        dev.clone(),
-    );
-    let model = MerClip::new(cfg, vb, dev)?;
-    let Some(path) = clip else { return Ok((model, varmap)) };
-    let loaded = VarMap::new();
-    let (model, report) = MerClip::from_clip_checkpoint(cfg, path, &loaded, dev)?;
-    // Parameters the checkpoint does not hold take the seeded values.
-    let seeded = varmap.data().lock().unwrap_or_else(|e| e.into_inner());
-    let mut data = loaded.data().lock().unwrap_or_else(|e| e.into_inner());
-    for name in &report.initialised {
-        if let (Some(dst), Some(src)) = (data.get_mut(name), seeded.get(name)) {
-            dst.set(src.as_tensor())?;
+    let missing = Missing::SeededByName(mix_seed(&[seed, 0x3E1]));
+    let model = match clip {
+        Some(path) => MerClip::from_clip_checkpoint(cfg, path, &varmap, missing, dev)?.0,
+        None => {
+            let vb = CheckedTensors::new(HashMap::new(), missing, Some(varmap.clone())).var_builder(DType::F32, dev);
+            MerClip::new(cfg, vb, dev)?
         }
-    }
-    drop(data);
-    Ok((model, loaded))
+    };
+    Ok((model, varmap))
 }
 
 /// Where the best-on-valid model stands, saved as `mer_state.json` in each checkpoint.
@@ -317,11 +282,7 @@ pub struct MerTrainer {
     last_checkpoint: Option<PathBuf>,
 }
 
-fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
-    crate::output::write_atomic(path, |f| f.write_all(bytes))
-}
-
-/// What a MER-CLIP run writes in its output directory besides `ckpt-<step>/` (see [`checkpoint::run_entries`]).
+/// What a MER-CLIP run writes in its output directory besides `ckpt-<step>/` (see [`run::run_entries`]).
 pub const RUN_FILES: &[&str] = &[LATEST, "metrics.jsonl", "best", ".tmp-best", "test.json", "training.svg"];
 
 impl MerTrainer {
@@ -340,10 +301,10 @@ impl MerTrainer {
         let start = start.into();
         cfg.validate()?;
         if start == Start::Fresh {
-            checkpoint::ensure_no_run(&cfg.out_dir, RUN_FILES)?;
+            run::ensure_no_run(&cfg.out_dir, RUN_FILES)?;
         }
         let data: Arc<MmsaData> = data.into();
-        let resume_dir = if start == Start::Resume { checkpoint::latest(&cfg.out_dir)? } else { None };
+        let resume_dir = if start == Start::Resume { run::latest(&cfg.out_dir)? } else { None };
         let model_cfg = match &resume_dir {
             Some(dir) => MerConfig::from_file(&dir.join("config.json"))?,
             None => model_cfg,
@@ -386,7 +347,7 @@ impl MerTrainer {
             let mut vm = varmap.clone();
             vm.load(&mp)
                 .map_err(|e| Error::checkpoint(&mp, format!("{e}; the checkpoint does not match its config.json")))?;
-            let (ts, opt_state) = checkpoint::load_state(dir)?;
+            let (ts, opt_state) = run::load_state(dir)?;
             opt.load_state_tensors(&opt_state)?;
             let sp = dir.join("mer_state.json");
             let s = std::fs::read_to_string(&sp).map_err(|e| Error::io(&sp, e))?;
@@ -397,10 +358,7 @@ impl MerTrainer {
             (step, epoch, pos) = (ts.step, ts.epoch, ts.pos);
         }
         if start == Start::Overwrite {
-            let n = checkpoint::clear_run(&cfg.out_dir, RUN_FILES)?;
-            if n > 0 {
-                tracing::info!("--overwrite: deleted {n} entries of the previous run in {}", cfg.out_dir.display());
-            }
+            run::overwrite(&cfg.out_dir, RUN_FILES)?;
         }
         Ok(Self {
             cfg,
@@ -485,72 +443,39 @@ impl MerTrainer {
         })
     }
 
-    fn save_tensors(&self, dir: &Path) -> Result<()> {
-        let model = dir.join("model.safetensors");
-        checkpoint::save_varmap(&self.varmap, &model)?;
-        let cj = dir.join("config.json");
-        std::fs::write(&cj, self.model_cfg.to_json()?).map_err(|e| Error::io(&cj, e))
-    }
-
-    /// Writes `out_dir/ckpt-<step>/` (through a temporary directory) and points `LATEST` at it.
+    /// Writes `out_dir/ckpt-<step>/` (through a temporary directory), points `LATEST` at it and deletes all
+    /// but the newest `keep_checkpoints` checkpoints.
     pub fn save_checkpoint(&mut self) -> Result<PathBuf> {
-        let out = &self.cfg.out_dir;
-        let name = format!("ckpt-{}", self.step);
-        let (dir, tmp) = (out.join(&name), out.join(format!(".tmp-{name}")));
-        let _ = std::fs::remove_dir_all(&tmp);
-        std::fs::create_dir_all(&tmp).map_err(|e| Error::io(&tmp, e))?;
-        self.save_tensors(&tmp)?;
-        let op = tmp.join("optimizer.safetensors");
-        checkpoint::save_safetensors(self.opt.state_tensors()?.iter().map(|(k, v)| (k.as_str(), v)), &op)?;
-        let ts = TrainState {
+        let state = TrainState {
             step: self.step,
             epoch: self.epoch,
             pos: self.pos,
             seed: self.cfg.seed,
             config: serde_json::to_value(&self.cfg).map_err(|e| Error::Msg(e.to_string()))?,
         };
-        std::fs::write(tmp.join("state.json"), to_json(&ts)?).map_err(|e| Error::io(tmp.join("state.json"), e))?;
-        std::fs::write(tmp.join("mer_state.json"), to_json(&self.state)?)
-            .map_err(|e| Error::io(tmp.join("mer_state.json"), e))?;
-        if dir.exists() {
-            std::fs::remove_dir_all(&dir).map_err(|e| Error::io(&dir, e))?;
-        }
-        std::fs::rename(&tmp, &dir).map_err(|e| Error::io(&dir, e))?;
-        write_atomic(&out.join(LATEST), name.as_bytes())?;
+        let files = CheckpointFiles {
+            model: &self.varmap,
+            config_json: self.model_cfg.to_json()?,
+            optimizer: self.opt.state_tensors()?,
+            state: &state,
+            extra: vec![("mer_state.json", to_json(&self.state)?)],
+        };
+        let dir = run::save_checkpoint(&self.cfg.out_dir, &files)?;
         self.last_checkpoint = Some(dir.clone());
-        self.prune_checkpoints()?;
+        run::prune_checkpoints(&self.cfg.out_dir, self.cfg.keep_checkpoints)?;
         Ok(dir)
     }
 
-    /// Deletes all but the newest `keep_checkpoints` complete `ckpt-<step>/` directories.
-    fn prune_checkpoints(&self) -> Result<()> {
-        let out = &self.cfg.out_dir;
-        let rd = std::fs::read_dir(out).map_err(|e| Error::io(out, e))?;
-        let mut steps: Vec<(usize, PathBuf)> = rd
-            .filter_map(|e| e.ok())
-            .filter_map(|e| Some((e.file_name().to_str()?.strip_prefix("ckpt-")?.parse::<usize>().ok()?, e.path())))
-            .collect();
-        steps.sort();
-        let n = steps.len().saturating_sub(self.cfg.keep_checkpoints);
-        for (_, p) in steps.into_iter().take(n) {
-            std::fs::remove_dir_all(&p).map_err(|e| Error::io(&p, e))?;
-        }
-        Ok(())
-    }
-
+    /// Writes `out_dir/best/` (weights, config, `valid.json`) whole.
     fn save_best(&self, valid: &Evaluation) -> Result<()> {
-        let out = &self.cfg.out_dir;
-        let (dir, tmp) = (out.join("best"), out.join(".tmp-best"));
-        let _ = std::fs::remove_dir_all(&tmp);
-        std::fs::create_dir_all(&tmp).map_err(|e| Error::io(&tmp, e))?;
-        self.save_tensors(&tmp)?;
-        let v = serde_json::json!({"epoch": self.epoch, "loss": valid.loss, "scores": valid.scores});
-        std::fs::write(tmp.join("valid.json"), serde_json::to_string_pretty(&v).unwrap_or_default())
-            .map_err(|e| Error::io(tmp.join("valid.json"), e))?;
-        if dir.exists() {
-            std::fs::remove_dir_all(&dir).map_err(|e| Error::io(&dir, e))?;
-        }
-        std::fs::rename(&tmp, &dir).map_err(|e| Error::io(&dir, e))
+        let config_json = self.model_cfg.to_json()?;
+        run::write_dir(&self.cfg.out_dir, "best", |tmp| {
+            run::write_model(tmp, &self.varmap, &config_json)?;
+            let v = serde_json::json!({"epoch": self.epoch, "loss": valid.loss, "scores": valid.scores});
+            let p = tmp.join("valid.json");
+            std::fs::write(&p, serde_json::to_string_pretty(&v).unwrap_or_default()).map_err(|e| Error::io(&p, e))
+        })?;
+        Ok(())
     }
 
     /// Trains to the end (or until `until` optimiser steps, leaving a checkpoint there), validating after each
@@ -558,12 +483,11 @@ impl MerTrainer {
     /// Returns the test evaluation when the run finished.
     pub fn run(&mut self, until: Option<usize>, mut on_line: impl FnMut(&MetricLine)) -> Result<Option<Evaluation>> {
         let out = self.cfg.out_dir.clone();
-        std::fs::create_dir_all(&out).map_err(|e| Error::io(&out, e))?;
         let mp = out.join("metrics.jsonl");
         // After a resume, what was logged past the checkpoint is logged again: keep the step lines up to its
         // step and the epoch lines of the epochs it completed; a test line comes again at the end.
         let (step, epoch) = (self.step as u64, self.epoch as u64);
-        checkpoint::truncate_metrics(&mp, |v| {
+        let mut mf = MetricsLog::open(&mp, |v| {
             let num = |k: &str| v.get(k).and_then(|x| x.as_u64());
             match v.get("kind").and_then(|k| k.as_str()) {
                 Some("step") => num("step").is_some_and(|s| s <= step),
@@ -571,10 +495,8 @@ impl MerTrainer {
                 _ => false,
             }
         })?;
-        let mut mf = std::fs::OpenOptions::new().create(true).append(true).open(&mp).map_err(|e| Error::io(&mp, e))?;
         let mut log = |line: &MetricLine| -> Result<()> {
-            writeln!(mf, "{}", serde_json::to_string(line).map_err(|e| Error::Msg(e.to_string()))?)
-                .map_err(|e| Error::io(&mp, e))?;
+            mf.append(line)?;
             on_line(line);
             Ok(())
         };
@@ -625,10 +547,8 @@ impl MerTrainer {
         let test = evaluate(&best_model, &self.data.test, self.cfg.batch_size, &self.device)?;
         log(&MetricLine::Test { epoch: self.state.best_epoch.unwrap_or(0), loss: test.loss, test: test.scores })?;
         drop(mf);
-        write_atomic(
-            &out.join("test.json"),
-            serde_json::to_string_pretty(&test).map_err(|e| Error::Msg(e.to_string()))?.as_bytes(),
-        )?;
+        let json = serde_json::to_string_pretty(&test).map_err(|e| Error::Msg(e.to_string()))?;
+        crate::output::write_atomic(&out.join("test.json"), |f| f.write_all(json.as_bytes()))?;
         plot_training(&mp, &out.join("training.svg"))?;
         Ok(Some(test))
     }

@@ -10,6 +10,7 @@ pub mod report;
 pub mod sentences;
 pub mod settings;
 pub mod srt;
+pub mod videos;
 pub mod vtt;
 pub mod youtube_json;
 

@@ -3,15 +3,7 @@
 //! each written to a temporary name and renamed; the index is written last and marks the video done, so a
 //! rerun after a kill skips finished videos and redoes the rest, with no duplicate or lost sample.
 //!
-//! # Video ids
-//! A video's id is its file stem with `.` replaced by `_` (WebDataset splits sample keys at the first `.`);
-//! it names its shard `shards/<id>.tar`, its index `index/<id>.jsonl` and its samples `<id>_<n>`, and is
-//! what `--exclude` lists. Ids depend on the file name only, not on which other videos are in the run, so
-//! every task of a job array and every rerun agree. Two inputs with the same id (the same stem in two
-//! folders, `clip.mp4` beside `clip.mkv`, or stems differing only by `.` vs `_` such as `a.b.avi` and
-//! `a_b.avi`) would write one shard and mark each other done: [`check_unique_ids`] refuses them before any
-//! work, naming both files (rename one, or prepare them into different `--out` directories). The same file
-//! given twice (directly and through its folder) counts once.
+//! Video ids, caption lookup and job-array partitions: [`super::videos`].
 //!
 //! # Several runs, one output
 //! `prepare.json` records the settings ([`super::settings`]); a rerun with other settings is refused.
@@ -19,9 +11,10 @@
 //! work instead of both doing all of it, and a killed run's claims are taken over.
 use super::claim::{claim, ClaimOutcome};
 use super::filters::{frame_span, FilterConfig, FilterResult};
+use super::videos::video_id;
 use super::{read_captions, SentenceConfig};
 use crate::media::{self, BoxFile, PersonBox, Preprocessor};
-use crate::shards::{Sample, ShardWriter};
+use crate::shards::{Sample, SampleMeta, ShardWriter};
 use crate::text_emotion::EmotionClassifier;
 use crate::{Error, Result};
 use image::RgbImage;
@@ -68,24 +61,6 @@ pub struct Candidate {
     pub n_frames: usize,
     pub filters: FilterResult,
     pub kept: bool,
-}
-
-/// Metadata stored as the `json` member of each sample.
-#[derive(Clone, Debug, Serialize, Deserialize)]
-pub struct SampleMeta {
-    pub video_id: String,
-    pub start: f64,
-    pub end: f64,
-    pub text: String,
-    pub emotion_labels: Vec<String>,
-    pub emotion_logits: Vec<f32>,
-    pub neutral: f32,
-    pub fps: f64,
-    /// Time (s) of each stored frame.
-    pub frame_times: Vec<f64>,
-    /// Person boxes per stored frame, `[x1, y1, x2, y2, conf]` in original-frame pixels.
-    pub boxes: Vec<Vec<[f32; 5]>>,
-    pub frame_size: [u32; 2],
 }
 
 #[derive(Debug)]
@@ -158,55 +133,6 @@ pub enum Boxes<'a> {
     Dir(&'a Path),
     #[cfg(feature = "onnx")]
     Detector(&'a crate::detect::onnx::PersonDetector),
-}
-
-/// The id of a video (see the module doc).
-pub fn video_id(path: &Path) -> String {
-    path.file_stem().map(|s| s.to_string_lossy().replace(['.', '/'], "_")).unwrap_or_else(|| "video".into())
-}
-
-/// Refuses two different inputs with one video id (see the module doc), naming both; the same file listed
-/// twice is kept once. Run on the whole input list, before partitioning, so every job-array task agrees.
-pub fn check_unique_ids(videos: Vec<PathBuf>) -> Result<Vec<PathBuf>> {
-    let mut seen: BTreeMap<String, (PathBuf, PathBuf)> = BTreeMap::new();
-    let mut out = Vec::with_capacity(videos.len());
-    for v in videos {
-        let canon = std::fs::canonicalize(&v).unwrap_or_else(|_| v.clone());
-        let id = video_id(&v);
-        match seen.get(&id) {
-            Some((_, c)) if *c == canon => continue,
-            Some((first, _)) => {
-                return Err(Error::Msg(format!(
-                    "{} and {} have the same video id {id:?} (ids are file stems with '.' as '_'), so their \
-                     shards and index files would collide; rename one, or prepare them into different --out directories",
-                    first.display(),
-                    v.display()
-                )))
-            }
-            None => {
-                seen.insert(id, (v.clone(), canon));
-                out.push(v);
-            }
-        }
-    }
-    Ok(out)
-}
-
-/// Caption file for a video: `<stem>.srt`, `.vtt`, `.en.vtt`, `.json` in `dir` (or beside the video).
-pub fn find_captions(video: &Path, dir: Option<&Path>) -> Option<PathBuf> {
-    let stem = video.file_stem()?.to_string_lossy().to_string();
-    let d = dir.map(Path::to_path_buf).or_else(|| video.parent().map(Path::to_path_buf))?;
-    ["srt", "vtt", "en.vtt", "json"].iter().map(|e| d.join(format!("{stem}.{e}"))).find(|p| p.is_file())
-}
-
-/// The videos job `shard_index` of `num_shards` handles: every `num_shards`-th of the sorted list, so job
-/// arrays (Slurm, Kubernetes) split the work deterministically.
-pub fn partition(mut videos: Vec<PathBuf>, shard_index: usize, num_shards: usize) -> Result<Vec<PathBuf>> {
-    if num_shards == 0 || shard_index >= num_shards {
-        return Err(Error::Msg(format!("--shard-index {shard_index} must be < --num-shards {num_shards}")));
-    }
-    videos.sort();
-    Ok(videos.into_iter().enumerate().filter(|(i, _)| i % num_shards == shard_index).map(|(_, v)| v).collect())
 }
 
 pub struct Preparer<'a> {

@@ -60,7 +60,7 @@ fn head_tail_hash(path: &Path) -> Result<(u64, u64)> {
     if size > MIB {
         f.take(MIB).read_to_end(&mut buf).map_err(|e| Error::io(path, e))?;
     }
-    Ok((size, crate::probe::cache::fnv1a64(&buf)))
+    Ok((size, crate::hash::fnv1a64(&buf)))
 }
 
 /// Where person boxes came from.

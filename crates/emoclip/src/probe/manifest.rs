@@ -72,6 +72,16 @@ impl BoxesSpec {
             BoxesSpec::Built(b) => Ok(b.clone()),
         }
     }
+
+    /// What identifies these boxes in a feature-cache key: a file's fingerprint (path, size, mtime), or the
+    /// boxes themselves.
+    pub fn fingerprint(&self) -> String {
+        match self {
+            BoxesSpec::File(p) => crate::hash::file_fingerprint(p),
+            BoxesSpec::Inline(v) => format!("{v:?}"),
+            BoxesSpec::Built(b) => format!("{b:?}"),
+        }
+    }
 }
 
 /// The label of one item.

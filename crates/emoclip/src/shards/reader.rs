@@ -1,4 +1,5 @@
-//! Reads a WebDataset tar shard back into samples (files grouped by the key before the first dot).
+//! Reads a whole WebDataset tar shard back into samples (files grouped by the key before the first dot), in
+//! order: for tests and inspection. Training reads through [`super::ShardIndex`] and [`super::stream`].
 use super::writer::Sample;
 use crate::{Error, Result};
 use std::io::Read;

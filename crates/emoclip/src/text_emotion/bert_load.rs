@@ -24,10 +24,7 @@ pub struct BertModel {
 
 /// The weights file and config of `spec` (a directory, a weights file, or `hf:<org>/<name>`).
 pub fn resolve(spec: &str) -> Result<(PathBuf, PathBuf)> {
-    let path = match spec.strip_prefix("hf:") {
-        Some(repo) => hub::resolve(repo)?,
-        None => PathBuf::from(spec),
-    };
+    let path = hub::resolve_spec(spec)?;
     if path.is_dir() {
         let w = ["model.safetensors", "pytorch_model.bin"].iter().map(|f| path.join(f)).find(|p| p.is_file()).ok_or_else(|| {
             Error::checkpoint(&path, "no model.safetensors or pytorch_model.bin in this directory; pass an HF BERT model directory (e.g. a bert-base-uncased snapshot)")
@@ -97,7 +94,7 @@ impl BertModel {
                 format!("checkpoint does not match {}:{}", cfg_path.display(), r.describe()),
             ));
         }
-        let fp = crate::probe::cache::file_fingerprint;
+        let fp = crate::hash::file_fingerprint;
         let fingerprint = format!("{}+{}", fp(&weights), fp(&cfg_path));
         Ok(Self { encoder, config, weights, fingerprint })
     }

@@ -4,31 +4,18 @@
 //! `(seed, epoch, index)`, so a batch is a pure function of its position: resuming mid-epoch is exact.
 use crate::media::boxes::{resized_mask, PersonBox};
 use crate::media::Normalization;
-use crate::prep::pipeline::SampleMeta;
+use crate::rng::{epoch_order, mix_seed};
+use crate::shards::stream::{self, StreamOptions};
+use crate::shards::ShardIndex;
+use crate::shards::{shard_paths, SampleMeta};
 use crate::tokenizer::{ClipTokenizer, Truncation};
 use crate::{Error, Result};
 use candle_core::{Device, Tensor};
 use rand::rngs::StdRng;
-use rand::seq::SliceRandom;
 use rand::{Rng, SeedableRng};
 use rayon::prelude::*;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::{Arc, Mutex};
-
-pub mod stream;
-
-/// Mixes numbers into one 64-bit seed (splitmix64 steps).
-pub fn mix_seed(parts: &[u64]) -> u64 {
-    let mut h = 0x9E37_79B9_7F4A_7C15u64;
-    for &p in parts {
-        h ^= p.wrapping_add(0x9E37_79B9_7F4A_7C15).wrapping_add(h << 6).wrapping_add(h >> 2);
-        let mut z = h;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        h = z ^ (z >> 31);
-    }
-    h
-}
 
 /// One training example, already preprocessed.
 #[derive(Clone, Debug)]
@@ -75,13 +62,6 @@ pub struct Batch {
     pub masks: Tensor,
     pub ids: Tensor,
     pub emotion: Tensor,
-}
-
-/// The sample order of an epoch (seeded shuffle of `0..n`).
-pub fn epoch_order(n: usize, seed: u64, epoch: usize) -> Vec<usize> {
-    let mut order: Vec<usize> = (0..n).collect();
-    order.shuffle(&mut StdRng::seed_from_u64(mix_seed(&[seed, 0xE9, epoch as u64])));
-    order
 }
 
 /// Loads and stacks the items `indices` (in parallel); per-item randomness seeded from `(seed, epoch, index)`.
@@ -214,24 +194,6 @@ pub fn random_frame_indices(n: usize, k: usize, rng: &mut StdRng) -> Vec<usize> 
     pick
 }
 
-/// Options of the streaming shard reader.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct StreamOptions {
-    /// Shuffle-buffer slots (samples); 0 = shard order only.
-    pub buffer: usize,
-    /// Samples read ahead by the prefetch thread.
-    pub prefetch: usize,
-}
-
-impl Default for StreamOptions {
-    fn default() -> Self {
-        Self { buffer: DEFAULT_SHUFFLE_BUFFER, prefetch: 32 }
-    }
-}
-
-/// Default shuffle-buffer size (samples).
-pub const DEFAULT_SHUFFLE_BUFFER: usize = 512;
-
 /// `(seed, epoch, order, position of each sample)`.
 type OrderCache = (u64, usize, Arc<Vec<usize>>, Arc<Vec<usize>>);
 
@@ -248,7 +210,7 @@ struct StreamState {
 /// mask, ImageNet normalisation, ForceEot tokens. JPEGs are decoded in the rayon pool. A corrupt sample (bad
 /// tar member, JSON or JPEG) is reported ([`ShardDataset::skipped`], a warning) and left out of its batch.
 pub struct ShardDataset {
-    index: Arc<stream::ShardIndex>,
+    index: Arc<ShardIndex>,
     tok: ClipTokenizer,
     frames: usize,
     size: usize,
@@ -259,51 +221,6 @@ pub struct ShardDataset {
     skipped: Mutex<Vec<String>>,
 }
 
-/// Shard files from a directory (every `*.tar`) or a glob-like path (`dir/prefix-*.tar`: `*` matches any run).
-pub fn shard_paths(spec: &Path) -> Result<Vec<PathBuf>> {
-    let (dir, pat) = if spec.is_dir() {
-        (spec.to_path_buf(), "*.tar".to_string())
-    } else {
-        let dir = spec.parent().map(Path::to_path_buf).unwrap_or_else(|| PathBuf::from("."));
-        let pat = spec.file_name().and_then(|s| s.to_str()).unwrap_or("").to_string();
-        (dir, pat)
-    };
-    let rd = std::fs::read_dir(&dir).map_err(|e| Error::io(&dir, e))?;
-    let mut out: Vec<PathBuf> = rd
-        .filter_map(|e| e.ok().map(|e| e.path()))
-        .filter(|p| p.is_file() && p.file_name().and_then(|s| s.to_str()).is_some_and(|n| glob_match(&pat, n)))
-        .collect();
-    out.sort();
-    if out.is_empty() {
-        return Err(Error::config(spec, "no shard (*.tar) matches; run `emoclip prepare` first or fix data.shards"));
-    }
-    Ok(out)
-}
-
-fn glob_match(pat: &str, s: &str) -> bool {
-    let parts: Vec<&str> = pat.split('*').collect();
-    if parts.len() == 1 {
-        return pat == s;
-    }
-    let mut rest = s;
-    for (i, p) in parts.iter().enumerate() {
-        if i == 0 {
-            match rest.strip_prefix(p) {
-                Some(r) => rest = r,
-                None => return false,
-            }
-        } else if i == parts.len() - 1 {
-            return rest.ends_with(p);
-        } else {
-            match rest.find(p) {
-                Some(k) => rest = &rest[k + p.len()..],
-                None => return false,
-            }
-        }
-    }
-    true
-}
-
 impl ShardDataset {
     /// Indexes the shards of `spec` (tar headers only) with the default [`StreamOptions`].
     pub fn open(spec: &Path, frames: usize, size: usize, context: usize) -> Result<Self> {
@@ -311,7 +228,7 @@ impl ShardDataset {
     }
 
     pub fn open_with(spec: &Path, frames: usize, size: usize, context: usize, opts: StreamOptions) -> Result<Self> {
-        let index = stream::ShardIndex::scan(&shard_paths(spec)?)?;
+        let index = ShardIndex::scan(&shard_paths(spec)?)?;
         for p in &index.problems {
             tracing::warn!("{p}");
         }

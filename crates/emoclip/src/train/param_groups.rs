@@ -15,17 +15,26 @@
 //!
 //! The paper does not say where `logit_scale` goes; the paper preset gives it the official group (lr 1e-8, wd 0).
 //! A parameter in none of the four parts is an error here (the official code would silently not train it).
-use super::adamw::ParamGroup;
+use crate::optim::{is_gain_or_bias, ParamGroup};
 use crate::{Error, Result};
 use candle_nn::VarMap;
+use serde::{Deserialize, Serialize};
 
-/// Which part of EmotionCLIP a parameter belongs to.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+/// Which part of EmotionCLIP a parameter belongs to; in configs (`freeze`) `visual`, `text`, `temporal`,
+/// `logit_scale`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
 pub enum Part {
+    /// The frame encoder (`backbone.visual.*`).
+    #[serde(rename = "visual")]
     Frame,
     Text,
     Temporal,
     LogitScale,
+}
+
+impl Part {
+    pub const ALL: [Part; 4] = [Part::Frame, Part::Text, Part::Temporal, Part::LogitScale];
 }
 
 /// Learning rate and weight decay of one group.
@@ -91,11 +100,6 @@ pub fn part_of(name: &str) -> Option<Part> {
     } else {
         None
     }
-}
-
-/// Official gain/bias rule: `ndim < 2` or the name contains `bn`, `ln`, `bias` or `logit_scale`.
-pub fn is_gain_or_bias(name: &str, ndim: usize) -> bool {
-    ndim < 2 || ["bn", "ln", "bias", "logit_scale"].iter().any(|s| name.contains(s))
 }
 
 /// Builds the seven groups (frame g/b, frame rest, text g/b, text rest, temporal g/b, temporal rest, logit_scale)

@@ -1,408 +1,36 @@
 //! The pre-training loop (official `src/engine/trainer.py`, paper §3.4 / appendix B.2): SNCE, gradient accumulation, grouped AdamW with schedule, `logit_scale` clamp, metrics, checkpoints and exact resume.
-use super::checkpoint::{self, Start, TrainState};
-use super::data::{load_batch, mix_seed, Dataset, ShardDataset, SyntheticDataset};
+use super::config::TrainConfig;
+use super::data::{load_batch, Dataset, ShardDataset, SyntheticDataset};
 use super::distributed::{self, Collective, Single};
-use super::param_groups::{part_of, Part};
-use super::{param_groups, snce_loss, AdamW, LrSchedule, SnceConfig, OFFICIAL, PAPER};
-use crate::clip::{OpenClipConfig, TextConfig, VisionConfig};
-use crate::emotionclip::{EmotionClip, EmotionClipConfig, SubjectMode, TemporalFusion};
-use crate::weights::Checkpoint;
+use super::{param_groups, snce_loss, SnceConfig};
+use crate::emotionclip::{EmotionClip, EmotionClipConfig};
+use crate::hash::Fnv1a64;
+use crate::optim::{AdamW, LrSchedule};
+use crate::rng::mix_seed;
+use crate::run::{self, CheckpointFiles, MetricsLog, Start, TrainState};
+use crate::weights::{CheckedTensors, Checkpoint, Missing};
 use crate::{Error, Result};
 use candle_core::backprop::GradStore;
-use candle_core::{DType, Device, Shape, Tensor, Var};
-use candle_nn::var_builder::SimpleBackend;
-use candle_nn::{Init, VarBuilder, VarMap};
-use rand::rngs::StdRng;
-use rand::{Rng, SeedableRng};
+use candle_core::{DType, Device, Tensor, Var};
+use candle_nn::VarMap;
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, HashMap, HashSet};
-use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
 /// Official `logit_scale` clamp: `[0, ln 100]`.
 pub const LOGIT_SCALE_MAX: f64 = 4.605_170_185_988_092;
 
-/// Model section: a built-in name (`ViT-B-32`, `tiny`) or a config JSON path (emoclip or open_clip).
-#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
-#[serde(deny_unknown_fields)]
-pub struct ModelSection {
-    #[serde(default = "d_model_name")]
-    pub name: String,
-    /// emoclip / open_clip config JSON; overrides `name`.
-    #[serde(default)]
-    pub config: Option<PathBuf>,
-    #[serde(default = "d_subject")]
-    pub subject: SubjectMode,
-    #[serde(default = "d_temporal")]
-    pub temporal: TemporalFusion,
-}
-fn d_model_name() -> String {
-    "ViT-B-32".into()
-}
-fn d_subject() -> SubjectMode {
-    SubjectMode::Sap
-}
-fn d_temporal() -> TemporalFusion {
-    TemporalFusion::Transformer
-}
-
-/// Synthetic data parameters.
-#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
-#[serde(deny_unknown_fields)]
-pub struct SyntheticSection {
-    #[serde(default = "d_n")]
-    pub n: usize,
-    #[serde(default = "d_classes")]
-    pub classes: usize,
-    #[serde(default)]
-    pub seed: u64,
-    #[serde(default = "d_noise")]
-    pub noise: f32,
-}
-fn d_n() -> usize {
-    64
-}
-fn d_classes() -> usize {
-    8
-}
-fn d_noise() -> f32 {
-    0.5
-}
-
-/// Data section: `shards` (directory or `dir/prefix-*.tar`) or `synthetic`.
-#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Default)]
-#[serde(deny_unknown_fields)]
-pub struct DataSection {
-    #[serde(default)]
-    pub shards: Option<PathBuf>,
-    #[serde(default)]
-    pub synthetic: Option<SyntheticSection>,
-}
-
-/// The whole training config (TOML).
-#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
-#[serde(deny_unknown_fields)]
-pub struct TrainConfig {
-    pub model: ModelSection,
-    /// Checkpoint to start from (open_clip or EmotionCLIP, any layout `Checkpoint::open` reads); parameters it
-    /// lacks (temporal head, subject token) are initialised from the seed. Absent: everything random (seeded).
-    #[serde(default)]
-    pub init: Option<PathBuf>,
-    pub data: DataSection,
-    #[serde(default = "d_batch")]
-    pub batch_size: usize,
-    #[serde(default = "d_one")]
-    pub grad_accum: usize,
-    #[serde(default = "d_one")]
-    pub epochs: usize,
-    /// Stop after this many optimiser steps (default: `epochs` full epochs).
-    #[serde(default)]
-    pub max_steps: Option<usize>,
-    /// `official` or `paper` (parameter groups and schedule shape).
-    #[serde(default = "d_opt")]
-    pub optimizer: String,
-    /// Multiplies every group's base learning rate (1 = the preset's).
-    #[serde(default = "d_lr_scale")]
-    pub lr_scale: f64,
-    /// One base learning rate for every group (training from scratch), replacing the preset's per-group rates
-    /// (betas, eps and weight decays stay the preset's); `lr_scale` still applies.
-    #[serde(default)]
-    pub lr: Option<f64>,
-    /// SNCE β; 0 = plain CLIP loss.
-    #[serde(default = "d_beta")]
-    pub beta: f64,
-    #[serde(default)]
-    pub warmup_steps: usize,
-    #[serde(default)]
-    pub seed: u64,
-    #[serde(default = "d_out")]
-    pub out_dir: PathBuf,
-    /// Checkpoint every N optimiser steps (0: only at the end).
-    #[serde(default)]
-    pub checkpoint_every: usize,
-    /// Parts left untouched: any of `text`, `visual` (frame encoder), `temporal`, `logit_scale`.
-    #[serde(default)]
-    pub freeze: Vec<String>,
-    /// Shard streaming: shuffle-buffer size in samples (0 = shuffled shard order only).
-    #[serde(default = "d_shuffle_buffer")]
-    pub shuffle_buffer: usize,
-    /// `fp32` (default) or `bf16` / `fp16`: matrix products in low precision with f32 master weights,
-    /// LayerNorm, softmax and loss (`nn::autocast`, the counterpart of the official trainer's AMP).
-    #[serde(default = "d_precision")]
-    pub precision: String,
-    /// The file this config was read from (named in messages); not part of the TOML.
-    #[serde(skip)]
-    pub source: Option<PathBuf>,
-}
-
-/// What `emoclip train` writes in its output directory besides `ckpt-<step>/` (see [`checkpoint::run_entries`]);
+/// What `emoclip train` writes in its output directory besides `ckpt-<step>/` (see [`run::run_entries`]);
 /// `LATEST.tmp` is what older versions left while writing `LATEST`.
-pub const RUN_FILES: &[&str] = &[checkpoint::LATEST, "LATEST.tmp", "metrics.jsonl", "loss.svg"];
-fn d_precision() -> String {
-    "fp32".into()
-}
-fn d_shuffle_buffer() -> usize {
-    super::data::DEFAULT_SHUFFLE_BUFFER
-}
-fn d_batch() -> usize {
-    32
-}
-fn d_one() -> usize {
-    1
-}
-fn d_opt() -> String {
-    "official".into()
-}
-fn d_lr_scale() -> f64 {
-    1.0
-}
-fn d_beta() -> f64 {
-    super::snce::DEFAULT_BETA
-}
-fn d_out() -> PathBuf {
-    PathBuf::from("runs/train")
-}
-
-impl TrainConfig {
-    pub fn from_toml_str(s: &str, path: &Path) -> Result<Self> {
-        let mut cfg: Self = toml::from_str(s).map_err(|e| Error::config(path, e.to_string()))?;
-        cfg.validate(path)?;
-        cfg.source = Some(path.to_path_buf());
-        Ok(cfg)
-    }
-
-    /// Reads a TOML file; relative paths inside are taken relative to the file's directory.
-    pub fn from_file(path: &Path) -> Result<Self> {
-        let s = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
-        let mut cfg = Self::from_toml_str(&s, path)?;
-        let base = path.parent().unwrap_or(Path::new("."));
-        let fix = |p: &mut PathBuf| {
-            if p.is_relative() && !p.exists() && base.join(&*p).exists() {
-                *p = base.join(&*p);
-            }
-        };
-        if let Some(p) = cfg.model.config.as_mut() {
-            fix(p)
-        }
-        if let Some(p) = cfg.init.as_mut() {
-            fix(p)
-        }
-        if let Some(p) = cfg.data.shards.as_mut() {
-            fix(p)
-        }
-        Ok(cfg)
-    }
-
-    /// The config file's name for messages (`<train config>` when built in code).
-    pub fn source_name(&self) -> PathBuf {
-        self.source.clone().unwrap_or_else(|| PathBuf::from("<train config>"))
-    }
-
-    pub fn validate(&self, path: &Path) -> Result<()> {
-        let bad = |m: String| Err(Error::config(path, m));
-        if self.batch_size == 0 || self.grad_accum == 0 {
-            return bad("batch_size and grad_accum must be >= 1".into());
-        }
-        if self.epochs == 0 && self.max_steps.is_none() {
-            return bad("set epochs >= 1 or max_steps".into());
-        }
-        if self.max_steps == Some(0) {
-            return bad(
-                "max_steps = 0 trains nothing; set max_steps >= 1, or remove it to train `epochs` epochs".into()
-            );
-        }
-        if !["official", "paper"].contains(&self.optimizer.as_str()) {
-            return bad(format!("optimizer must be \"official\" or \"paper\", got {:?}", self.optimizer));
-        }
-        if self.lr.is_some_and(|l| !(l.is_finite() && l >= 0.0)) {
-            return bad("lr must be finite and >= 0".into());
-        }
-        if !(self.lr_scale.is_finite() && self.lr_scale >= 0.0 && self.beta.is_finite() && self.beta >= 0.0) {
-            return bad("lr_scale and beta must be finite and >= 0".into());
-        }
-        if self.data.shards.is_some() == self.data.synthetic.is_some() {
-            return bad("data: set exactly one of `shards` and `synthetic`".into());
-        }
-        if self.autocast_dtype().is_err() {
-            return bad(format!("precision must be \"fp32\", \"bf16\" or \"fp16\", got {:?}", self.precision));
-        }
-        let parts = ["text", "visual", "temporal", "logit_scale"];
-        for f in &self.freeze {
-            if !parts.contains(&f.as_str()) {
-                return bad(format!("freeze: unknown part {f:?} (text, visual, temporal, logit_scale)"));
-            }
-        }
-        if parts.iter().all(|p| self.freeze.iter().any(|f| f == p)) {
-            return bad(format!("freeze = {:?} freezes every part, so nothing would be trained; leave at least one of text, visual, temporal, logit_scale out", self.freeze));
-        }
-        Ok(())
-    }
-
-    /// The low-precision dtype of `precision` (None for fp32).
-    pub fn autocast_dtype(&self) -> std::result::Result<Option<DType>, ()> {
-        match self.precision.as_str() {
-            "fp32" | "f32" => Ok(None),
-            "bf16" => Ok(Some(DType::BF16)),
-            "fp16" | "f16" => Ok(Some(DType::F16)),
-            _ => Err(()),
-        }
-    }
-
-    /// The EmotionCLIP config this training config describes.
-    pub fn model_config(&self) -> Result<EmotionClipConfig> {
-        let mut cfg = match &self.model.config {
-            Some(p) => crate::weights::load::read_config(p)?,
-            None => match self.model.name.as_str() {
-                "ViT-B-32" | "vit-b-32" | "ViT-B/32" => EmotionClipConfig::default(),
-                "tiny" => tiny_config(),
-                other => {
-                    return Err(Error::Config {
-                        path: PathBuf::from("<train config>"),
-                        msg: format!(
-                            "unknown model.name {other:?}: use \"ViT-B-32\", \"tiny\" or model.config = <json>"
-                        ),
-                    })
-                }
-            },
-        };
-        cfg.subject = self.model.subject;
-        cfg.temporal.fusion = self.model.temporal;
-        Ok(cfg)
-    }
-
-    fn frozen(&self, name: &str) -> bool {
-        let part = match part_of(name) {
-            Some(Part::Frame) => "visual",
-            Some(Part::Text) => "text",
-            Some(Part::Temporal) => "temporal",
-            Some(Part::LogitScale) => "logit_scale",
-            None => return false,
-        };
-        self.freeze.iter().any(|f| f == part)
-    }
-}
-
-/// A tiny EmotionCLIP (32-px frames, 16-px patches, 2 layers, vocab 64, context 12) for tests and smoke runs.
+pub const RUN_FILES: &[&str] = &[run::LATEST, "LATEST.tmp", "metrics.jsonl", "loss.svg"];
+/// [`EmotionClipConfig::tiny`], under the name `emoclip-cli/src/bench.rs` uses.
 pub fn tiny_config() -> EmotionClipConfig {
-    let backbone = OpenClipConfig {
-        embed_dim: 16,
-        quick_gelu: false,
-        vision_cfg: VisionConfig {
-            image_size: 32,
-            layers: 2,
-            width: 32,
-            head_width: 16,
-            mlp_ratio: 2.0,
-            patch_size: 16,
-            extra: BTreeMap::new(),
-        },
-        text_cfg: TextConfig {
-            context_length: 12,
-            vocab_size: 64,
-            width: 32,
-            heads: 2,
-            layers: 2,
-            mlp_ratio: 2.0,
-            extra: BTreeMap::new(),
-        },
-        layer_norm_eps: 1e-5,
-        eos_token_id: None,
-        extra: BTreeMap::new(),
-    };
-    let mut cfg = EmotionClipConfig::with_backbone(backbone);
-    cfg.temporal.layers = 2;
-    cfg.temporal.heads = 2;
-    cfg.temporal.ff = 32;
-    cfg
+    EmotionClipConfig::tiny()
 }
 
-/// A `VarBuilder` backend that takes tensors from a checkpoint and initialises the others from a seeded RNG
-/// (same initialisers as candle's, drawn in build order), registering everything as `Var`s.
-struct SeededBackend {
-    tensors: HashMap<String, Tensor>,
-    rng: Mutex<StdRng>,
-    varmap: VarMap,
-    log: Mutex<(HashSet<String>, Vec<String>)>,
-}
-
-/// Draws the values of a parameter of shape `s` for candle-nn's `init` from `rng` (f32, host memory).
-pub(crate) fn draw(rng: &mut StdRng, s: &Shape, init: Init) -> candle_core::Result<Vec<f32>> {
-    let n = s.elem_count();
-    let normal = |rng: &mut StdRng, mean: f64, std: f64| -> candle_core::Result<Vec<f32>> {
-        let d = rand_distr::Normal::new(mean, std).map_err(|e| candle_core::Error::Msg(e.to_string()))?;
-        Ok((0..n).map(|_| rng.sample(d) as f32).collect())
-    };
-    let uniform =
-        |rng: &mut StdRng, lo: f64, up: f64| (0..n).map(|_| (lo + (up - lo) * rng.random::<f64>()) as f32).collect();
-    Ok(match init {
-        Init::Const(c) => vec![c as f32; n],
-        Init::Randn { mean, stdev } => normal(rng, mean, stdev)?,
-        Init::Uniform { lo, up } => uniform(rng, lo, up),
-        Init::Kaiming { dist, fan, non_linearity } => {
-            let std = non_linearity.gain() / (fan.for_shape(s) as f64).sqrt();
-            match dist {
-                candle_nn::init::NormalOrUniform::Normal => normal(rng, 0.0, std)?,
-                candle_nn::init::NormalOrUniform::Uniform => {
-                    let b = 3f64.sqrt() * std;
-                    uniform(rng, -b, b)
-                }
-            }
-        }
-    })
-}
-
-/// Shared handle (the `VarBuilder` owns one, the caller keeps one to read the log).
-struct Seeded(Arc<SeededBackend>);
-
-impl std::ops::Deref for Seeded {
-    type Target = SeededBackend;
-    fn deref(&self) -> &SeededBackend {
-        &self.0
-    }
-}
-
-impl SimpleBackend for Seeded {
-    fn get(&self, s: Shape, name: &str, h: Init, dtype: DType, dev: &Device) -> candle_core::Result<Tensor> {
-        let mut log = self.log.lock().unwrap_or_else(|e| e.into_inner());
-        log.0.insert(name.to_string());
-        let t = match self.tensors.get(name) {
-            Some(t) if t.shape() == &s => t.clone(),
-            Some(t) => {
-                log.1.push(format!("{name}: checkpoint {:?}, model expects {:?}", t.dims(), s.dims()));
-                Tensor::zeros(&s, DType::F32, &Device::Cpu)?
-            }
-            None => {
-                let mut rng = self.rng.lock().unwrap_or_else(|e| e.into_inner());
-                Tensor::from_vec(draw(&mut rng, &s, h)?, &s, &Device::Cpu)?
-            }
-        };
-        let var = Var::from_tensor(&t.to_dtype(dtype)?.to_device(dev)?)?;
-        let out = var.as_tensor().clone();
-        self.varmap.data().lock().unwrap_or_else(|e| e.into_inner()).insert(name.to_string(), var);
-        Ok(out)
-    }
-
-    fn get_unchecked(&self, name: &str, dtype: DType, dev: &Device) -> candle_core::Result<Tensor> {
-        match self.tensors.get(name) {
-            Some(t) => {
-                self.log.lock().unwrap_or_else(|e| e.into_inner()).0.insert(name.to_string());
-                let var = Var::from_tensor(&t.to_dtype(dtype)?.to_device(dev)?)?;
-                let out = var.as_tensor().clone();
-                self.varmap.data().lock().unwrap_or_else(|e| e.into_inner()).insert(name.to_string(), var);
-                Ok(out)
-            }
-            None => candle_core::bail!("cannot find tensor {name}"),
-        }
-    }
-
-    fn contains_tensor(&self, name: &str) -> bool {
-        self.tensors.contains_key(name)
-    }
-}
-
-/// Builds a trainable model: tensors from `tensors`, the rest seeded; errors on mis-shaped or unused keys.
+/// Builds a trainable model: tensors from `tensors`, the others drawn from a seeded RNG in build order
+/// ([`Missing::Seeded`]), every parameter a `Var` in the returned `VarMap`; errors on mis-shaped or unused keys.
 pub fn build_trainable(
     cfg: &EmotionClipConfig,
     tensors: HashMap<String, Tensor>,
@@ -411,24 +39,12 @@ pub fn build_trainable(
     origin: &Path,
 ) -> Result<(EmotionClip, VarMap)> {
     let varmap = VarMap::new();
-    let be = Arc::new(SeededBackend {
-        tensors,
-        rng: Mutex::new(StdRng::seed_from_u64(mix_seed(&[seed, 0x1417]))),
-        varmap: varmap.clone(),
-        log: Mutex::new((HashSet::new(), Vec::new())),
-    });
-    let vb = VarBuilder::from_backend(Box::new(Seeded(be.clone())), DType::F32, dev.clone());
-    let model =
-        EmotionClip::load(vb, cfg).map_err(|e| Error::checkpoint(origin, format!("cannot build the model: {e}")))?;
-    let log = be.log.lock().unwrap_or_else(|e| e.into_inner());
-    let mut problems = log.1.clone();
-    let ignore = ["backbone.logit_scale", "visual_head.position_ids"];
-    problems.extend(
-        be.tensors
-            .keys()
-            .filter(|k| !log.0.contains(*k) && !ignore.contains(&k.as_str()))
-            .map(|k| format!("{k}: unexpected")),
-    );
+    let checked = CheckedTensors::new(tensors, Missing::Seeded(mix_seed(&[seed, 0x1417])), Some(varmap.clone()));
+    let model = EmotionClip::load(checked.var_builder(DType::F32, dev), cfg)
+        .map_err(|e| Error::checkpoint(origin, format!("cannot build the model: {e}")))?;
+    let report = checked.report(&["backbone.logit_scale", "visual_head.position_ids"]);
+    let mut problems = report.misshaped;
+    problems.extend(report.unexpected.iter().map(|k| format!("{k}: unexpected")));
     if !problems.is_empty() {
         problems.sort();
         return Err(Error::checkpoint(
@@ -505,7 +121,7 @@ impl Trainer {
                         ),
                     ));
                 }
-                let opts = super::data::StreamOptions { buffer: cfg.shuffle_buffer, ..Default::default() };
+                let opts = crate::shards::StreamOptions { buffer: cfg.shuffle_buffer, ..Default::default() };
                 Box::new(ShardDataset::open_with(p, frames, size, ctx, opts)?)
             }
             (None, Some(s)) => Box::new(SyntheticDataset::new(
@@ -545,7 +161,7 @@ impl Trainer {
         let source = cfg.source_name();
         cfg.validate(&source)?;
         check_out_dir(&cfg, start, dist.as_ref())?;
-        let resume_dir = if start == Start::Resume { checkpoint::latest(&cfg.out_dir)? } else { None };
+        let resume_dir = if start == Start::Resume { run::latest(&cfg.out_dir)? } else { None };
         let (model_cfg, tensors, origin) = match &resume_dir {
             Some(dir) => {
                 let ck = Checkpoint::open(dir)?;
@@ -564,8 +180,7 @@ impl Trainer {
             }
         };
         let (model, varmap) = build_trainable(&model_cfg, tensors, cfg.seed, &device, &origin)?;
-        let preset = if cfg.optimizer == "paper" { PAPER } else { OFFICIAL };
-        let mut groups = param_groups(&varmap, &preset)?;
+        let mut groups = param_groups(&varmap, cfg.optimizer.groups())?;
         for g in &mut groups {
             g.params.retain(|n| !cfg.frozen(n));
             g.lr = cfg.lr.unwrap_or(g.lr) * cfg.lr_scale;
@@ -573,7 +188,7 @@ impl Trainer {
         if groups.iter().all(|g| g.params.is_empty()) {
             return Err(Error::config(
                 &source,
-                format!("freeze = {:?} leaves no parameter to train; unfreeze at least one part", cfg.freeze),
+                format!("freeze = {} leaves no parameter to train; unfreeze at least one part", cfg.freeze_list()),
             ));
         }
         let base_lrs: Vec<f64> = groups.iter().map(|g| g.lr).collect();
@@ -596,26 +211,11 @@ impl Trainer {
                 cfg.warmup_steps
             );
         }
-        let schedule = if cfg.optimizer == "paper" {
-            LrSchedule::StepCosine {
-                warmup_steps: cfg.warmup_steps,
-                warmup_init_factor: 1e-5,
-                total_steps: total_steps.max(cfg.warmup_steps + 1),
-                eta_min: super::schedule::ETA_MIN,
-            }
-        } else {
-            LrSchedule::EpochCosine {
-                warmup_steps: cfg.warmup_steps,
-                warmup_init_factor: 1e-5,
-                steps_per_epoch,
-                epochs: total_steps.div_ceil(steps_per_epoch).max(1),
-                eta_min: super::schedule::ETA_MIN,
-            }
-        };
+        let schedule = cfg.optimizer.schedule(cfg.warmup_steps, steps_per_epoch, total_steps);
         schedule.validate()?;
         let (mut step, mut epoch, mut pos) = (0, 0, 0);
         if let Some(dir) = &resume_dir {
-            let (state, opt_state) = checkpoint::load_state(dir)?;
+            let (state, opt_state) = run::load_state(dir)?;
             opt.load_state_tensors(&opt_state)?;
             // Data order, crops and dropout are functions of these: changing them breaks exact continuation.
             for key in [
@@ -647,10 +247,7 @@ impl Trainer {
         };
         distributed::check_same(dist.as_mut(), &fingerprint, "weights, optimiser state or config")?;
         if start == Start::Overwrite && dist.rank() == 0 {
-            let n = checkpoint::clear_run(&cfg.out_dir, RUN_FILES)?;
-            if n > 0 {
-                tracing::info!("--overwrite: deleted {n} entries of the previous run in {}", cfg.out_dir.display());
-            }
+            run::overwrite(&cfg.out_dir, RUN_FILES)?;
         }
         Ok(Self {
             cfg,
@@ -755,7 +352,7 @@ impl Trainer {
         let mut loss_sum = 0.0;
         let vars: Vec<Var> = self.varmap.all_vars();
         let snce = SnceConfig { beta: self.cfg.beta, ..Default::default() };
-        let _autocast = crate::nn::autocast::autocast(self.cfg.autocast_dtype().unwrap_or(None));
+        let _autocast = crate::nn::autocast::autocast(self.cfg.precision.autocast_dtype());
         for micro in 0..self.cfg.grad_accum {
             if self.pos >= self.steps_per_epoch * self.cfg.grad_accum {
                 self.epoch += 1;
@@ -872,8 +469,14 @@ impl Trainer {
             seed: self.cfg.seed,
             config: serde_json::to_value(&self.cfg).map_err(|e| Error::Msg(e.to_string()))?,
         };
-        let dir =
-            checkpoint::save(&self.cfg.out_dir, &self.varmap, &self.model_cfg, &self.opt.state_tensors()?, &state)?;
+        let files = CheckpointFiles {
+            model: &self.varmap,
+            config_json: self.model_cfg.to_json(),
+            optimizer: self.opt.state_tensors()?,
+            state: &state,
+            extra: Vec::new(),
+        };
+        let dir = run::save_checkpoint(&self.cfg.out_dir, &files)?;
         self.last_checkpoint = Some(dir.clone());
         Ok(dir)
     }
@@ -886,19 +489,16 @@ impl Trainer {
         // Only rank 0 writes metrics, checkpoints and the plot (data parallel: every rank has the same loss and weights).
         let writer = self.dist.rank() == 0;
         let mut mf = if writer {
-            std::fs::create_dir_all(&self.cfg.out_dir).map_err(|e| Error::io(&self.cfg.out_dir, e))?;
             // After a resume, the lines of steps past the checkpoint are logged again: drop the old ones.
             let step = self.step as u64;
-            checkpoint::truncate_metrics(&mp, |v| v.get("step").and_then(|s| s.as_u64()).is_some_and(|s| s <= step))?;
-            Some(std::fs::OpenOptions::new().create(true).append(true).open(&mp).map_err(|e| Error::io(&mp, e))?)
+            Some(MetricsLog::open(&mp, |v| v.get("step").and_then(|s| s.as_u64()).is_some_and(|s| s <= step))?)
         } else {
             None
         };
         while self.step < end {
             let m = self.train_step()?;
             if let Some(mf) = mf.as_mut() {
-                let line = serde_json::to_string(&m).map_err(|e| Error::Msg(e.to_string()))?;
-                writeln!(mf, "{line}").map_err(|e| Error::io(&mp, e))?;
+                mf.append(&m)?;
             }
             on_step(&m);
             if self.cfg.checkpoint_every > 0 && self.step.is_multiple_of(self.cfg.checkpoint_every) {
@@ -933,7 +533,7 @@ impl Trainer {
 /// Refuses to start a fresh run in an output directory that holds one (rank 0 only: it alone writes there).
 fn check_out_dir(cfg: &TrainConfig, start: Start, dist: &dyn Collective) -> Result<()> {
     if start == Start::Fresh && dist.rank() == 0 {
-        checkpoint::ensure_no_run(&cfg.out_dir, RUN_FILES)?;
+        run::ensure_no_run(&cfg.out_dir, RUN_FILES)?;
     }
     Ok(())
 }
@@ -959,13 +559,11 @@ fn start_fingerprint(
             d.remove("shards");
         }
     }
-    let mut h = 0xcbf2_9ce4_8422_2325u64;
+    let mut h = Fnv1a64::new();
     let mut feed = |name: &str, t: &Tensor| -> Result<()> {
-        for b in name.bytes() {
-            h = (h ^ b as u64).wrapping_mul(0x100_0000_01b3);
-        }
+        h.bytes(name.as_bytes());
         for x in t.detach().to_dtype(DType::F32)?.flatten_all()?.to_vec1::<f32>()? {
-            h = (h ^ x.to_bits() as u64).wrapping_mul(0x100_0000_01b3);
+            h.word(u64::from(x.to_bits()));
         }
         Ok(())
     };
@@ -983,7 +581,7 @@ fn start_fingerprint(
     for k in names {
         feed(k, &state[k])?;
     }
-    Ok(format!("{config}|n={n}|step={step}|epoch={epoch}|pos={pos}|hash={h:016x}"))
+    Ok(format!("{config}|n={n}|step={step}|epoch={epoch}|pos={pos}|hash={:016x}", h.finish()))
 }
 
 /// Plots the loss of `metrics.jsonl` (the last value logged for each step, so resumed runs read right) to an SVG.

@@ -23,6 +23,28 @@ const WEIGHT_FILES: &[&str] =
 /// Side files fetched when present (configs and tokenizers; the emotion classifier needs the latter).
 const CONFIG_FILES: &[&str] = &["config.json", "open_clip_config.json", "tokenizer.json", "vocab.json", "merges.txt"];
 
+/// The repository of an `hf:<org>/<name>` spec (`None` for any other spec: a path, `random`).
+pub fn repo_of(spec: &str) -> Option<&str> {
+    spec.strip_prefix("hf:")
+}
+
+/// The local path of a weights or model spec: `hf:<org>/<name>` resolved through the Hugging Face cache
+/// ([`resolve`]), anything else taken as a path.
+pub fn resolve_spec(spec: &str) -> Result<PathBuf> {
+    match repo_of(spec) {
+        Some(repo) => resolve(repo),
+        None => Ok(PathBuf::from(spec)),
+    }
+}
+
+/// [`resolve_spec`] of a path argument (`hf:` specs arrive as paths where a flag takes a path).
+pub fn resolve_path(path: &std::path::Path) -> Result<PathBuf> {
+    match path.to_str() {
+        Some(s) => resolve_spec(s),
+        None => Ok(path.to_path_buf()),
+    }
+}
+
 /// The snapshot directory of `repo`: from the cache, else downloaded (with the `hub` feature).
 pub fn resolve(repo: &str) -> Result<PathBuf> {
     if repo.split('/').count() != 2 || repo.contains("..") || repo.starts_with('/') {

@@ -7,8 +7,9 @@
 //! average is `∂L/∂s` (factor 1). The tests assert exactly these factors against one process on the combined batch.
 use candle_core::backprop::GradStore;
 use candle_core::{Device, Tensor, Var};
+use emoclip::emotionclip::EmotionClipConfig;
+use emoclip::train::config::{DataSection, ModelSection, SyntheticSection};
 use emoclip::train::distributed::{self, gather_features, Collective, DistEnv, Single, Tcp};
-use emoclip::train::trainer::{tiny_config, DataSection, ModelSection, SyntheticSection};
 use emoclip::train::{snce_loss, SnceConfig, TrainConfig, Trainer};
 use std::collections::HashMap;
 use std::net::TcpListener;
@@ -22,7 +23,7 @@ const TIMEOUT: Duration = Duration::from_secs(60);
 fn tiny(dir: &Path, out: &str, n: usize, batch: usize, accum: usize, max_steps: usize) -> TrainConfig {
     let model_json = dir.join("tiny_nodrop.json");
     if !model_json.exists() {
-        let mut mc = tiny_config();
+        let mut mc = EmotionClipConfig::tiny();
         mc.temporal.dropout = 0.0;
         std::fs::write(&model_json, mc.to_json()).unwrap();
     }

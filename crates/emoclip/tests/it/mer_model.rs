@@ -313,7 +313,7 @@ fn text_tower_loads_from_a_clip_checkpoint() {
     std::fs::write(dir.path().join("clip.json"), serde_json::to_string(&cfg.clip).unwrap()).unwrap();
 
     let varmap = VarMap::new();
-    let (model, report) = MerClip::from_clip_checkpoint(&cfg, &path, &varmap, &dev).unwrap();
+    let (model, report) = MerClip::from_clip_checkpoint(&cfg, &path, &varmap, Missing::Init, &dev).unwrap();
     assert!(report.initialised.iter().all(|k| !k.starts_with("text.")), "{:?}", report.initialised);
     assert!(report.initialised.iter().any(|k| k == "prompt.ctx"));
     // The label embeddings only depend on the text tower: they must equal PyTorch's.
@@ -332,7 +332,8 @@ fn text_tower_loads_from_a_clip_checkpoint() {
     // A config whose text tower differs is refused, naming the difference and the fix.
     let mut other = cfg.clone();
     other.clip.text_cfg.heads = 2;
-    let e = MerClip::from_clip_checkpoint(&other, &path, &VarMap::new(), &dev).err().unwrap().to_string();
+    let e =
+        MerClip::from_clip_checkpoint(&other, &path, &VarMap::new(), Missing::Init, &dev).err().unwrap().to_string();
     assert!(
         e.contains("clip.safetensors") && e.contains("text heads: config 2, checkpoint 4") && e.contains("fix"),
         "{e}"

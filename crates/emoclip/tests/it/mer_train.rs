@@ -299,7 +299,7 @@ fn resumed_metrics_have_each_line_once() {
 /// leaving other files alone.
 #[test]
 fn fresh_run_refuses_an_existing_run_and_overwrite_replaces_it() {
-    use emoclip::train::checkpoint::Start;
+    use emoclip::run::Start;
     let data = MmsaData::read(&common::fixture("mmsa/mosi_tiny.pkl")).unwrap();
     let mcfg = model_config(MerTask::Sentiment, &data, None, true);
     let dir = tempfile::tempdir().unwrap();

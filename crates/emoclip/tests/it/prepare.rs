@@ -3,9 +3,11 @@ use crate::common;
 use candle_core::Device;
 use emoclip::prep::claim::{claim, ClaimOutcome};
 use emoclip::prep::filters::FilterConfig;
-use emoclip::prep::pipeline::{check_unique_ids, Boxes, PrepareConfig, Preparer, SampleMeta};
+use emoclip::prep::pipeline::{Boxes, PrepareConfig, Preparer};
 use emoclip::prep::settings::{BoxSource, ModelIdentity, PrepareSettings};
+use emoclip::prep::videos::check_unique_ids;
 use emoclip::shards::read_shard;
+use emoclip::shards::SampleMeta;
 use emoclip::text_emotion::EmotionClassifier;
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
@@ -32,7 +34,7 @@ fn prepare_writes_a_shard_and_an_index_and_resumes() {
     };
     let out = dir.path().join("out");
     let p = Preparer { cfg, classifier: &clf, boxes: Boxes::None, punctuation: None, out: out.clone() };
-    assert_eq!(emoclip::prep::pipeline::find_captions(&video, None).as_deref(), Some(caps.as_path()));
+    assert_eq!(emoclip::prep::videos::find_captions(&video, None).as_deref(), Some(caps.as_path()));
     let r = p.process(&video, &caps).unwrap();
     // "Hi." is too short (< 2 s, < 3 chars is fine but duration fails), the long line is kept.
     assert_eq!((r.candidates, r.kept), (2, 1), "{r:?}");
@@ -325,8 +327,7 @@ fn claims_share_the_work_and_dead_claims_are_taken_over() {
 /// (the README's command), read with the trainer's own config parser and glob.
 #[test]
 fn train_config_shard_glob_matches_what_prepare_writes() {
-    let cfg = emoclip::train::trainer::TrainConfig::from_file(&common::repo_root().join("configs/train_vitb32.toml"))
-        .unwrap();
+    let cfg = emoclip::train::TrainConfig::from_file(&common::repo_root().join("configs/train_vitb32.toml")).unwrap();
     let pattern = cfg.data.shards.clone().expect("data.shards");
     assert!(pattern.is_relative(), "{}", pattern.display());
     let (dir, video, caps) = setup();
@@ -334,6 +335,6 @@ fn train_config_shard_glob_matches_what_prepare_writes() {
     let out = dir.path().join("data");
     let p = Preparer { cfg: any_neutral(), classifier: &clf, boxes: Boxes::None, punctuation: None, out };
     p.process(&video, &caps).unwrap();
-    let found = emoclip::train::data::shard_paths(&dir.path().join(&pattern)).unwrap();
+    let found = emoclip::shards::shard_paths(&dir.path().join(&pattern)).unwrap();
     assert_eq!(found, vec![p.shard_path("clip")], "{} must match prepare's shards", pattern.display());
 }

@@ -1,5 +1,6 @@
 //! Generic probe manifest, feature cache and `probe::eval` (the official `linear_eval.py` flow) checked against direct calls of the scikit-learn-tested primitives.
-use emoclip::probe::cache::{fnv1a64, FeatureCache};
+use emoclip::embed::FeatureCache;
+use emoclip::hash::fnv1a64;
 use emoclip::probe::eval::{evaluate, f1_per_class, EvalOptions};
 use emoclip::probe::manifest::{BoxesSpec, Label, Manifest, ManifestOptions, Split, Task};
 use emoclip::probe::report::{write_report, ReportInfo};

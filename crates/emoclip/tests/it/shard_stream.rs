@@ -2,11 +2,11 @@
 //! seeded order that changes across epochs, bytes in memory bounded by buffer + prefetch, exact mid-epoch
 //! restart, corrupt samples skipped and reported, and bit-identical `--resume` of a run on shards.
 use candle_core::Device;
-use emoclip::prep::pipeline::SampleMeta;
-use emoclip::shards::{Sample, ShardWriter};
-use emoclip::train::data::stream::{stream_order, ShuffleBuffer};
-use emoclip::train::data::{item_rng, Dataset, Item, ShardDataset, StreamOptions};
-use emoclip::train::trainer::{tiny_config, DataSection};
+use emoclip::emotionclip::EmotionClipConfig;
+use emoclip::shards::stream::{stream_order, ShuffleBuffer};
+use emoclip::shards::{Sample, SampleMeta, ShardWriter, StreamOptions};
+use emoclip::train::config::DataSection;
+use emoclip::train::data::{item_rng, Dataset, Item, ShardDataset};
 use emoclip::train::{TrainConfig, Trainer};
 use rand::SeedableRng;
 use std::collections::HashMap;
@@ -241,8 +241,7 @@ fn long_sample_keys_use_gnu_long_names_and_still_stream() {
     assert_eq!(id(&ds.get(3, &mut item_rng(5, 0, 3)).unwrap()), 3);
     assert!(ds.skipped().is_empty(), "{:?}", ds.skipped());
     // Every member is read, the first one (whose long name precedes its header) included.
-    let index = emoclip::train::data::stream::ShardIndex::scan(&emoclip::train::data::shard_paths(dir.path()).unwrap())
-        .unwrap();
+    let index = emoclip::shards::ShardIndex::scan(&emoclip::shards::shard_paths(dir.path()).unwrap()).unwrap();
     let (_, files) = index.read_index(1).unwrap();
     assert_eq!(files.len(), 10);
     assert_eq!(files[0].0, "frame000.jpg");
@@ -257,7 +256,7 @@ fn weights(t: &Trainer) -> HashMap<String, Vec<f32>> {
 fn resume_on_streamed_shards_is_bit_identical() {
     let dir = tempfile::tempdir().unwrap();
     write(&dir.path().join("shards"), 12, 5);
-    let mut mc = tiny_config();
+    let mut mc = EmotionClipConfig::tiny();
     mc.backbone.text_cfg.vocab_size = 49408;
     mc.backbone.text_cfg.context_length = 77;
     let cj = dir.path().join("model.json");

@@ -6,7 +6,8 @@ use candle_core::{DType, Device, IndexOp, Tensor, Var};
 use candle_nn::VarMap;
 use common::{fixture, Tol};
 use emoclip::emotionclip::{EmotionClip, SubjectMode};
-use emoclip::train::{self, AdamW, LrSchedule, ParamGroup, SnceConfig};
+use emoclip::optim::{AdamW, LrSchedule, ParamGroup};
+use emoclip::train::{self, SnceConfig};
 use std::collections::{HashMap, HashSet};
 
 /// SNCE loss and gradients: 3× the measured worst element (max |Δ| 1.9e-6 on values up to 15).

@@ -1,7 +1,9 @@
 //! Training loop (official `src/engine/trainer.py`): exact resume, learning on paired synthetic data, frozen parts, NaN handling.
 use candle_core::{Device, Tensor};
+use emoclip::emotionclip::EmotionClipConfig;
+use emoclip::train::config::{DataSection, ModelSection, Precision, SyntheticSection};
 use emoclip::train::data::{Dataset, Item, SyntheticDataset};
-use emoclip::train::trainer::{tiny_config, DataSection, ModelSection, SyntheticSection};
+use emoclip::train::param_groups::Part;
 use emoclip::train::{TrainConfig, Trainer};
 use emoclip::weights::{Checkpoint, LoadOptions};
 use emoclip::Error;
@@ -110,7 +112,7 @@ fn learns_paired_synthetic_data() {
 fn frozen_parts_are_not_updated() {
     let dir = tempfile::tempdir().unwrap();
     let mut cfg = tiny(dir.path(), 16, 4, 4, 1, 3);
-    cfg.freeze = vec!["text".into(), "logit_scale".into()];
+    cfg.freeze = vec![Part::Text, Part::LogitScale];
     let mut t = Trainer::new(cfg, Device::Cpu, false).unwrap();
     let w0 = weights(&t);
     t.run(None, |_| {}).unwrap();
@@ -154,7 +156,7 @@ fn nan_loss_stops_with_a_clear_error_and_keeps_the_checkpoint() {
     let dir = tempfile::tempdir().unwrap();
     let mut cfg = tiny(dir.path(), 16, 4, 4, 1, 10);
     cfg.checkpoint_every = 2;
-    let mc = tiny_config();
+    let mc = EmotionClipConfig::tiny();
     let poison = Arc::new(AtomicBool::new(false));
     let data = Poisoned {
         inner: SyntheticDataset::new(16, 4, 3, mc.video_len, 32, 64, 12, 0.5).unwrap(),
@@ -190,7 +192,7 @@ fn configs_parse() {
 
 /// Writes one shard of `n` samples with 10 frames of 64×48: a white subject box on a dark background.
 fn write_shards(dir: &Path, n: usize) {
-    use emoclip::prep::pipeline::SampleMeta;
+    use emoclip::shards::SampleMeta;
     use emoclip::shards::{Sample, ShardWriter};
     let mut w = ShardWriter::new(dir, "emo", 100, u64::MAX).unwrap();
     for i in 0..n {
@@ -269,7 +271,7 @@ fn shard_data_random_frames_and_matching_crops() {
 fn trains_on_shards() {
     let dir = tempfile::tempdir().unwrap();
     write_shards(&dir.path().join("shards"), 4);
-    let mut mc = tiny_config();
+    let mut mc = EmotionClipConfig::tiny();
     mc.backbone.text_cfg.vocab_size = 49408;
     mc.backbone.text_cfg.context_length = 77;
     let cj = dir.path().join("model.json");
@@ -307,7 +309,7 @@ fn learns_in_bf16_mixed_precision() {
     let dir = tempfile::tempdir().unwrap();
     let classes = 8;
     let mut cfg = tiny(dir.path(), 64, classes, 16, 1, 80);
-    cfg.precision = "bf16".into();
+    cfg.precision = Precision::Bf16;
     cfg.validate(Path::new("test.toml")).unwrap();
     let mut t = Trainer::new(cfg, Device::Cpu, false).unwrap();
     let mut losses = Vec::new();
@@ -319,9 +321,12 @@ fn learns_in_bf16_mixed_precision() {
     assert!(last < first * 0.7, "bf16 loss did not fall: {first} -> {last}");
     // Master weights stay f32.
     assert!(t.varmap().data().lock().unwrap().values().all(|v| v.dtype() == candle_core::DType::F32));
-    let mut bad = tiny(dir.path(), 64, classes, 16, 1, 1);
-    bad.precision = "fp8".into();
-    let err = bad.validate(Path::new("x.toml")).unwrap_err().to_string();
+    // An unknown precision is refused when the config is read.
+    let toml = std::fs::read_to_string(PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../configs/train_tiny.toml"))
+        .unwrap();
+    let err = TrainConfig::from_toml_str(&format!("precision = \"fp8\"\n{toml}"), Path::new("x.toml"))
+        .unwrap_err()
+        .to_string();
     assert!(err.contains("precision") && err.contains("x.toml"), "{err}");
 }
 
@@ -354,7 +359,7 @@ fn new_file_mode(dir: &Path) -> u32 {
 /// fine, and `Start::Overwrite` deletes exactly the old run's entries before the new run writes.
 #[test]
 fn fresh_run_refuses_an_existing_run_and_overwrite_replaces_it() {
-    use emoclip::train::checkpoint::Start;
+    use emoclip::run::Start;
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("run");
     std::fs::create_dir_all(&out).unwrap();
@@ -447,7 +452,7 @@ fn configs_that_train_nothing_are_refused() {
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("run");
     let mut cfg = tiny(&out, 16, 4, 4, 1, 2);
-    cfg.freeze = ["text", "visual", "temporal", "logit_scale"].map(String::from).to_vec();
+    cfg.freeze = Part::ALL.to_vec();
     let err = Trainer::new(cfg, Device::Cpu, false).err().expect("refused").to_string();
     assert!(err.contains("nothing would be trained"), "{err}");
     assert!(!out.exists());

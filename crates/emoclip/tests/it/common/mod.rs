@@ -12,10 +12,10 @@ pub fn fixture(rel: &str) -> PathBuf {
     repo_root().join("fixtures").join(rel)
 }
 
-/// A very small EmotionCLIP config for fast tests: the library's `train::trainer::tiny_config` (32×32 images,
+/// A very small EmotionCLIP config for fast tests: the library's `EmotionClipConfig::tiny` (32×32 images,
 /// 16-px patches, a 2×2 grid) with the given subject mode.
 pub fn micro_config(subject: SubjectMode) -> EmotionClipConfig {
-    EmotionClipConfig { subject, ..emoclip::train::trainer::tiny_config() }
+    EmotionClipConfig { subject, ..EmotionClipConfig::tiny() }
 }
 
 /// Max relative error `max|a-b| / max|b|`.

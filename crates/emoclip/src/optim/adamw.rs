@@ -21,6 +21,7 @@
 //!
 //! State (`exp_avg`, `exp_avg_sq`, `step` per parameter) is exported and imported as named tensors
 //! (`<param>.exp_avg`, `<param>.exp_avg_sq`, `<param>.step`) for checkpoints and exact resume.
+use super::ParamGroup;
 use crate::{Error, Result};
 use candle_core::backprop::GradStore;
 use candle_core::{CpuStorage, DType, Device, InplaceOp2, Layout, Tensor, Var};
@@ -28,26 +29,6 @@ use candle_nn::VarMap;
 use rayon::prelude::*;
 use std::collections::{HashMap, HashSet};
 use std::sync::Mutex;
-
-/// Hyper-parameters of one parameter group (PyTorch `param_groups` entry).
-#[derive(Debug, Clone, PartialEq)]
-pub struct ParamGroup {
-    /// Label for logs (e.g. `frame_gain_bias`).
-    pub name: String,
-    pub lr: f64,
-    pub betas: (f64, f64),
-    pub eps: f64,
-    pub weight_decay: f64,
-    /// VarMap names of the parameters in this group.
-    pub params: Vec<String>,
-}
-
-impl ParamGroup {
-    /// A group with PyTorch's defaults: betas (0.9, 0.999), eps 1e-8, weight decay 1e-2.
-    pub fn new(name: impl Into<String>, lr: f64, params: Vec<String>) -> Self {
-        Self { name: name.into(), lr, betas: (0.9, 0.999), eps: 1e-8, weight_decay: 1e-2, params }
-    }
-}
 
 enum Moments {
     /// CPU f32 fused path.

@@ -33,23 +33,25 @@ pub enum LrSchedule {
 }
 
 impl LrSchedule {
-    /// Paper preset: 2,500 warm-up steps, per-step cosine to 1e-10 over `total_steps`.
-    pub fn paper(total_steps: usize) -> Self {
+    /// The paper's shape: linear warm-up from `base·1e-5` over `warmup_steps` (the paper: [`PAPER_WARMUP_STEPS`]),
+    /// then a per-step cosine to 1e-10 at `total_steps`.
+    pub fn paper(warmup_steps: usize, total_steps: usize) -> Self {
         LrSchedule::StepCosine {
-            warmup_steps: PAPER_WARMUP_STEPS,
+            warmup_steps,
             warmup_init_factor: OFFICIAL_WARMUP_INIT_FACTOR,
             total_steps,
             eta_min: ETA_MIN,
         }
     }
 
-    /// Official-code preset: 10,000 warm-up iterations from `base·1e-5`, per-epoch cosine over 25 epochs to 1e-10.
-    pub fn official(steps_per_epoch: usize) -> Self {
+    /// The official code's shape: `warmup_steps` warm-up iterations from `base·1e-5` (official:
+    /// [`OFFICIAL_WARMUP_ITERS`]), a per-epoch cosine over `epochs` (official: [`EPOCHS`]) to 1e-10.
+    pub fn official(warmup_steps: usize, steps_per_epoch: usize, epochs: usize) -> Self {
         LrSchedule::EpochCosine {
-            warmup_steps: OFFICIAL_WARMUP_ITERS,
+            warmup_steps,
             warmup_init_factor: OFFICIAL_WARMUP_INIT_FACTOR,
             steps_per_epoch,
-            epochs: EPOCHS,
+            epochs,
             eta_min: ETA_MIN,
         }
     }
@@ -133,8 +135,8 @@ mod tests {
 
     #[test]
     fn presets_validate() {
-        LrSchedule::paper(100_000).validate().unwrap();
-        LrSchedule::official(3000).validate().unwrap();
-        assert!(LrSchedule::paper(100).validate().is_err());
+        LrSchedule::paper(PAPER_WARMUP_STEPS, 100_000).validate().unwrap();
+        LrSchedule::official(OFFICIAL_WARMUP_ITERS, 3000, EPOCHS).validate().unwrap();
+        assert!(LrSchedule::paper(PAPER_WARMUP_STEPS, 100).validate().is_err());
     }
 }

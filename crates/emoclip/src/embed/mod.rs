@@ -1,6 +1,18 @@
-//! The embedding pipeline (official inference recipe, reference.md §7): media → 8 uniformly sampled
-//! frames (videos) → resize/crop/normalise + subject masks from person boxes → encoder → L2-normalised
-//! vectors. Plain CLIP (the paper's baseline) mean-pools its per-frame image features.
+//! The embedding pipeline (official `EmotionCLIP.encode_video` / `encode_image` / `encode_text`,
+//! `src/models/base.py`, with the preprocessing of `src/datasets/`): media → 8 uniformly sampled frames
+//! (videos) → resize/crop/normalise + subject masks from person boxes → encoder → L2-normalised vectors.
+//! Plain CLIP (the paper's baseline) mean-pools its per-frame image features.
+pub mod batch;
+pub mod cache;
+pub mod inputs;
+pub mod load;
+pub mod zero_shot;
+
+pub use batch::{EmbedEvent, Embedded, Failure, OutsideBoxes};
+pub use cache::FeatureCache;
+pub use inputs::{boxes_beside, expand_inputs};
+pub use load::{load_encoder, ModelKind, RandomSpec};
+
 use crate::clip::vision::l2_normalize;
 use crate::clip::Clip;
 use crate::emotionclip::EmotionClip;
@@ -8,7 +20,7 @@ use crate::media::{self, BoxFile, FrameSelection, MediaKind, MediaOptions, Perso
 use crate::tokenizer::{ClipTokenizer, Truncation};
 use crate::{Error, Result};
 use candle_core::{DType, Device, Tensor};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 /// Which network turns pixels into vectors.
 // One encoder per process: the size difference between the variants (the bf16 weight caches) costs nothing.
@@ -264,136 +276,6 @@ impl Embedder {
         let feats = self.encoder.clip().encode_text(&ids)?;
         Ok(l2_normalize(&feats)?)
     }
-}
-
-/// Looks for `<stem>.boxes.json` for `media` in `dir` (the stem's bytes as they are, also when not UTF-8).
-pub fn boxes_beside(dir: &Path, media: &Path) -> Option<PathBuf> {
-    let mut name = media.file_stem()?.to_os_string();
-    name.push(".boxes.json");
-    let p = dir.join(name);
-    p.is_file().then_some(p)
-}
-
-/// Which model to build from the weights.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum ModelKind {
-    EmotionClip,
-    Clip,
-}
-
-/// A `random[:CONFIG][@SEED]` weights spec: random initialisation for smoke tests and benchmarks. CONFIG is a
-/// built-in name (default `ViT-B-32`), SEED a whole number (default 0); one spec always gives the same weights.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct RandomSpec {
-    pub config: String,
-    pub seed: u64,
-}
-
-impl RandomSpec {
-    /// `Ok(None)` when `spec` is not a random spec (a file such as `random_init.pt` is not).
-    pub fn parse(spec: &str) -> Result<Option<Self>> {
-        let Some(rest) = spec.strip_prefix("random") else { return Ok(None) };
-        if !(rest.is_empty() || rest.starts_with(':') || rest.starts_with('@')) {
-            return Ok(None);
-        }
-        let bad = |what: String| {
-            Error::Msg(format!(
-                "--weights {spec}: {what}; use random[:CONFIG][@SEED], e.g. random, random@1 or random:ViT-B-16@1"
-            ))
-        };
-        let (config, seed) = match rest.rsplit_once('@') {
-            Some((c, s)) => (c, s.parse::<u64>().map_err(|_| bad(format!("seed {s:?} is not a whole number")))?),
-            None => (rest, 0),
-        };
-        let config = match config.strip_prefix(':') {
-            None => "ViT-B-32",
-            Some("") => return Err(bad("no config name after ':'".into())),
-            Some(c) => c,
-        };
-        Ok(Some(Self { config: config.to_string(), seed }))
-    }
-}
-
-/// Inference weights for [`RandomSpec`]: each parameter drawn with the model's own initialiser from an RNG
-/// seeded by `(seed, name)` (as MER-CLIP's training init), so values do not depend on build order or device.
-struct SeededRandom {
-    seed: u64,
-}
-
-impl candle_nn::var_builder::SimpleBackend for SeededRandom {
-    fn get(
-        &self,
-        s: candle_core::Shape,
-        name: &str,
-        h: candle_nn::Init,
-        dtype: DType,
-        dev: &Device,
-    ) -> candle_core::Result<Tensor> {
-        use rand::SeedableRng;
-        let seed = crate::train::data::mix_seed(&[self.seed, crate::probe::cache::fnv1a64(name.as_bytes())]);
-        let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
-        let v = crate::train::trainer::draw(&mut rng, &s, h)?;
-        Tensor::from_vec(v, &s, &Device::Cpu)?.to_dtype(dtype)?.to_device(dev)
-    }
-    fn get_unchecked(&self, name: &str, _: DType, _: &Device) -> candle_core::Result<Tensor> {
-        candle_core::bail!("random weights: no shape for {name}")
-    }
-    fn contains_tensor(&self, _: &str) -> bool {
-        false
-    }
-}
-
-/// Builds an encoder from a weights spec: a file or directory path, `random[:CONFIG][@SEED]` (seeded random
-/// initialisation, see [`RandomSpec`]), or `hf:<org>/<name>` (resolved through the local Hugging Face cache,
-/// see [`crate::weights::hub`]).
-pub fn load_encoder(
-    spec: &str,
-    config: Option<&crate::emotionclip::EmotionClipConfig>,
-    kind: ModelKind,
-    dtype: DType,
-    device: &Device,
-) -> Result<Encoder> {
-    use crate::weights::{Checkpoint, LoadOptions};
-    // bf16 on the CPU: f32 weights, bf16 matrix products (see `Embedder::encode_tensors`).
-    let dtype = crate::nn::autocast::split(dtype, device).0;
-    if let Some(RandomSpec { config: name, seed }) = RandomSpec::parse(spec)? {
-        let name = name.as_str();
-        let cfg = match config {
-            Some(c) => c.clone(),
-            None => crate::emotionclip::EmotionClipConfig::with_backbone(
-                crate::clip::OpenClipConfig::builtin(name).ok_or_else(|| {
-                    Error::Msg(format!("unknown built-in config {name:?}; use ViT-B-32, ViT-B-16 or ViT-L-14"))
-                })?,
-            ),
-        };
-        let what = if config.is_some() { "the given config".to_string() } else { name.to_string() };
-        tracing::warn!(
-            "using RANDOM weights ({what}, seed {seed}): the embeddings carry no meaning; pass --weights with a checkpoint"
-        );
-        let vb = candle_nn::VarBuilder::from_backend(Box::new(SeededRandom { seed }), dtype, device.clone());
-        return Ok(match kind {
-            ModelKind::EmotionClip => Encoder::Emotion(EmotionClip::load(vb, &cfg)?),
-            ModelKind::Clip => Encoder::Clip(Clip::load(vb.pp("backbone"), vb.clone(), &cfg.backbone)?),
-        });
-    }
-    let path = match spec.strip_prefix("hf:") {
-        Some(repo) => crate::weights::hub::resolve(repo)?,
-        None => PathBuf::from(spec),
-    };
-    let ck = Checkpoint::open(&path)?;
-    let opts = LoadOptions { config: config.cloned(), dtype, device: device.clone(), ..LoadOptions::default() };
-    Ok(match kind {
-        ModelKind::EmotionClip => {
-            if ck.layout != crate::weights::Layout::EmotionClip {
-                return Err(Error::checkpoint(
-                    &ck.path,
-                    format!("this is a {} checkpoint without EmotionCLIP's temporal head; use --model clip, or train/convert an EmotionCLIP checkpoint", ck.layout),
-                ));
-            }
-            Encoder::Emotion(ck.load_emotionclip(&opts)?.0)
-        }
-        ModelKind::Clip => Encoder::Clip(ck.load_clip(&opts)?.0),
-    })
 }
 
 /// The official preprocessing for a model input size: resize the short side to `size·256/224` (256 for
