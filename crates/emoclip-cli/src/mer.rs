@@ -182,10 +182,12 @@ pub struct BenchArgs {
     pub tiny: bool,
 }
 
-fn task_of(t: Task) -> MerTask {
-    match t {
-        Task::Emotion => MerTask::Emotion,
-        Task::Sentiment => MerTask::Sentiment,
+impl From<Task> for MerTask {
+    fn from(t: Task) -> Self {
+        match t {
+            Task::Emotion => MerTask::Emotion,
+            Task::Sentiment => MerTask::Sentiment,
+        }
     }
 }
 
@@ -247,7 +249,7 @@ fn read_data(path: &Path, bert: Option<&str>, t: &TextArgs, device: &candle_core
 
 /// Reads the data and builds the model + training configs shared by `train` and `ablation`.
 fn setup(a: &TrainArgs) -> Result<(MmsaData, MerConfig, MerTrainConfig)> {
-    let task = task_of(a.task);
+    let task = MerTask::from(a.task);
     if a.dataset == Dataset::Mosi && task == MerTask::Emotion {
         bail!("CMU-MOSI has sentiment labels only: use --task sentiment, or --dataset mosei for emotions");
     }
@@ -330,11 +332,7 @@ fn check_train_outputs(a: &TrainArgs) -> Result<()> {
 
 fn train(a: TrainArgs) -> Result<i32> {
     check_train_outputs(&a)?;
-    let start = match (a.resume, a.overwrite) {
-        (true, _) => Start::Resume,
-        (false, true) => Start::Overwrite,
-        (false, false) => Start::Fresh,
-    };
+    let start = Start::from_flags(a.resume, a.overwrite);
     // Before reading (or BERT-encoding) the data.
     if start == Start::Fresh {
         run::ensure_no_run(&a.out, emoclip::mer::train::RUN_FILES)?;
@@ -384,7 +382,7 @@ fn eval(a: EvalArgs) -> Result<i32> {
     let device = crate::commands::parse_device(&a.device)?;
     let (model, _) = load_model(&a.model, &device)?;
     if let Some(t) = a.task {
-        if task_of(t) != model.task() {
+        if MerTask::from(t) != model.task() {
             bail!("{}: the model was trained for {:?}, not {t:?}", a.model.display(), model.task());
         }
     }
@@ -439,9 +437,9 @@ fn run_ablation(a: TrainArgs) -> Result<i32> {
     });
     pb.finish();
     let rows = rows?;
-    let table = ablation::markdown(task_of(a.task), a.dataset.name(), &rows);
+    let table = ablation::markdown(MerTask::from(a.task), a.dataset.name(), &rows);
     print!("{table}");
-    let json = serde_json::json!({"task": task_of(a.task), "dataset": a.dataset.name(), "rows": rows});
+    let json = serde_json::json!({"task": MerTask::from(a.task), "dataset": a.dataset.name(), "rows": rows});
     let jp = a.out.join("ablation.json");
     emoclip::output::write_atomic(&jp, |f| {
         std::io::Write::write_all(f, serde_json::to_string_pretty(&json).unwrap_or_default().as_bytes())
@@ -456,7 +454,7 @@ fn bench(a: BenchArgs, threads: Option<usize>) -> Result<i32> {
     if a.utterances == 0 || a.batch_size == 0 {
         bail!("--utterances and --batch-size must be >= 1");
     }
-    let task = task_of(a.task);
+    let task = MerTask::from(a.task);
     let spec =
         SyntheticSpec { sizes: [a.utterances, 1, 1], emotion: task == MerTask::Emotion, ..SyntheticSpec::mosi() };
     let data = MmsaData::synthetic(&spec)?;

@@ -79,6 +79,15 @@ pub enum RegroupArg {
     AllMarks,
 }
 
+impl From<RegroupArg> for Regroup {
+    fn from(r: RegroupArg) -> Self {
+        match r {
+            RegroupArg::Official => Regroup::Official,
+            RegroupArg::AllMarks => Regroup::AllMarks,
+        }
+    }
+}
+
 pub fn run(a: PrepareArgs) -> Result<i32> {
     emoclip::output::check_output_dir(&a.out, "--out")?;
     if let Some(d) = a.boxes_dir.as_ref().filter(|d| !d.is_dir()) {
@@ -114,10 +123,7 @@ pub fn run(a: PrepareArgs) -> Result<i32> {
         min_frames: a.min_frames,
     };
     let sentences = SentenceConfig {
-        regroup: match a.regroup {
-            Some(RegroupArg::AllMarks) => Regroup::AllMarks,
-            _ => Regroup::Official,
-        },
+        regroup: a.regroup.map_or(Regroup::Official, Regroup::from),
         // `process` cuts unpunctuated spans to the duration filter; record what it uses.
         max_seconds: Some(filters.max_duration),
         min_seconds: filters.min_duration,

@@ -35,11 +35,7 @@ pub fn run(a: TrainArgs) -> Result<i32> {
     }
     emoclip::output::check_output_dir(&cfg.out_dir, "--out (or out_dir in the config)")?;
     let env = DistEnv::from_env()?;
-    let start = match (a.resume, a.overwrite) {
-        (true, _) => Start::Resume,
-        (false, true) => Start::Overwrite,
-        (false, false) => Start::Fresh,
-    };
+    let start = Start::from_flags(a.resume, a.overwrite);
     // Before joining the group or any work: only rank 0 writes to the output directory.
     if start == Start::Fresh && env.as_ref().is_none_or(|e| e.rank == 0) {
         run::ensure_no_run(&cfg.out_dir, emoclip::train::trainer::RUN_FILES)?;

@@ -12,7 +12,7 @@
 use super::claim::{claim, ClaimOutcome};
 use super::filters::{frame_span, FilterConfig, FilterResult};
 use super::videos::video_id;
-use super::{read_captions, SentenceConfig};
+use super::{read_captions, Captions, SentenceConfig};
 use crate::media::{self, BoxFile, PersonBox, Preprocessor};
 use crate::shards::{Sample, SampleMeta, ShardWriter};
 use crate::text_emotion::EmotionClassifier;
@@ -198,9 +198,71 @@ impl Preparer<'_> {
         self.index_path(&video_id(video)).is_file()
     }
 
+    /// Prepares one video: its captions become timed sentences ([`Self::candidates`]), scored and filtered;
+    /// the frames the kept ones need are decoded once ([`Self::read_frames`]) with their person boxes
+    /// ([`Self::boxes_from_file`]); the kept samples go into the video's shard ([`Self::write_shard`]) and
+    /// every candidate into its index ([`Self::write_index`]), which marks the video done.
     pub fn process(&self, video: &Path, captions: &Path) -> Result<VideoReport> {
         let id = video_id(video);
         let mut tm = StageTimings::default();
+        let (caps, mut cands) = self.candidates(&id, captions, &mut tm)?;
+        let box_file = self.box_file(video)?;
+        let mut fr = self.read_frames(video, &cands, &mut tm)?;
+        let clock = std::time::Instant::now();
+        let video_seconds = if fr.src_fps > 0.0 { fr.decoded as f64 / fr.src_fps } else { 0.0 };
+        if fr.decoded > 0 && fr.src_fps > 0.0 && video_seconds < self.cfg.min_video_seconds {
+            return Err(Error::media(
+                video,
+                format!(
+                    "{:.0} s long, shorter than --min-video-seconds {}; skipped",
+                    video_seconds, self.cfg.min_video_seconds
+                ),
+            ));
+        }
+        let (boxes_outside, first_box_outside) = match &box_file {
+            Some(bf) => self.boxes_from_file(bf, &mut fr),
+            None => (0, None),
+        };
+        // Spans reaching past the decoded end lose their frames: re-check the frame filter.
+        let fps = self.cfg.fps;
+        for c in cands.iter_mut().filter(|c| c.kept) {
+            let (a, b) = frame_span(c.start, c.end, fps);
+            let present = (a..=b).filter(|k| fr.frames.contains_key(k)).count();
+            c.n_frames = present;
+            c.filters.frames = present >= self.cfg.filters.min_frames;
+            c.kept = c.filters.kept();
+        }
+        let kept = self.write_shard(&id, &cands, &fr)?;
+        self.write_index(&id, &cands)?;
+        tm.write = clock.elapsed().as_secs_f64();
+        let spans: Vec<f64> = cands.iter().map(|c| c.end - c.start).collect();
+        Ok(VideoReport {
+            video_id: id,
+            candidates: cands.len(),
+            kept,
+            in_span_filters: cands.iter().filter(|c| c.filters.duration && c.filters.text).count(),
+            span_range: if spans.is_empty() {
+                (0.0, 0.0)
+            } else {
+                (spans.iter().copied().fold(f64::INFINITY, f64::min), spans.iter().copied().fold(0.0, f64::max))
+            },
+            skipped_cues: caps.report.skipped.len(),
+            overlapping_cues: caps.report.overlaps.len(),
+            caption_warnings: caps.report.warnings.len(),
+            first_caption_warning: caps
+                .report
+                .warnings
+                .first()
+                .map(|(l, w)| format!("{} line {l}: {w}", captions.display())),
+            boxes_outside,
+            first_box_outside,
+            video_seconds,
+            timings: tm,
+        })
+    }
+
+    /// Caption file → timed sentences → emotion scores → every candidate span with its filter results.
+    fn candidates(&self, id: &str, captions: &Path, tm: &mut StageTimings) -> Result<(Captions, Vec<Candidate>)> {
         let clock = std::time::Instant::now();
         let caps = read_captions(captions)?;
         // Unpunctuated captions without a model are cut to lengths the duration filter keeps.
@@ -228,7 +290,7 @@ impl Preparer<'_> {
             let n = if b >= a { b - a + 1 } else { 0 };
             let filters = self.cfg.filters.check(&s.text, s.start, s.end, neutral, n);
             cands.push(Candidate {
-                video_id: id.clone(),
+                video_id: id.to_string(),
                 index: i,
                 text: s.text.clone(),
                 start: s.start,
@@ -240,7 +302,13 @@ impl Preparer<'_> {
                 kept: filters.kept(),
             });
         }
-        // Frames needed by kept candidates only; stream the video once at `fps`.
+        Ok((caps, cands))
+    }
+
+    /// Streams the video once at `fps`, keeping the frames the kept candidates need as JPEGs (resized to the
+    /// short side), with the detector's person boxes when there is one.
+    fn read_frames(&self, video: &Path, cands: &[Candidate], tm: &mut StageTimings) -> Result<Frames> {
+        let fps = self.cfg.fps;
         let needed: BTreeSet<usize> = cands
             .iter()
             .filter(|c| c.kept)
@@ -252,23 +320,10 @@ impl Preparer<'_> {
         let pre = Preprocessor { resize_short: self.cfg.short_side, ..Preprocessor::default() };
         let mut frames: BTreeMap<usize, (Vec<u8>, Vec<PersonBox>)> = BTreeMap::new();
         let mut size = [0u32; 2];
-        let box_file: Option<BoxFile> = match &self.boxes {
-            Boxes::Dir(d) => {
-                let p = super::box_files::box_file_for(video, d);
-                if p.is_file() {
-                    Some(media::load_boxes(&p)?)
-                } else {
-                    None
-                }
-            }
-            _ => None,
-        };
-        let mut duration = 0.0f64;
         let quality = self.cfg.jpeg_quality;
         let (mut t_frames, mut t_detect) = (0.0f64, 0.0f64);
         let clock = std::time::Instant::now();
-        let (_, src_fps, decoded) = media::stream_at_fps(video, fps, &mut |k, t, img: RgbImage| {
-            duration = duration.max(t);
+        let (_, src_fps, decoded) = media::stream_at_fps(video, fps, &mut |k, _t, img: RgbImage| {
             if !needed.contains(&k) {
                 return Ok(());
             }
@@ -293,50 +348,52 @@ impl Preparer<'_> {
         tm.frames = t_frames;
         tm.detect = t_detect;
         tm.decode = (clock.elapsed().as_secs_f64() - t_frames - t_detect).max(0.0);
-        let clock = std::time::Instant::now();
-        if decoded > 0 && src_fps > 0.0 && (decoded as f64 / src_fps) < self.cfg.min_video_seconds {
-            return Err(Error::media(
-                video,
-                format!(
-                    "{:.0} s long, shorter than --min-video-seconds {}; skipped",
-                    decoded as f64 / src_fps,
-                    self.cfg.min_video_seconds
-                ),
-            ));
+        Ok(Frames { frames, size, src_fps, decoded })
+    }
+
+    /// The video's box file in `--boxes-dir`, if it has one.
+    fn box_file(&self, video: &Path) -> Result<Option<BoxFile>> {
+        let Boxes::Dir(d) = &self.boxes else { return Ok(None) };
+        let p = super::box_files::box_file_for(video, d);
+        if p.is_file() {
+            Ok(Some(media::load_boxes(&p)?))
+        } else {
+            Ok(None)
         }
+    }
+
+    /// Gives each stored frame the boxes of its source frame in `bf` (`--boxes-dir`). Returns how many boxes
+    /// lie entirely outside the frame (kept as given; they mark no pixel) and the first.
+    fn boxes_from_file(&self, bf: &BoxFile, fr: &mut Frames) -> (usize, Option<String>) {
         let (mut boxes_outside, mut first_box_outside) = (0usize, None);
-        if let Some(bf) = &box_file {
-            for (k, (_, b)) in frames.iter_mut() {
-                let src = ((*k as f64 / fps) * src_fps).round() as usize;
-                *b = bf.boxes_for_frame(src).to_vec();
-                for p in b.iter().filter(|p| super::box_files::outside_frame(p, size[0], size[1])) {
-                    boxes_outside += 1;
-                    first_box_outside.get_or_insert_with(|| {
-                        format!(
-                            "{}: frame {src}: box [{}, {}, {}, {}] lies outside the {}×{} frame",
-                            bf.path().display(),
-                            p.x1,
-                            p.y1,
-                            p.x2,
-                            p.y2,
-                            size[0],
-                            size[1]
-                        )
-                    });
-                }
+        let [w, h] = fr.size;
+        for (k, (_, b)) in fr.frames.iter_mut() {
+            let src = ((*k as f64 / self.cfg.fps) * fr.src_fps).round() as usize;
+            *b = bf.boxes_for_frame(src).to_vec();
+            for p in b.iter().filter(|p| super::box_files::outside_frame(p, w, h)) {
+                boxes_outside += 1;
+                first_box_outside.get_or_insert_with(|| {
+                    format!(
+                        "{}: frame {src}: box [{}, {}, {}, {}] lies outside the {w}×{h} frame",
+                        bf.path().display(),
+                        p.x1,
+                        p.y1,
+                        p.x2,
+                        p.y2,
+                    )
+                });
             }
         }
-        // Spans reaching past the decoded end lose their frames: re-check the frame filter.
-        for c in cands.iter_mut().filter(|c| c.kept) {
-            let (a, b) = frame_span(c.start, c.end, fps);
-            let present = (a..=b).filter(|k| frames.contains_key(k)).count();
-            c.n_frames = present;
-            c.filters.frames = present >= self.cfg.filters.min_frames;
-            c.kept = c.filters.kept();
-        }
+        (boxes_outside, first_box_outside)
+    }
+
+    /// Writes the kept candidates as samples (`frameNNN.jpg` + [`SampleMeta`] JSON) into `shards/<id>.tar`.
+    /// Returns how many.
+    fn write_shard(&self, id: &str, cands: &[Candidate], fr: &Frames) -> Result<usize> {
+        let fps = self.cfg.fps;
         let labels = self.classifier.labels().to_vec();
         let shard_dir = self.out.join("shards");
-        let mut writer = ShardWriter::new(&shard_dir, &id, usize::MAX, u64::MAX)?;
+        let mut writer = ShardWriter::new(&shard_dir, id, usize::MAX, u64::MAX)?;
         let mut kept = 0usize;
         for c in cands.iter().filter(|c| c.kept) {
             let (a, b) = frame_span(c.start, c.end, fps);
@@ -344,13 +401,13 @@ impl Preparer<'_> {
             let mut times = Vec::new();
             let mut boxes = Vec::new();
             for (j, k) in (a..=b).enumerate() {
-                let (jpeg, bx) = &frames[&k];
+                let (jpeg, bx) = &fr.frames[&k];
                 files.push((format!("frame{j:03}.jpg"), jpeg.clone()));
                 times.push(k as f64 / fps);
                 boxes.push(bx.iter().map(|p| [p.x1, p.y1, p.x2, p.y2, p.conf.unwrap_or(1.0)]).collect());
             }
             let meta = SampleMeta {
-                video_id: id.clone(),
+                video_id: id.to_string(),
                 start: c.start,
                 end: c.end,
                 text: c.text.clone(),
@@ -360,7 +417,7 @@ impl Preparer<'_> {
                 fps,
                 frame_times: times,
                 boxes,
-                frame_size: size,
+                frame_size: fr.size,
             };
             files.push(("json".into(), serde_json::to_vec(&meta).map_err(|e| Error::Msg(e.to_string()))?));
             writer.write(&Sample { key: format!("{id}_{:05}", c.index), files })?;
@@ -369,11 +426,17 @@ impl Preparer<'_> {
         let written = writer.finish()?;
         // One shard per video, named after it.
         if let Some(first) = written.first() {
-            let final_path = self.shard_path(&id);
+            let final_path = self.shard_path(id);
             std::fs::rename(first, &final_path).map_err(|e| Error::io(&final_path, e))?;
         }
+        Ok(kept)
+    }
+
+    /// Writes `index/<id>.jsonl` (every candidate, kept or not), which marks the video done, and
+    /// `labels.json` (the emotion labels) when it is not there yet.
+    fn write_index(&self, id: &str, cands: &[Candidate]) -> Result<()> {
         let mut index = String::new();
-        for c in &cands {
+        for c in cands {
             index.push_str(&serde_json::to_string(c).map_err(|e| Error::Msg(e.to_string()))?);
             index.push('\n');
         }
@@ -382,33 +445,16 @@ impl Preparer<'_> {
             let labels = serde_json::to_vec(self.classifier.labels()).map_err(|e| Error::Msg(e.to_string()))?;
             crate::output::write_atomic(&lp, |f| std::io::Write::write_all(f, &labels))?;
         }
-        let ip = self.index_path(&id);
-        crate::output::write_atomic(&ip, |f| std::io::Write::write_all(f, index.as_bytes()))?;
-        tm.write = clock.elapsed().as_secs_f64();
-        let video_seconds = if src_fps > 0.0 { decoded as f64 / src_fps } else { 0.0 };
-        let spans: Vec<f64> = cands.iter().map(|c| c.end - c.start).collect();
-        Ok(VideoReport {
-            video_id: id,
-            candidates: cands.len(),
-            kept,
-            in_span_filters: cands.iter().filter(|c| c.filters.duration && c.filters.text).count(),
-            span_range: if spans.is_empty() {
-                (0.0, 0.0)
-            } else {
-                (spans.iter().copied().fold(f64::INFINITY, f64::min), spans.iter().copied().fold(0.0, f64::max))
-            },
-            skipped_cues: caps.report.skipped.len(),
-            overlapping_cues: caps.report.overlaps.len(),
-            caption_warnings: caps.report.warnings.len(),
-            first_caption_warning: caps
-                .report
-                .warnings
-                .first()
-                .map(|(l, w)| format!("{} line {l}: {w}", captions.display())),
-            boxes_outside,
-            first_box_outside,
-            video_seconds,
-            timings: tm,
-        })
+        let ip = self.index_path(id);
+        crate::output::write_atomic(&ip, |f| std::io::Write::write_all(f, index.as_bytes()))
     }
+}
+
+/// The frames a video's kept candidates need: JPEG and person boxes by frame number (at `fps`), the original
+/// frame size, the source frame rate and how many source frames were decoded.
+struct Frames {
+    frames: BTreeMap<usize, (Vec<u8>, Vec<PersonBox>)>,
+    size: [u32; 2],
+    src_fps: f64,
+    decoded: usize,
 }

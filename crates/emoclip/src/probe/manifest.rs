@@ -283,6 +283,148 @@ fn sidecar_classes(path: &Path) -> Result<Option<Vec<String>>> {
     Ok(Some(t.lines().map(str::trim).filter(|l| !l.is_empty()).map(String::from).collect()))
 }
 
+/// The task: forced by the options, else from the columns (`targets` given → regression, a `labels` column →
+/// multi, `label` → single, a `target` column → regression).
+fn infer_task(rows: &[Row], opts: &ManifestOptions) -> Result<Task> {
+    let has = |k: &str| rows.iter().any(|(_, r)| r.contains_key(k));
+    match opts.task {
+        Some(t) => Ok(t),
+        None if !opts.targets.is_empty() => Ok(Task::Regression),
+        None if has("labels") => Ok(Task::Multi),
+        None if has("label") => Ok(Task::Single),
+        None if has("target") => Ok(Task::Regression),
+        None => Err(Error::Msg(
+            "manifest has no label column: add `label` (single-label), `labels` (multi-label) or numeric target columns (pass --targets)".into(),
+        )),
+    }
+}
+
+/// The class names a row gives (`label`, or `labels` as a list or `a;b`); none for regression.
+fn label_names(r: &BTreeMap<String, Value>, line: usize, task: Task) -> Result<Vec<String>> {
+    Ok(match task {
+        Task::Single => {
+            let v = r.get("label").and_then(as_text).filter(|s| !s.is_empty());
+            vec![v.ok_or_else(|| Error::Msg(format!("manifest row {line}: missing `label`")))?]
+        }
+        Task::Multi => match r.get("labels") {
+            None | Some(Value::Null) => vec![],
+            Some(Value::Array(a)) => a
+                .iter()
+                .map(|v| {
+                    as_text(v).ok_or_else(|| {
+                        Error::Msg(format!("manifest row {line}: `labels` entries must be names or integers"))
+                    })
+                })
+                .collect::<Result<_>>()?,
+            Some(Value::String(s)) => s.split(';').map(str::trim).filter(|s| !s.is_empty()).map(String::from).collect(),
+            Some(v) => vec![as_text(v).ok_or_else(|| Error::Msg(format!("manifest row {line}: bad `labels`")))?],
+        },
+        Task::Regression => vec![],
+    })
+}
+
+/// The class list (given, or inferred from the rows' names) and how a name becomes an index.
+struct Classes {
+    names: Vec<String>,
+    /// The list was given (`--classes` or a sidecar): integer labels are then indices into it.
+    given: bool,
+}
+
+impl Classes {
+    fn new(opts: &ManifestOptions, task: Task, raw_names: &[Vec<String>]) -> Result<Self> {
+        let names: Vec<String> = match (&opts.classes, task) {
+            (_, Task::Regression) => vec![],
+            (Some(c), _) => c.clone(),
+            (None, _) => infer_classes(&raw_names.iter().flatten().cloned().collect()),
+        };
+        if task != Task::Regression && names.len() < 2 {
+            return Err(Error::Msg(format!("manifest needs at least 2 classes, found {}", names.len())));
+        }
+        Ok(Self { names, given: opts.classes.is_some() })
+    }
+
+    fn index_of(&self, name: &str, line: usize) -> Result<usize> {
+        if let Some(i) = self.names.iter().position(|c| c == name) {
+            return Ok(i);
+        }
+        if self.given {
+            if let Ok(i) = name.parse::<i64>() {
+                if i >= 0 && (i as usize) < self.names.len() {
+                    return Ok(i as usize);
+                }
+                return Err(Error::Msg(format!(
+                    "manifest row {line}: label {i} is out of range for {} classes",
+                    self.names.len()
+                )));
+            }
+        }
+        Err(Error::Msg(format!("manifest row {line}: unknown class {name:?} (classes: {})", self.names.join(", "))))
+    }
+}
+
+/// The regression targets of a row, each a finite number.
+fn target_values(r: &BTreeMap<String, Value>, line: usize, targets: &[String]) -> Result<Vec<f64>> {
+    let mut vals = Vec::with_capacity(targets.len());
+    for t in targets {
+        let v = match r.get(t) {
+            Some(Value::Number(n)) => n.as_f64(),
+            Some(Value::String(s)) => s.trim().parse::<f64>().ok(),
+            _ => None,
+        };
+        match v {
+            Some(x) if x.is_finite() => vals.push(x),
+            _ => {
+                return Err(Error::NonFinite(format!(
+                    "manifest row {line}: target `{t}` is {} (a finite number is needed)",
+                    r.get(t).map_or("missing".to_string(), |v| v.to_string())
+                )))
+            }
+        }
+    }
+    Ok(vals)
+}
+
+/// The `boxes` of a row: a box file (relative to `base`) or inline `[[x1,y1,x2,y2,conf],...]`.
+fn row_boxes(r: &BTreeMap<String, Value>, line: usize, base: &Path) -> Result<Option<BoxesSpec>> {
+    Ok(match r.get("boxes") {
+        None | Some(Value::Null) => None,
+        Some(Value::String(s)) if s.trim().is_empty() => None,
+        Some(Value::String(s)) => Some(BoxesSpec::File(base.join(s.trim()))),
+        Some(Value::Array(a)) => {
+            let mut v = Vec::with_capacity(a.len());
+            for b in a {
+                let nums: Option<Vec<f32>> =
+                    b.as_array().map(|x| x.iter().filter_map(|n| n.as_f64().map(|f| f as f32)).collect());
+                match nums {
+                    Some(n) if (n.len() == 4 || n.len() == 5) && b.as_array().is_some_and(|x| x.len() == n.len()) => {
+                        v.push([n[0], n[1], n[2], n[3], n.get(4).copied().unwrap_or(1.0)])
+                    }
+                    _ => {
+                        return Err(Error::Msg(format!(
+                            "manifest row {line}: inline `boxes` must be [[x1,y1,x2,y2,conf],...]"
+                        )))
+                    }
+                }
+            }
+            Some(BoxesSpec::Inline(v))
+        }
+        Some(_) => return Err(Error::Msg(format!("manifest row {line}: `boxes` must be a path or a list of boxes"))),
+    })
+}
+
+/// Why a row is skipped: its media file or its box file does not exist.
+fn missing_file(line: usize, path: &Path, boxes: &Option<BoxesSpec>) -> Option<Skipped> {
+    if !path.is_file() {
+        return Some(Skipped { row: line, path: path.to_path_buf(), reason: "media file not found".into() });
+    }
+    match boxes {
+        Some(BoxesSpec::File(b)) if !b.is_file() => {
+            Some(Skipped { row: line, path: b.clone(), reason: "box file not found".into() })
+        }
+        _ => None,
+    }
+}
+
 impl Manifest {
     /// Reads and validates a manifest file (missing media are skipped and listed in [`Manifest::skipped`]).
     pub fn load(path: &Path, opts: &ManifestOptions) -> Result<Self> {
@@ -319,73 +461,10 @@ impl Manifest {
             }
         }
         let targets: Vec<String> = if opts.targets.is_empty() { vec!["target".into()] } else { opts.targets.clone() };
-        let task = match opts.task {
-            Some(t) => t,
-            None if !opts.targets.is_empty() => Task::Regression,
-            None if has("labels") => Task::Multi,
-            None if has("label") => Task::Single,
-            None if has("target") => Task::Regression,
-            None => {
-                return Err(Error::Msg(
-                    "manifest has no label column: add `label` (single-label), `labels` (multi-label) or numeric target columns (pass --targets)".into(),
-                ))
-            }
-        };
+        let task = infer_task(&rows, opts)?;
         // Raw label names per row (classification), to build the class list before indexing.
-        let mut raw_names: Vec<Vec<String>> = Vec::with_capacity(rows.len());
-        for (line, r) in &rows {
-            let names = match task {
-                Task::Single => {
-                    let v = r.get("label").and_then(as_text).filter(|s| !s.is_empty());
-                    vec![v.ok_or_else(|| Error::Msg(format!("manifest row {line}: missing `label`")))?]
-                }
-                Task::Multi => match r.get("labels") {
-                    None | Some(Value::Null) => vec![],
-                    Some(Value::Array(a)) => a
-                        .iter()
-                        .map(|v| {
-                            as_text(v).ok_or_else(|| {
-                                Error::Msg(format!("manifest row {line}: `labels` entries must be names or integers"))
-                            })
-                        })
-                        .collect::<Result<_>>()?,
-                    Some(Value::String(s)) => {
-                        s.split(';').map(str::trim).filter(|s| !s.is_empty()).map(String::from).collect()
-                    }
-                    Some(v) => {
-                        vec![as_text(v).ok_or_else(|| Error::Msg(format!("manifest row {line}: bad `labels`")))?]
-                    }
-                },
-                Task::Regression => vec![],
-            };
-            raw_names.push(names);
-        }
-        let classes: Vec<String> = match (&opts.classes, task) {
-            (_, Task::Regression) => vec![],
-            (Some(c), _) => c.clone(),
-            (None, _) => infer_classes(&raw_names.iter().flatten().cloned().collect()),
-        };
-        let given = opts.classes.is_some();
-        let index_of = |name: &str, line: usize| -> Result<usize> {
-            if let Some(i) = classes.iter().position(|c| c == name) {
-                return Ok(i);
-            }
-            if given {
-                if let Ok(i) = name.parse::<i64>() {
-                    if i >= 0 && (i as usize) < classes.len() {
-                        return Ok(i as usize);
-                    }
-                    return Err(Error::Msg(format!(
-                        "manifest row {line}: label {i} is out of range for {} classes",
-                        classes.len()
-                    )));
-                }
-            }
-            Err(Error::Msg(format!("manifest row {line}: unknown class {name:?} (classes: {})", classes.join(", "))))
-        };
-        if task != Task::Regression && classes.len() < 2 {
-            return Err(Error::Msg(format!("manifest needs at least 2 classes, found {}", classes.len())));
-        }
+        let raw_names = rows.iter().map(|(line, r)| label_names(r, *line, task)).collect::<Result<Vec<_>>>()?;
+        let classes = Classes::new(opts, task, &raw_names)?;
         let mut items = Vec::new();
         let mut skipped = Vec::new();
         for ((line, r), names) in rows.iter().zip(raw_names) {
@@ -400,74 +479,21 @@ impl Manifest {
                 Error::Msg(format!("manifest row {line}: split {split_s:?} is not train, val or test"))
             })?;
             let label = match task {
-                Task::Single => Label::Class(index_of(&names[0], line)?),
+                Task::Single => Label::Class(classes.index_of(&names[0], line)?),
                 Task::Multi => {
-                    let mut v = names.iter().map(|n| index_of(n, line)).collect::<Result<Vec<_>>>()?;
+                    let mut v = names.iter().map(|n| classes.index_of(n, line)).collect::<Result<Vec<_>>>()?;
                     v.sort_unstable();
                     v.dedup();
                     Label::Classes(v)
                 }
-                Task::Regression => {
-                    let mut vals = Vec::with_capacity(targets.len());
-                    for t in &targets {
-                        let v = match r.get(t) {
-                            Some(Value::Number(n)) => n.as_f64(),
-                            Some(Value::String(s)) => s.trim().parse::<f64>().ok(),
-                            _ => None,
-                        };
-                        match v {
-                            Some(x) if x.is_finite() => vals.push(x),
-                            _ => {
-                                return Err(Error::NonFinite(format!(
-                                    "manifest row {line}: target `{t}` is {} (a finite number is needed)",
-                                    r.get(t).map_or("missing".to_string(), |v| v.to_string())
-                                )))
-                            }
-                        }
-                    }
-                    Label::Targets(vals)
-                }
+                Task::Regression => Label::Targets(target_values(r, line, &targets)?),
             };
-            let boxes = match r.get("boxes") {
-                None | Some(Value::Null) => None,
-                Some(Value::String(s)) if s.trim().is_empty() => None,
-                Some(Value::String(s)) => Some(BoxesSpec::File(base.join(s.trim()))),
-                Some(Value::Array(a)) => {
-                    let mut v = Vec::with_capacity(a.len());
-                    for b in a {
-                        let nums: Option<Vec<f32>> =
-                            b.as_array().map(|x| x.iter().filter_map(|n| n.as_f64().map(|f| f as f32)).collect());
-                        match nums {
-                            Some(n)
-                                if (n.len() == 4 || n.len() == 5)
-                                    && b.as_array().is_some_and(|x| x.len() == n.len()) =>
-                            {
-                                v.push([n[0], n[1], n[2], n[3], n.get(4).copied().unwrap_or(1.0)])
-                            }
-                            _ => {
-                                return Err(Error::Msg(format!(
-                                    "manifest row {line}: inline `boxes` must be [[x1,y1,x2,y2,conf],...]"
-                                )))
-                            }
-                        }
-                    }
-                    Some(BoxesSpec::Inline(v))
-                }
-                Some(_) => {
-                    return Err(Error::Msg(format!("manifest row {line}: `boxes` must be a path or a list of boxes")))
-                }
-            };
+            let boxes = row_boxes(r, line, base)?;
             let path = base.join(&path_s);
             if opts.check_files {
-                if !path.is_file() {
-                    skipped.push(Skipped { row: line, path, reason: "media file not found".into() });
+                if let Some(why) = missing_file(line, &path, &boxes) {
+                    skipped.push(why);
                     continue;
-                }
-                if let Some(BoxesSpec::File(b)) = &boxes {
-                    if !b.is_file() {
-                        skipped.push(Skipped { row: line, path: b.clone(), reason: "box file not found".into() });
-                        continue;
-                    }
                 }
             }
             items.push(Item { row: line, path, split, boxes, label, media: MediaOptions::default() });
@@ -475,7 +501,7 @@ impl Manifest {
         let m = Manifest {
             source: source.to_path_buf(),
             task,
-            classes,
+            classes: classes.names,
             targets: if task == Task::Regression { targets } else { vec![] },
             items,
             skipped,

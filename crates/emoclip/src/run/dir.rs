@@ -17,6 +17,17 @@ pub enum Start {
     Overwrite,
 }
 
+impl Start {
+    /// The start `--resume` / `--overwrite` ask for (`--resume` wins; neither: a fresh run).
+    pub fn from_flags(resume: bool, overwrite: bool) -> Self {
+        match (resume, overwrite) {
+            (true, _) => Start::Resume,
+            (false, true) => Start::Overwrite,
+            (false, false) => Start::Fresh,
+        }
+    }
+}
+
 impl From<bool> for Start {
     fn from(resume: bool) -> Self {
         if resume {
