@@ -5,7 +5,7 @@
 use anyhow::{bail, Context, Result};
 use candle_core::{DType, Device, Tensor};
 use clap::Args;
-use emoclip::embed::{load_encoder, Encoder, ModelKind};
+use emoclip::encoder::{load_encoder, Encoder, ModelKind};
 use std::time::Instant;
 
 #[derive(Args)]

@@ -3,8 +3,9 @@ use anyhow::{bail, Context, Result};
 use candle_core::{DType, Device};
 use clap::{Args, ValueEnum};
 use emoclip::embed::zero_shot::{zero_shot, ZeroShot};
-use emoclip::embed::{boxes_beside, expand_inputs, load_encoder, EmbedEvent, Embedder, MediaInput, ModelKind};
+use emoclip::embed::{boxes_beside, expand_inputs, EmbedEvent};
 use emoclip::emotionclip::EmotionClipConfig;
+use emoclip::encoder::{load_encoder, Embedder, MediaInput, ModelKind};
 use emoclip::media::{self, Normalization};
 use emoclip::output::{check_embeddings_output, check_output_dir, check_output_file};
 use emoclip::tokenizer::{ClipTokenizer, Truncation};
@@ -94,7 +95,7 @@ pub struct ModelArgs {
 }
 
 impl ModelArgs {
-    pub(crate) fn load(&self) -> Result<(emoclip::embed::Encoder, Device, DType)> {
+    pub(crate) fn load(&self) -> Result<(emoclip::encoder::Encoder, Device, DType)> {
         let device = parse_device(&self.device)?;
         let dtype = self.dtype.into();
         let config = match &self.config {
@@ -280,7 +281,7 @@ fn embed_all(m: &MediaArgs, model: &ModelArgs) -> Result<EmbeddedMedia> {
         None => None,
     };
     let (encoder, device, dtype) = model.load()?;
-    let pre = emoclip::embed::preprocessor_for(encoder.image_size(), m.norm.into());
+    let pre = emoclip::encoder::preprocessor_for(encoder.image_size(), m.norm.into());
     let emb = Embedder::new(encoder, pre, device, dtype, m.frames)?;
     let pb = Progress::new(files.len() as u64, "embedding");
     let input = |i: usize| -> emoclip::Result<MediaInput> {
@@ -359,7 +360,7 @@ pub fn embed_text(a: EmbedTextArgs) -> Result<i32> {
         bail!("no texts given: pass them as arguments or with --file");
     }
     let (encoder, device, dtype) = a.model.load()?;
-    let pre = emoclip::embed::preprocessor_for(encoder.image_size(), Normalization::IMAGENET);
+    let pre = emoclip::encoder::preprocessor_for(encoder.image_size(), Normalization::IMAGENET);
     let frames = encoder.frames_per_clip().unwrap_or(8);
     let emb = Embedder::new(encoder, pre, device, dtype, frames)?;
     let tok = ClipTokenizer::new()?;

@@ -3,7 +3,8 @@ use crate::commands::{Model, ModelArgs, Norm};
 use anyhow::{Context, Result};
 use clap::{Args, ValueEnum};
 use emoclip::embed::cache::{item_key, model_key, FeatureCache};
-use emoclip::embed::{EmbedEvent, Embedder, MediaInput};
+use emoclip::embed::EmbedEvent;
+use emoclip::encoder::{Embedder, MediaInput};
 use emoclip::output::check_output_dir;
 use emoclip::probe::datasets::{self, AdapterOptions, DatasetKind};
 use emoclip::probe::eval::{evaluate, EvalOptions};
@@ -133,7 +134,7 @@ fn model_name(m: Model) -> &'static str {
 
 fn load_embedder(a: &ProbeArgs) -> Result<Embedder> {
     let (enc, device, dtype) = a.model.load()?;
-    let pre = emoclip::embed::preprocessor_for(enc.image_size(), a.norm.into());
+    let pre = emoclip::encoder::preprocessor_for(enc.image_size(), a.norm.into());
     Ok(Embedder::new(enc, pre, device, dtype, a.frames)?)
 }
 

@@ -2,7 +2,7 @@
 //! tool; `emoclip bench` is the user-facing benchmark). Prints min and median seconds per clip.
 //! `cargo run --release -p emoclip --example bf16_model [-- BATCH ITERS [bf16|f32]]`
 use candle_core::{DType, Device, Tensor};
-use emoclip::embed::{load_encoder, Encoder, ModelKind};
+use emoclip::encoder::{load_encoder, Encoder, ModelKind};
 use std::time::Instant;
 
 fn main() -> emoclip::Result<()> {

@@ -9,15 +9,16 @@
 //! ```
 //! [`prep`] turns videos and closed captions into WebDataset [`shards`] (the contract between preparation and
 //! training: [`shards::SampleMeta`]); [`train`] streams them into EmotionCLIP pre-training, writing a run
-//! directory ([`run`]); [`weights`] opens that checkpoint (or an open_clip / Hugging Face one) and [`embed`]
-//! turns media into vectors, which [`probe`] evaluates with linear probes. [`mer`] trains MER-CLIP on
+//! directory ([`run`]); [`weights`] opens that checkpoint (or an open_clip / Hugging Face one), [`encoder`] turns
+//! media and text into vectors, which [`embed`] writes and scores, [`probe`] evaluates with linear probes and
+//! [`analyze`] lays out per window and person. [`mer`] trains MER-CLIP on
 //! CMU-MOSI / CMU-MOSEI features through the same [`run`] and [`optim`] layers.
 //!
 //! # Layers
 //! Dependencies point down only; a feature never imports another feature's modules.
 //! ```text
 //! features  prep · train · mer · probe · embed · analyze
-//! shared    shards · run · optim · rng · hash · output · plot · weights · media · tokenizer · detect · text_emotion
+//! shared    encoder · shards · run · optim · rng · hash · output · plot · weights · media · tokenizer · detect · text_emotion
 //! models    clip · emotionclip
 //! kernels   nn
 //! ```
@@ -27,6 +28,7 @@ pub mod clip;
 pub mod detect;
 pub mod embed;
 pub mod emotionclip;
+pub mod encoder;
 pub mod error;
 pub mod hash;
 pub mod media;

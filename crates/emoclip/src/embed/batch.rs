@@ -1,6 +1,6 @@
 //! Embedding many items: each batch is decoded and preprocessed in parallel (rayon) and encoded in one
 //! forward pass; an item that fails is reported and skipped, and the run goes on.
-use super::{Embedder, MediaInput, Prepared};
+use crate::encoder::{Embedder, MediaInput, Prepared};
 use crate::Result;
 use rayon::prelude::*;
 

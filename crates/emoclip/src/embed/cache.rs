@@ -7,7 +7,7 @@
 //! and any dataset-specific media options); a fingerprint is path, size and modification time
 //! ([`file_fingerprint`]), so an edited file is embedded again.
 use super::batch::{EmbedEvent, Failure, OutsideBoxes};
-use super::{Embedder, MediaInput, ModelKind};
+use crate::encoder::{Embedder, MediaInput, ModelKind};
 use crate::hash::{file_fingerprint, fnv1a64};
 use crate::media::{MediaOptions, Normalization};
 use crate::output::write_atomic;

@@ -77,7 +77,7 @@ fn bf16_mode_matches_f32_on_the_parity_fixtures() {
 
 #[test]
 fn bf16_mode_matches_f32_on_full_size_vit_b_32() {
-    use emoclip::embed::{load_encoder, Encoder, ModelKind};
+    use emoclip::encoder::{load_encoder, Encoder, ModelKind};
     let dev = Device::Cpu;
     let enc = load_encoder("random:ViT-B-32", None, ModelKind::EmotionClip, DType::F32, &dev).unwrap();
     let Encoder::Emotion(m) = enc else { panic!("expected EmotionCLIP") };

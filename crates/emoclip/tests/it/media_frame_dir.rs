@@ -5,8 +5,8 @@ use std::collections::BTreeMap;
 use std::path::Path;
 
 use candle_core::{DType, Device, Tensor};
-use emoclip::embed::{load_encoder, preprocessor_for, Embedder, MediaInput, ModelKind};
 use emoclip::emotionclip::SubjectMode;
+use emoclip::encoder::{load_encoder, preprocessor_for, Embedder, MediaInput, ModelKind};
 use emoclip::media::{self, BoxFile, FrameDir, FrameSelection, MediaOptions, PersonBox};
 
 fn embedder() -> Embedder {

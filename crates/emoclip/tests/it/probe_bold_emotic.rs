@@ -4,8 +4,8 @@ use crate::common;
 use std::path::{Path, PathBuf};
 
 use candle_core::{DType, Device};
-use emoclip::embed::{load_encoder, preprocessor_for, Embedder, MediaInput, ModelKind};
 use emoclip::emotionclip::SubjectMode;
+use emoclip::encoder::{load_encoder, preprocessor_for, Embedder, MediaInput, ModelKind};
 use emoclip::media::joints::{joints_box, ClipJoints};
 use emoclip::media::mask_bilinear::resize_bilinear;
 use emoclip::media::{self, MaskMode, PersonBox, Preprocessor};

@@ -4,7 +4,7 @@
 //! AP, ROC-AUC, and BoLD VAD R²; and per-class F1 against `sklearn.metrics.f1_score(average=None)`.
 use crate::common;
 use candle_core::{DType, Device};
-use emoclip::embed::{load_encoder, preprocessor_for, Embedder, MediaInput, ModelKind};
+use emoclip::encoder::{load_encoder, preprocessor_for, Embedder, MediaInput, ModelKind};
 use emoclip::media;
 use emoclip::probe::datasets::{bold, emotic, AdapterOptions, DatasetTask};
 use emoclip::probe::eval::{evaluate, f1_per_class, ProbeResult};

@@ -1,8 +1,8 @@
 //! `--weights random[:CONFIG][@SEED]` (embed.rs `load_encoder`): seeded, so a smoke test reproduces (issue 11 §2.11).
 use crate::common;
 use candle_core::{DType, Device, Tensor};
-use emoclip::embed::{load_encoder, Encoder, ModelKind, RandomSpec};
 use emoclip::emotionclip::SubjectMode;
+use emoclip::encoder::{load_encoder, Encoder, ModelKind, RandomSpec};
 
 /// Video and text embeddings of fixed inputs through the encoder built from `spec` (micro config).
 fn embeddings(spec: &str) -> Vec<f32> {
