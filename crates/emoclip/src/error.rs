@@ -51,6 +51,10 @@ pub enum Error {
     #[error("{path}: {msg}")]
     Data { path: PathBuf, msg: String },
 
+    /// The caller asked to stop (e.g. Ctrl-C through a progress callback) before every item was processed.
+    #[error("interrupted on request after {done} of {total} item(s); run again to do the rest")]
+    Interrupted { done: usize, total: usize },
+
     /// A caption/transcript file is unreadable as captions (bad encoding, unknown format, no usable cue).
     #[error("{path}: {msg}")]
     Captions { path: PathBuf, msg: String },

@@ -10,6 +10,7 @@ mod common;
 mod config_inference;
 mod detect;
 mod distributed;
+mod embed_pipeline;
 mod gemm_bf16;
 mod gradients;
 mod grads_parity;
