@@ -1,11 +1,10 @@
 //! MER-CLIP (Song & Cho, WACV 2025; seed 003): multimodal emotion recognition. So far: the safe pickle
 //! reader for the MMSA feature files.
 pub mod ablation;
-pub mod attention;
 pub mod bert_text;
-pub mod cmd;
 pub mod config;
 pub mod data;
+pub mod decoder;
 pub mod heads;
 pub mod label_encoder;
 pub mod metrics;

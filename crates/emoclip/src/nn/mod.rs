@@ -50,6 +50,12 @@ pub fn seed_dropout(seed: u64) {
     DROPOUT_RNG.with(|r| *r.borrow_mut() = <rand::rngs::StdRng as rand::SeedableRng>::seed_from_u64(seed));
 }
 
+/// L2 normalisation over the last dimension (`F.normalize(x, dim=-1)`, eps 1e-12).
+pub fn l2_normalize(xs: &Tensor) -> Result<Tensor> {
+    let n = xs.sqr()?.sum_keepdim(D::Minus1)?.sqrt()?.clamp(1e-12, f64::INFINITY)?;
+    xs.broadcast_div(&n)
+}
+
 /// Dropout with inverted scaling, differentiable (a multiplication by a constant random 0/1 mask drawn from a
 /// seeded per-thread generator, see [`seed_dropout`]). `p == 0` is identity.
 pub fn dropout(xs: &Tensor, p: f32, train: bool) -> Result<Tensor> {

@@ -369,8 +369,8 @@ impl Trainer {
             crate::nn::seed_dropout(mix_seed(&dseed));
             let v = self.model.encode_video_t(&batch.video, Some(&batch.masks), true)?;
             let t = self.model.encode_text(&batch.ids)?;
-            let v = crate::clip::vision::l2_normalize(&v)?;
-            let t = crate::clip::vision::l2_normalize(&t)?;
+            let v = crate::nn::l2_normalize(&v)?;
+            let t = crate::nn::l2_normalize(&t)?;
             let v = distributed::gather_features(self.dist.as_mut(), &v)?;
             let t = distributed::gather_features(self.dist.as_mut(), &t)?;
             let emotion = self.dist.all_gather(&batch.emotion)?;
@@ -519,10 +519,8 @@ impl Trainer {
         let (frames, size) = self.frames_size();
         let batch =
             load_batch(self.data.as_ref(), indices, mix_seed(&[self.cfg.seed, 0xE7A1]), 0, frames, size, &self.device)?;
-        let v = crate::clip::vision::l2_normalize(
-            &self.model.encode_video_t(&batch.video, Some(&batch.masks), false)?.detach(),
-        )?;
-        let t = crate::clip::vision::l2_normalize(&self.model.encode_text(&batch.ids)?.detach())?;
+        let v = crate::nn::l2_normalize(&self.model.encode_video_t(&batch.video, Some(&batch.masks), false)?.detach())?;
+        let t = crate::nn::l2_normalize(&self.model.encode_text(&batch.ids)?.detach())?;
         let best = v.matmul(&t.t()?)?.argmax(1)?.to_vec1::<u32>()?;
         let ids = batch.ids.to_vec2::<u32>()?;
         let hits = best.iter().enumerate().filter(|(i, &j)| ids[*i] == ids[j as usize]).count();
