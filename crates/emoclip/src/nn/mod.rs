@@ -5,8 +5,6 @@ pub mod activation;
 pub mod attention;
 pub mod autocast;
 pub mod cpu;
-pub mod fused;
-pub mod fused_grad;
 pub mod layer_norm;
 pub mod linear;
 pub mod matmul_bf16;
@@ -29,8 +27,8 @@ pub fn softmax_last_dim(xs: &Tensor) -> Result<Tensor> {
         return candle_nn::ops::softmax_last_dim(&xs.contiguous()?);
     }
     if xs.device().is_cpu() && xs.dtype() == DType::F32 {
-        // Training on CPU: one fused kernel with its own backward (fused_grad.rs).
-        return fused_grad::softmax_last_dim(xs);
+        // Training on CPU: one fused kernel with its own backward (cpu/softmax.rs).
+        return cpu::softmax::softmax_last_dim(xs);
     }
     // The max is detached: softmax is invariant to the shift, so the gradient is unchanged.
     let max = xs.max_keepdim(D::Minus1)?.detach();
