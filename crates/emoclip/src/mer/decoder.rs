@@ -1,4 +1,4 @@
-//! Cross-modal decoder (seed 003, Alg. 1 step 2): for m in L, V, A, Z^[i] = TransformerDecoder_m(Z^[i-1],
+//! Cross-modal decoder (MER-CLIP paper, Alg. 1 step 2): for m in L, V, A, Z^[i] = TransformerDecoder_m(Z^[i-1],
 //! memory = proj_m(X^m)), Z^[0] = Z^E. Each layer is PyTorch `nn.TransformerDecoderLayer(d_model, nhead,
 //! dim_feedforward, dropout, activation, batch_first=True, norm_first=False)`: post-norm self-attention,
 //! cross-attention (with `memory_key_padding_mask`), FFN; each stack is `nn.TransformerDecoder` without a

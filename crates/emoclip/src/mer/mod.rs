@@ -1,5 +1,7 @@
-//! MER-CLIP (Song & Cho, WACV 2025; seed 003): multimodal emotion recognition. So far: the safe pickle
-//! reader for the MMSA feature files.
+//! MER-CLIP (Song & Cho, WACV 2025): multimodal emotion recognition on CMU-MOSI / CMU-MOSEI. The MMSA feature
+//! files ([`pickle`], [`data`]), the model (emotion query [`prompt`], label embeddings [`label_encoder`],
+//! cross-modal [`decoder`], [`heads`]: [`model`]), training and evaluation ([`train`], [`metrics`]) and the
+//! query-word ablation ([`ablation`]).
 pub mod ablation;
 pub mod bert_text;
 pub mod config;

@@ -1,4 +1,4 @@
-//! MER-CLIP (seed 003, Alg. 1): per-modality projections `Linear(d_m → width)`, emotion query Z^E
+//! MER-CLIP (MER-CLIP paper, Alg. 1): per-modality projections `Linear(d_m → width)`, emotion query Z^E
 //! ([`EmotionQuery`]), label embeddings Z^L ([`LabelEncoder`]), cross-modal decoder in the order L, V, A
 //! ([`Decoder`]), Z^[3] at the query's EOT (last) position → `Linear(width → embed, no bias)` →
 //! L2-normalise → cosine similarity with Z^L → task head ([`super::heads`]).
@@ -134,7 +134,7 @@ fn detach_text(t: &TextTransformer) -> candle_core::Result<TextTransformer> {
 impl MerClip {
     /// Builds the model from `vb` (a `VarMap` builder for random initialisation, or checked tensors).
     pub fn new(cfg: &MerConfig, vb: VarBuilder, device: &Device) -> Result<Self> {
-        cfg.validate(Path::new("<MER-CLIP config>"))?;
+        cfg.validate(None)?;
         let tokenizer = ClipTokenizer::new()?;
         let w = cfg.width();
         let text = TextTransformer::load(vb.pp("text"), &cfg.clip)?;
