@@ -1,5 +1,5 @@
 //! Hand-written CPU kernels, one per file, named by what they compute; each per-row kernel runs on the shared
-//! row-parallel loop [`rows::map_rows`].
+//! row-parallel loop `rows::map_rows`.
 //! - [`bias_act`]: `act(x + b)` for inference (bias and GELU / QuickGELU after a linear layer);
 //! - [`bias_gelu`]: `gelu(x + b)` with its backward, for training;
 //! - [`layer_norm`]: LayerNorm with its backward, for training;
