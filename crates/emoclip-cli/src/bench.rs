@@ -464,8 +464,8 @@ impl Phases {
 
 /// `emoclip bench --train`: one full-size training step, timed by phase, beside PyTorch.
 fn run_train(a: BenchArgs, threads: Option<usize>) -> Result<i32> {
-    use emoclip::clip::vision::l2_normalize;
     use emoclip::emotionclip::{EmotionClipConfig, SubjectMode, TemporalFusion};
+    use emoclip::nn::l2_normalize;
     use emoclip::train::{param_groups, snce_loss, AdamW, SnceConfig, OFFICIAL};
     let dev = crate::commands::parse_device(&a.device)?;
     let autocast = match a.precision.as_str() {

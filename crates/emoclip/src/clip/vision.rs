@@ -3,7 +3,7 @@
 use super::config::OpenClipConfig;
 use super::transformer::Transformer;
 use crate::nn::LayerNorm;
-use candle_core::{Result, Tensor, D};
+use candle_core::{Result, Tensor};
 use candle_nn::VarBuilder;
 
 #[derive(Clone, Debug)]
@@ -133,8 +133,5 @@ impl VisionTransformer {
     }
 }
 
-/// L2 normalisation over the last dimension (`F.normalize`, eps 1e-12).
-pub fn l2_normalize(xs: &Tensor) -> Result<Tensor> {
-    let n = xs.sqr()?.sum_keepdim(D::Minus1)?.sqrt()?.clamp(1e-12, f64::INFINITY)?;
-    xs.broadcast_div(&n)
-}
+/// Re-exported for the callers that still name it here; the one definition is [`crate::nn::l2_normalize`].
+pub use crate::nn::l2_normalize;
