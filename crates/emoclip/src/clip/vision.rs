@@ -132,6 +132,3 @@ impl VisionTransformer {
         self.positional_embedding.narrow(0, 1, self.num_patches())
     }
 }
-
-/// Re-exported for the callers that still name it here; the one definition is [`crate::nn::l2_normalize`].
-pub use crate::nn::l2_normalize;
