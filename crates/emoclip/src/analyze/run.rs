@@ -133,6 +133,8 @@ pub struct VideoAnalysis {
     pub detections: BTreeMap<usize, Vec<PersonBox>>,
     pub tracks: TrackLog,
     pub thumbnails: Vec<Thumbnail>,
+    /// Per window, its frames (decoded-frame numbers, in time order).
+    pub window_frames: Vec<Vec<usize>>,
     pub stats: AnalyzeStats,
     /// Non-fatal remarks: skipped spans, corrupt stretches, missing box files, …
     pub warnings: Vec<String>,
@@ -521,6 +523,7 @@ impl Analyzer {
                 subject: row.subject,
                 t_start: row.t_start,
                 t_end: row.t_end,
+                frames: det.window_frames.get(row.window).cloned().unwrap_or_default(),
             });
             embeddings.push(emb);
             timeline.push(row)?;
@@ -543,6 +546,7 @@ impl Analyzer {
             detections: det.detections,
             tracks: det.log,
             thumbnails: det.thumbnails,
+            window_frames: det.window_frames,
             stats,
             warnings,
             settings,
@@ -707,6 +711,7 @@ impl Analyzer {
             ));
         }
         st.thumbnails.sort_by(|a, b| a.time.total_cmp(&b.time));
+        st.window_frames = win_frames;
         if let People::File(b) = people {
             let out = b.boxes_outside(st.size.0, st.size.1);
             if !out.is_empty() {
@@ -973,6 +978,7 @@ struct DetectOutput {
     preprocess_s: f64,
     max_frames_held: usize,
     warnings: Vec<String>,
+    window_frames: Vec<Vec<usize>>,
 }
 
 struct Collector {
