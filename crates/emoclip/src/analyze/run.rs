@@ -96,8 +96,12 @@ pub struct AnalyzeStats {
     /// Clips encoded (windows × subjects) and forward passes.
     pub clips: usize,
     pub batches: usize,
-    /// Packets that failed to decode (skipped), frames dropped for going backwards.
+    /// Packets that failed to decode (skipped), frames the decoder flagged as damaged (skipped), frames dropped
+    /// for going backwards.
     pub decode_errors: usize,
+    pub damaged_frames: usize,
+    /// Time ranges without frames in the stream (missing or undecodable data).
+    pub gaps: Vec<(f64, f64)>,
     pub out_of_order: usize,
     pub decode_s: f64,
     pub detect_s: f64,
@@ -458,6 +462,8 @@ impl Analyzer {
         stats.frames_detected = det.frames_detected;
         stats.frames_from_cache = det.frames_from_cache;
         stats.decode_errors = stream.stats.decode_errors;
+        stats.damaged_frames = stream.stats.damaged;
+        stats.gaps = stream.stats.gaps.clone();
         stats.out_of_order = stream.stats.out_of_order;
         stats.decode_s = stream.busy_s;
         stats.detect_s = det.detect_s;
@@ -468,17 +474,30 @@ impl Analyzer {
 
         let mut warnings = warnings;
         if stream.stats.decode_errors > 0 {
-            let ranges: Vec<String> = stream.stats.gaps.iter().map(|(a, b)| format!("{a:.2}–{b:.2} s")).collect();
             warnings.push(format!(
-                "{}: {} packet(s) failed to decode and were skipped ({}){}; the rest was analysed",
+                "{}: {} packet(s) failed to decode and were skipped ({}); the rest was analysed",
                 path.display(),
                 stream.stats.decode_errors,
                 stream.stats.first_error.as_deref().unwrap_or("decoder error"),
-                if ranges.is_empty() {
-                    String::new()
-                } else {
-                    format!("; no frames in {}: windows there use the nearest earlier frame", ranges.join(", "))
-                }
+            ));
+        }
+        if !stream.stats.gaps.is_empty() {
+            let ranges: Vec<String> = stream.stats.gaps.iter().map(|(a, b)| format!("{a:.2}–{b:.2} s")).collect();
+            warnings.push(format!(
+                "{}: corrupt stretch: no frame could be decoded in {} (missing or undecodable data, skipped); windows \
+                 there use the nearest earlier frame, the rest was analysed",
+                path.display(),
+                ranges.join(", ")
+            ));
+        }
+        if stream.stats.damaged > 0 {
+            let ranges: Vec<String> =
+                stream.stats.damaged_ranges.iter().map(|(a, b)| format!("{a:.2}–{b:.2} s")).collect();
+            warnings.push(format!(
+                "{}: corrupt stretch: {} damaged frame(s) skipped ({}); windows there use the nearest earlier intact frame, the rest was analysed",
+                path.display(),
+                stream.stats.damaged,
+                ranges.join(", ")
             ));
         }
         if stream.stats.out_of_order > 0 {

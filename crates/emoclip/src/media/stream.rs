@@ -62,9 +62,15 @@ pub struct StreamStats {
     pub out_of_order: usize,
     /// Packets that failed to decode (skipped).
     pub decode_errors: usize,
+    /// Frames the decoder flagged as damaged (`decode_error_flags` or `AV_FRAME_FLAG_CORRUPT`: error
+    /// concealment over missing or corrupt data), skipped like undecodable packets.
+    pub damaged: usize,
+    /// Time ranges `(first, last)` of consecutive damaged frames.
+    pub damaged_ranges: Vec<(f64, f64)>,
     pub first_error: Option<String>,
-    /// Time ranges `(last good frame, next good frame)` without any decoded frame, longer than
-    /// [`GAP_SECONDS`] and [`GAP_FRAMES`] frame intervals, when packets failed to decode.
+    /// Time ranges `(last good frame, next good frame)` without any decoded frame: in a constant-rate stream
+    /// (average rate = nominal rate) any jump longer than 1.5 frame intervals (frames missing); otherwise, when
+    /// packets failed to decode, jumps longer than [`GAP_SECONDS`] and [`GAP_FRAMES`] frame intervals.
     pub gaps: Vec<(f64, f64)>,
     /// Time of the first and last frame.
     pub first_time: Option<f64>,
@@ -213,6 +219,8 @@ mod imp {
         };
 
         let mut decoded = 0usize;
+        let mut last_damaged = false;
+        let mut cfr_gaps: Vec<(f64, f64)> = vec![];
         let result = decode_pass(path, &mut |info, d| {
             decoded += 1;
             let tb = info.time_base.0 as f64 / info.time_base.1 as f64;
@@ -225,9 +233,30 @@ mod imp {
                 stats.out_of_order += 1;
                 return Ok(());
             }
+            // SAFETY: plain fields of a valid decoded frame.
+            let (err_flags, flags) = unsafe { ((*d.frame.as_ptr()).decode_error_flags, (*d.frame.as_ptr()).flags) };
+            if err_flags != 0 || flags & ff::ffi::AV_FRAME_FLAG_CORRUPT as i32 != 0 {
+                stats.damaged += 1;
+                match stats.damaged_ranges.last_mut() {
+                    Some(r) if last_damaged => r.1 = time,
+                    _ => stats.damaged_ranges.push((time, time)),
+                }
+                last_damaged = true;
+                return Ok(());
+            }
+            last_damaged = false;
             stats.first_time.get_or_insert(time);
             if let Some(h) = held.take() {
-                if super::is_gap(h.time, time, info.fps) {
+                let cfr = match (info.avg_frame_rate, info.guessed_rate) {
+                    (Some(a), Some(g)) => {
+                        let (a, g) = (a.0 as f64 / a.1 as f64, g.0 as f64 / g.1 as f64);
+                        (a - g).abs() <= 0.01 * g
+                    }
+                    _ => false,
+                };
+                if cfr && info.fps > 0.0 && time - h.time > 1.5 / info.fps {
+                    cfr_gaps.push((h.time, time));
+                } else if super::is_gap(h.time, time, info.fps) {
                     raw_gaps.push((h.time, time));
                 }
                 let flow = offer(&h, Some(time), index, &mut graph, &mut stats, info)?;
@@ -246,7 +275,15 @@ mod imp {
             Err(e) => return Err(e),
         };
         stats.decoded = decoded;
-        let Some((info, pass)) = pass else { return Ok(stats) };
+        stats.gaps = std::mem::take(&mut cfr_gaps);
+        let Some((info, pass)) = pass else {
+            // stopped by the caller: packet errors are not known (the decoder's counters went with the pass)
+            if stats.damaged > 0 {
+                stats.gaps.extend(raw_gaps);
+                stats.gaps.sort_by(|a, b| a.0.total_cmp(&b.0));
+            }
+            return Ok(stats);
+        };
         stats.decode_errors = pass.errors;
         stats.first_error = pass.first_error.clone();
         if let Some(h) = held.take() {
@@ -263,8 +300,9 @@ mod imp {
             ));
         }
         // Jumps in time are corruption only when packets failed; otherwise they are the stream's own timing (VFR).
-        if stats.decode_errors > 0 {
-            stats.gaps = raw_gaps;
+        if stats.decode_errors > 0 || stats.damaged > 0 {
+            stats.gaps.extend(raw_gaps);
+            stats.gaps.sort_by(|a, b| a.0.total_cmp(&b.0));
         }
         Ok(stats)
     }

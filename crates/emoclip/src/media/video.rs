@@ -66,9 +66,9 @@ pub(super) struct StreamInfo {
     pub(super) time_base: Q,
     /// Average frame rate (0 when unknown), reported in [`DecodedClip::fps`].
     pub(super) fps: f64,
-    avg_frame_rate: Option<Q>,
+    pub(super) avg_frame_rate: Option<Q>,
     /// `av_guess_frame_rate`, the rate the CLI gives its filter graph.
-    guessed_rate: Option<Q>,
+    pub(super) guessed_rate: Option<Q>,
     /// The input file has one stream (`-vsync vscfr`).
     one_stream: bool,
     start_time_known: bool,
