@@ -472,7 +472,6 @@ impl Analyzer {
         stats.max_frames_held = det.max_frames_held;
         stats.wall_s = t0.elapsed().as_secs_f64();
 
-        let mut warnings = warnings;
         if stream.stats.decode_errors > 0 {
             warnings.push(format!(
                 "{}: {} packet(s) failed to decode and were skipped ({}); the rest was analysed",
@@ -629,13 +628,12 @@ impl Analyzer {
         let mut win_frames: Vec<Vec<usize>> = vec![vec![usize::MAX; k]; windows.len()];
         let mut filled = vec![0usize; windows.len()];
         let mut ready: Vec<(usize, usize)> = vec![]; // (window, frames seen when complete)
-        let mut thumb_images: HashMap<usize, (usize, f64, RgbImage, (u32, u32))> = HashMap::new(); // window → frame
+        let mut thumb_images: HashMap<usize, ThumbSource> = HashMap::new(); // window → frame
         let mut seen = 0usize;
         let delay = self.settings.tracker.min_hits.saturating_sub(1);
         let mut size_checked = false;
         let mut send = |job: Job| jtx.send(job).map_err(|_| closed());
-        loop {
-            let Ok(f) = frx.recv() else { break };
+        while let Ok(f) = frx.recv() {
             let (w, h) = f.image.dimensions();
             if st.size == (0, 0) {
                 st.size = (w, h);
@@ -755,7 +753,7 @@ impl Analyzer {
         slots: &[usize],
         frames: &mut HashMap<usize, HeldFrame>,
         st: &mut DetectOutput,
-        thumb_images: &mut HashMap<usize, (usize, f64, RgbImage, (u32, u32))>,
+        thumb_images: &mut HashMap<usize, ThumbSource>,
         send: &mut dyn FnMut(Job) -> Result<()>,
     ) -> Result<()> {
         let t = Instant::now();
@@ -961,6 +959,9 @@ struct UsedFrame {
     slots: Vec<(usize, usize)>,
     image: RgbImage,
 }
+
+/// A thumbnail's frame: (frame, time, small RGB copy, original size).
+type ThumbSource = (usize, f64, RgbImage, (u32, u32));
 
 struct HeldFrame {
     pixels: Tensor,

@@ -139,9 +139,8 @@ mod imp {
         let container = (ictx.duration() > 0).then(|| ictx.duration() as f64 / f64::from(ff::ffi::AV_TIME_BASE));
         // SAFETY: a plain field of the open format context.
         let start_us = unsafe { (*ictx.as_ptr()).start_time };
-        let container_start = (start_us != ff::ffi::AV_NOPTS_VALUE)
-            .then(|| start_us as f64 / f64::from(ff::ffi::AV_TIME_BASE))
-            .unwrap_or(0.0);
+        let container_start =
+            if start_us != ff::ffi::AV_NOPTS_VALUE { start_us as f64 / f64::from(ff::ffi::AV_TIME_BASE) } else { 0.0 };
         let stream_end = info.duration.map(|d| info.start - container_start + d);
         let duration = match (container, stream_end) {
             (Some(c), Some(s)) => Some(c.max(s)),
@@ -235,7 +234,7 @@ mod imp {
             }
             // SAFETY: plain fields of a valid decoded frame.
             let (err_flags, flags) = unsafe { ((*d.frame.as_ptr()).decode_error_flags, (*d.frame.as_ptr()).flags) };
-            if err_flags != 0 || flags & ff::ffi::AV_FRAME_FLAG_CORRUPT as i32 != 0 {
+            if err_flags != 0 || flags & ff::ffi::AV_FRAME_FLAG_CORRUPT != 0 {
                 stats.damaged += 1;
                 match stats.damaged_ranges.last_mut() {
                     Some(r) if last_damaged => r.1 = time,
