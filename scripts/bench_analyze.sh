@@ -43,7 +43,8 @@ fi
 export ORT_DYLIB_PATH="${ORT_DYLIB_PATH:-$ROOT/third_party/onnxruntime/libonnxruntime.so}"
 
 run() { # minutes
-  local m="$1" out="target/bench_analyze/${m}min" log="target/bench_analyze/${m}min.time"
+  local m="$1"
+  local out="target/bench_analyze/${m}min" log="target/bench_analyze/${m}min.time"
   rm -rf "$out"; mkdir -p "$out"
   local det=(); [[ -n "$DETECTOR" ]] && det=(--detector "$DETECTOR")
   echo "== $m min: emoclip analyze --weights $WEIGHTS ${det[*]}"
