@@ -71,6 +71,10 @@ pub enum Error {
     /// A caption/transcript file is unreadable as captions (bad encoding, unknown format, no usable cue).
     #[error("{path}: {msg}")]
     Captions { path: PathBuf, msg: String },
+
+    /// The caller asked a long operation to stop (e.g. Ctrl-C through an event callback); nothing was written.
+    #[error("interrupted: {0}")]
+    Interrupted(String),
 }
 
 pub type Result<T> = std::result::Result<T, Error>;
