@@ -80,7 +80,7 @@ impl Head {
             let p = self.head.predict_proba(r).map_err(to_py)?;
             out.extend(p.into_iter().map(|v| v as f32));
         }
-        let c = if n == 0 { c } else { out.len() / n };
+        let c = out.len().checked_div(n).unwrap_or(c);
         Ok(PyArray1::from_vec(py, out).reshape([n, c])?.into_any())
     }
 

@@ -131,3 +131,11 @@ def test_non_finite_output_is_runtime_error(tmp_path):
     with pytest.raises(RuntimeError, match="non-finite") as e:
         m.encode_images([img])
     assert [str(e.value)] == cli_item_error(img, weights=ck, config=None)
+
+
+def test_missing_ffmpeg_library_names_the_debian_package():
+    loader = "libavcodec.so.59: cannot open shared object file: No such file or directory"
+    msg = emoclip._missing_library_message(loader)
+    assert loader in msg and "apt-get install libavcodec59" in msg and "libavformat59" in msg
+    assert "libfoo.so.3" in emoclip._missing_library_message("libfoo.so.3: cannot open shared object file")
+    assert emoclip._missing_library_message("undefined symbol: PyFoo") is None

@@ -35,26 +35,39 @@ __all__ = [
 ]
 
 
+# The shared libraries the extension links (readelf -d), with their Debian 12 packages; FFmpeg's libswscale,
+# libswresample, libpostproc come with these. Detection (analyze) loads libonnxruntime.so at run time instead
+# (ORT_DYLIB_PATH).
+_FFMPEG_PACKAGES = "libavcodec59 libavformat59 libavfilter8 libavutil57"
+
+
+def _missing_library_message(msg: str) -> Optional[str]:
+    """The ImportError text for a loader message naming a missing shared library, or None."""
+    m = re.search(r"(lib[A-Za-z0-9_+-]+?)\.so\.(\d+)", msg)
+    if m is None:
+        return None
+    lib, ver = m.group(1), m.group(2)
+    if lib.startswith(("libav", "libsw", "libpostproc")):
+        hint = (
+            f"emoclip needs the FFmpeg shared libraries it was built against: on Debian/Ubuntu "
+            f"`sudo apt-get install {lib}{ver}` (Debian 12, FFmpeg 5.1: `sudo apt-get install {_FFMPEG_PACKAGES}`), "
+            f"or rebuild the package against this machine's FFmpeg (`pip install ./crates/emoclip-py` after "
+            f"`bash scripts/install_deps.sh`)"
+        )
+    else:
+        hint = f"install the package that provides {lib}.so.{ver} (Debian: `apt-file search {lib}.so.{ver}`)"
+    return f"cannot load emoclip's native module: {msg}. {hint}"
+
+
 def _load_native():
     """Imports the extension; a missing shared library becomes an ImportError naming the Debian package."""
     try:
         from . import _emoclip
-    except ImportError as e:  # pragma: no cover - exercised only on machines without FFmpeg
-        msg = str(e)
-        m = re.search(r"(lib[A-Za-z0-9_+-]+?)\.so\.(\d+)", msg)
-        if m is None:
+    except ImportError as e:  # pragma: no cover - only on machines without the libraries
+        better = _missing_library_message(str(e))
+        if better is None:
             raise
-        lib, ver = m.group(1), m.group(2)
-        if lib.startswith(("libav", "libsw", "libpostproc")):
-            hint = (
-                f"emoclip needs the FFmpeg shared libraries it was built against; on Debian/Ubuntu install "
-                f"them with `sudo apt-get install {lib}{ver}` (Debian 12, FFmpeg 5.1: libavcodec59 libavformat59 "
-                f"libavutil57 libswscale6 libswresample4 libavfilter8 libavdevice59), or rebuild the package "
-                f"against this machine's FFmpeg (`pip install ./crates/emoclip-py` after scripts/install_deps.sh)"
-            )
-        else:
-            hint = f"install the package that provides {lib}.so.{ver} (on Debian: `apt-file search {lib}.so.{ver}`)"
-        raise ImportError(f"cannot load emoclip's native module: {msg}. {hint}") from e
+        raise ImportError(better) from e
     return _emoclip
 
 
