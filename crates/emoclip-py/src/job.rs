@@ -123,7 +123,6 @@ where
                 }
             }
             Ok(Msg::Done(r)) => {
-                crate::warnings::flush(py)?;
                 return match r {
                     Ok(v) => Ok(v),
                     Err(Stop::Err(e)) => Err(e),

@@ -18,6 +18,7 @@ fn _emoclip(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<model::Model>()?;
     m.add_class::<head::Head>()?;
     m.add_function(wrap_pyfunction!(head::load_head, m)?)?;
+    m.add_function(wrap_pyfunction!(warnings::_take_warnings, m)?)?;
     m.add("EmoclipWarning", py.get_type::<warnings::EmoclipWarning>())?;
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
     Ok(())

@@ -377,7 +377,8 @@ fn zero_shot(
     for w in std::mem::take(&mut set.warnings) {
         tracing::warn!("{w}");
     }
-    let zs = ZeroShot::build(&set, inner.scale, |texts| inner.embed_texts(texts, Truncation::ForceEot, usize::MAX))?;
+    // 256 texts per forward pass, as `emoclip analyze` builds its prompt sets.
+    let zs = ZeroShot::build(&set, inner.scale, |texts| inner.embed_texts(texts, Truncation::ForceEot, 256))?;
     let (mut s, mut pr) = (Vec::new(), Vec::new());
     for r in media {
         s.extend(zs.logits(r)?.into_iter().map(|x| x as f32));

@@ -1,6 +1,6 @@
 //! The library's `tracing` warnings (random weights, boxes outside the frame, skipped inputs...) as Python
 //! warnings of category `emoclip.EmoclipWarning`: a process-wide subscriber collects WARN/ERROR events, and
-//! each call re-emits what was collected on the calling thread when it returns.
+//! the Python layer re-emits what was collected when each API call returns ([`_take_warnings`]).
 use pyo3::prelude::*;
 use std::fmt::Write as _;
 use std::sync::Mutex;
@@ -60,16 +60,11 @@ pub fn install() {
     let _ = tracing_subscriber::registry().with(Collect.with_filter(filter)).try_init();
 }
 
-/// Emits the collected warnings on the calling thread.
-pub fn flush(py: Python<'_>) -> PyResult<()> {
-    let msgs: Vec<String> = match PENDING.lock() {
+/// Takes the collected warnings (the Python layer emits them as `EmoclipWarning` pointing at the caller's line).
+#[pyfunction]
+pub fn _take_warnings() -> Vec<String> {
+    match PENDING.lock() {
         Ok(mut v) => std::mem::take(&mut *v),
-        Err(_) => return Ok(()),
-    };
-    let cat = py.get_type::<EmoclipWarning>();
-    for m in msgs {
-        let c = std::ffi::CString::new(m.replace('\0', " ")).unwrap_or_default();
-        PyErr::warn(py, &cat, &c, 1)?;
+        Err(_) => vec![],
     }
-    Ok(())
 }

@@ -139,3 +139,13 @@ def test_missing_ffmpeg_library_names_the_debian_package():
     assert loader in msg and "apt-get install libavcodec59" in msg and "libavformat59" in msg
     assert "libfoo.so.3" in emoclip._missing_library_message("libfoo.so.3: cannot open shared object file")
     assert emoclip._missing_library_message("undefined symbol: PyFoo") is None
+
+
+def test_library_warnings_point_at_the_callers_line(tmp_path):
+    import warnings
+
+    with warnings.catch_warnings(record=True) as w:
+        warnings.simplefilter("always")
+        emoclip.Model.load(WEIGHTS, config=CONFIG)
+    assert [x.category for x in w] == [emoclip.EmoclipWarning], [str(x.message) for x in w]
+    assert w[0].filename == __file__ and "RANDOM weights" in str(w[0].message)

@@ -17,10 +17,13 @@ weights, person boxes outside the frame, skipped inputs) arrive as :class:`Emocl
 from __future__ import annotations
 
 import dataclasses
+import functools
 import json
 import os
 import re
 import sys
+import threading
+import warnings
 from typing import Any, Callable, List, Optional, Sequence, Tuple, Union
 
 import numpy as np
@@ -82,6 +85,27 @@ Progress = Union[None, bool, Callable[[int, int], Any]]
 
 # ----------------------------------------------------------------------------------------------------------
 # helpers
+
+_depth = threading.local()
+
+
+def _api(fn):
+    """Re-emits the library's warnings collected during the call as EmoclipWarning pointing at the caller's
+    line (once, from the outermost API call of this thread)."""
+
+    @functools.wraps(fn)
+    def call(*args, **kwargs):
+        _depth.n = getattr(_depth, "n", 0) + 1
+        try:
+            return fn(*args, **kwargs)
+        finally:
+            _depth.n -= 1
+            if _depth.n == 0:
+                for msg in _native._take_warnings():
+                    warnings.warn(msg, EmoclipWarning, stacklevel=2)
+
+    return call
+
 
 
 def _fspath(p: Any) -> str:
@@ -245,6 +269,7 @@ class Model:
         self._m = native
 
     @classmethod
+    @_api
     def load(
         cls,
         weights: PathLike,
@@ -334,6 +359,7 @@ class Model:
             if bar is not None:
                 bar.close()
 
+    @_api
     def encode(
         self,
         paths: Union[PathLike, Sequence[PathLike]],
@@ -351,6 +377,7 @@ class Model:
         items = _paths(paths, "paths")
         return self._encode(items, "any", boxes, None, batch_size, errors, progress, "embedding")
 
+    @_api
     def encode_videos(
         self,
         paths: Union[PathLike, Sequence[PathLike]],
@@ -379,6 +406,7 @@ class Model:
         items = _paths(paths, "paths")
         return self._encode(items, "video", boxes, None, batch_size, errors, progress, "videos")
 
+    @_api
     def encode_images(
         self,
         images: Any,
@@ -400,6 +428,7 @@ class Model:
             items = _paths(images, "images")
         return self._encode(items, "image", boxes, None, batch_size, errors, progress, "images")
 
+    @_api
     def encode_frames(
         self,
         frames: Any,
@@ -446,6 +475,7 @@ class Model:
                 raise ValueError("give boxes or masks, not both")
         return self._encode(items, "video", boxes, mask_list, batch_size, errors, progress, "clips")
 
+    @_api
     def encode_text(self, texts: Union[str, Sequence[str]], *, truncation: str = "eot") -> np.ndarray:
         """Embeds texts, as ``emoclip embed-text``; float32 ``[N, D]`` (``[1, D]`` for one string).
 
@@ -459,6 +489,7 @@ class Model:
             raise TypeError("texts: expected a string or a list of strings")
         return self._m._encode_text(texts, truncation)
 
+    @_api
     def similarity(self, media_embeddings: Any, text_embeddings: Any) -> np.ndarray:
         """``exp(logit_scale) · cos`` of every media row with every text row: float32 ``[N, P]``, computed as
         ``emoclip similarity`` computes its scores. Inputs ``[N, D]`` and ``[P, D]`` (or 1-D single rows),
@@ -467,6 +498,7 @@ class Model:
         t = _rows(text_embeddings, "text_embeddings")
         return self._m._similarity(m, t)
 
+    @_api
     def zero_shot(
         self,
         media: Any,
@@ -569,6 +601,7 @@ class Head:
         return out[0] if np.ndim(features) == 1 else out
 
 
+@_api
 def load_head(path: PathLike) -> Head:
     """Reads a head file written by ``emoclip probe --save-head``."""
     return Head(_native.load_head(os.fspath(path)))

@@ -94,3 +94,6 @@ class Head:
 
 def load_head(path: _Path) -> Head:
     """Reads a `*.head.json` file."""
+
+def _take_warnings() -> List[str]:
+    """The library warnings collected since the last call (the `emoclip` layer emits them as EmoclipWarning)."""
