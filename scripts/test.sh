@@ -13,6 +13,10 @@ export ORT_DYLIB_PATH="${ORT_DYLIB_PATH:-$ROOT/third_party/onnxruntime/libonnxru
 # Tests that need the sample media fail (not skip) when it is missing.
 export CI="${CI:-1}"
 cargo fmt --all --check
+cargo clippy --workspace --all-targets -- -D warnings
+# The never-yet-run GPU code stays compiling: type-check the cuda + nccl features (no CUDA toolkit needed;
+# scripts/check_cuda.sh says why a stub nvcc suffices for a check; ~4 min CPU cold on 2 cores).
+bash scripts/check_cuda.sh
 cargo test --workspace --no-fail-fast 2>&1
 # Python `webdataset` must read the shards `emoclip prepare` writes (own venv, webdataset from PyPI).
 bash scripts/check_webdataset.sh

@@ -49,6 +49,16 @@ pub struct BenchArgs {
     /// `torch.autocast`) beside its fp32.
     #[arg(long, value_enum, default_value = "f32")]
     pub dtype: crate::commands::Precision,
+    /// Time `emoclip embed`'s loop end to end (decoding + preprocessing pipelined with the model) on real videos
+    /// against the model alone on the same, already prepared clips, in batches of `--batch`.
+    #[arg(long)]
+    pub embed: bool,
+    /// Videos for `--embed`, repeated in turn up to `--embed-clips`.
+    #[arg(long, num_args = 1.., default_values = ["media/vtest.avi", "media/Megamind.avi", "media/carphone_pristine.mp4"])]
+    pub embed_media: Vec<std::path::PathBuf>,
+    /// Clips embedded per `--embed` run.
+    #[arg(long, default_value_t = 9, value_parser = crate::commands::at_least_one)]
+    pub embed_clips: usize,
 }
 
 fn median(mut v: Vec<f64>) -> f64 {
@@ -104,6 +114,9 @@ fn text_flops(cfg: &emoclip::clip::OpenClipConfig, n: usize, len: usize) -> f64 
 pub fn run(a: BenchArgs, threads: Option<usize>) -> Result<i32> {
     if a.train {
         return run_train(a, threads);
+    }
+    if a.embed {
+        return run_embed(a, threads);
     }
     let dev = Device::Cpu;
     let bf16 = matches!(a.dtype, crate::commands::Precision::Bf16);
@@ -221,6 +234,123 @@ pub fn run(a: BenchArgs, threads: Option<usize>) -> Result<i32> {
     Ok(0)
 }
 
+/// `emoclip bench --embed`: the embedding loop (`Embedder::embed_each`: decoding and preprocessing on a
+/// producer thread, the model on this one) end to end on real videos, beside the same clips through the model
+/// alone (prepared beforehand), the preparation alone, and the two one after the other (the loop without the
+/// overlap). Medians of `--iters` runs after a warm-up.
+fn run_embed(a: BenchArgs, threads: Option<usize>) -> Result<i32> {
+    use emoclip::encoder::{preprocessor_for, Embedder, MediaInput, Prepared};
+    use std::ops::ControlFlow;
+    if matches!(a.dtype, crate::commands::Precision::F16) {
+        bail!("--dtype f16: the benchmark runs f32 or bf16 on the CPU");
+    }
+    if a.embed_media.is_empty() {
+        bail!("--embed-media: give at least one video");
+    }
+    for p in &a.embed_media {
+        if !p.is_file() {
+            bail!(
+                "--embed-media {}: no such file; run `bash scripts/fetch_media.sh` or name other videos",
+                p.display()
+            );
+        }
+    }
+    let bf16 = matches!(a.dtype, crate::commands::Precision::Bf16);
+    let dtype = if bf16 { DType::BF16 } else { DType::F32 };
+    let dev = Device::Cpu;
+    let enc = load_encoder(&format!("random:{}", a.config), None, ModelKind::EmotionClip, dtype, &dev)?;
+    let pre = preprocessor_for(enc.image_size(), emoclip::media::IMAGENET);
+    let emb = Embedder::new(enc, pre, dev, dtype, 8)?;
+    let files: Vec<std::path::PathBuf> =
+        (0..a.embed_clips).map(|i| a.embed_media[i % a.embed_media.len()].clone()).collect();
+    let input = |i: usize| -> emoclip::Result<MediaInput> { Ok(MediaInput::new(files[i].clone(), None)) };
+    let indices: Vec<usize> = (0..files.len()).collect();
+    let prepare_all = || -> Result<Vec<Prepared>> {
+        use rayon::prelude::*;
+        let mut out = Vec::new();
+        for chunk in indices.chunks(a.batch) {
+            let batch: Vec<Prepared> = chunk
+                .par_iter()
+                .map(|&i| emb.prepare(&MediaInput::new(files[i].clone(), None)))
+                .collect::<emoclip::Result<_>>()?;
+            out.extend(batch);
+        }
+        Ok(out)
+    };
+    let prepared = prepare_all()?;
+    let encode_all = |items: &[Prepared]| -> Result<usize> {
+        let mut n = 0;
+        for chunk in items.chunks(a.batch) {
+            n += emb.encode(chunk)?.len();
+        }
+        Ok(n)
+    };
+    let pipelined = || -> Result<()> {
+        let run = emb.embed_each(&indices, a.batch, input, &mut |_| ControlFlow::Continue(()))?;
+        if !run.failures.is_empty() || run.rows.len() != files.len() {
+            bail!("embedding failed: {:?}", run.failures);
+        }
+        Ok(())
+    };
+    // Interleaved, so machine load drifts alike over all four.
+    let (mut t_model, mut t_prep, mut t_seq, mut t_pipe) = (vec![], vec![], vec![], vec![]);
+    let clock = |f: &mut dyn FnMut() -> Result<()>| -> Result<f64> {
+        let s = Instant::now();
+        f()?;
+        Ok(s.elapsed().as_secs_f64())
+    };
+    for round in 0..a.warmup.min(1) + a.iters.max(1) {
+        let m = clock(&mut || encode_all(&prepared).map(|_| ()))?;
+        let p = clock(&mut || prepare_all().map(|_| ()))?;
+        let q = clock(&mut || {
+            // The loop without the overlap: each batch prepared, then encoded.
+            for chunk in indices.chunks(a.batch) {
+                use rayon::prelude::*;
+                let items: Vec<Prepared> = chunk
+                    .par_iter()
+                    .map(|&i| emb.prepare(&MediaInput::new(files[i].clone(), None)))
+                    .collect::<emoclip::Result<_>>()?;
+                emb.encode(&items)?;
+            }
+            Ok(())
+        })?;
+        let e = clock(&mut || pipelined())?;
+        if round >= a.warmup.min(1) {
+            t_model.push(m);
+            t_prep.push(p);
+            t_seq.push(q);
+            t_pipe.push(e);
+        }
+    }
+    let n_threads = threads.unwrap_or_else(|| std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1));
+    let kernel = bf16 && emoclip::nn::cpu::gemm_bf16::available();
+    let names: Vec<String> = a.embed_media.iter().map(|p| p.display().to_string()).collect();
+    println!(
+        "\nemoclip embed loop, EmotionCLIP {} random weights, {}, {} clips ({} in turn), batch {}, {n_threads} thread(s), median of {} runs\n",
+        a.config,
+        if kernel { "bf16 (AVX-512 BF16 kernel)" } else if bf16 { "bf16 requested, f32 path (no AVX-512 BF16)" } else { "f32" },
+        files.len(),
+        names.join(", "),
+        a.batch,
+        a.iters.max(1)
+    );
+    let n = files.len() as f64;
+    println!("| run | s (all clips) | s / clip | vs model only |");
+    println!("|---|---|---|---|");
+    let model = median(t_model.clone());
+    for (name, t) in [
+        ("model only (clips prepared beforehand)", t_model),
+        ("decode + preprocess only", t_prep),
+        ("prepare then encode, per batch (no overlap)", t_seq),
+        ("embed loop, pipelined (Embedder::embed_each)", t_pipe),
+    ] {
+        let m = median(t.clone());
+        let runs: Vec<String> = t.iter().map(|x| format!("{x:.2}")).collect();
+        println!("| {name} | {m:.3} ({}) | {:.3} | {:.2}x |", runs.join(", "), m / n, m / model);
+    }
+    Ok(0)
+}
+
 /// One implementation's inference speed.
 struct Speed {
     clip_s: f64,
@@ -334,8 +464,8 @@ impl Phases {
 
 /// `emoclip bench --train`: one full-size training step, timed by phase, beside PyTorch.
 fn run_train(a: BenchArgs, threads: Option<usize>) -> Result<i32> {
-    use emoclip::clip::vision::l2_normalize;
     use emoclip::emotionclip::{EmotionClipConfig, SubjectMode, TemporalFusion};
+    use emoclip::nn::l2_normalize;
     use emoclip::train::{param_groups, snce_loss, AdamW, SnceConfig, OFFICIAL};
     let dev = crate::commands::parse_device(&a.device)?;
     let autocast = match a.precision.as_str() {

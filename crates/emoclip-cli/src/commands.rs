@@ -293,11 +293,14 @@ fn embed_all(m: &MediaArgs, model: &ModelArgs) -> Result<EmbeddedMedia> {
         Ok(MediaInput::new(files[i].clone(), boxes))
     };
     let indices: Vec<usize> = (0..files.len()).collect();
-    let run = emb.embed_each(&indices, m.batch, input, &mut |ev| match ev {
-        EmbedEvent::Skipped(f) => pb.suspend(|| tracing::error!("skipped: {}", f.message)),
-        EmbedEvent::Batch { items } => pb.inc(items as u64),
-        _ => {}
-    });
+    let run = emb.embed_each(&indices, m.batch, input, &mut |ev| {
+        match ev {
+            EmbedEvent::Skipped(f) => pb.suspend(|| tracing::error!("skipped: {}", f.message)),
+            EmbedEvent::Batch { items } => pb.inc(items as u64),
+            _ => {}
+        }
+        std::ops::ControlFlow::Continue(())
+    })?;
     pb.finish();
     if let Some(w) = run.outside.warning() {
         tracing::warn!("{w}");

@@ -1,4 +1,5 @@
 //! `emoclip`: the command-line front end. Thin: parsing, progress and reporting; the library does the work.
+mod analyze;
 mod bench;
 
 // mimalloc reuses large buffers instead of returning them to the kernel after every tensor op (purging is
@@ -54,6 +55,8 @@ enum Command {
     Probe(probe::ProbeArgs),
     /// Combine dataset probe results of several models into the paper's Table 4 / Table 5 (Markdown + JSON).
     ProbeReport(probe::ProbeReportArgs),
+    /// What each person in a video feels, and when: windows, person tracks, zero-shot and head scores, report.
+    Analyze(analyze::AnalyzeArgs),
     /// MER-CLIP multimodal emotion recognition on CMU-MOSI / CMU-MOSEI features (train, eval, ablation, bench).
     Mer(mer::MerArgs),
 }
@@ -112,6 +115,7 @@ fn main() -> ExitCode {
         Command::Probe(a) => probe::run(a),
         Command::ProbeReport(a) => probe::report(a),
         Command::Mer(a) => mer::run(a, cli.threads),
+        Command::Analyze(a) => analyze::run(a),
     };
     match result {
         Ok(code) => ExitCode::from(u8::try_from(code).unwrap_or(2)),

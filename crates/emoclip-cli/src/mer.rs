@@ -1,4 +1,4 @@
-//! `emoclip mer train|eval|ablation|bench`: MER-CLIP (seed 003) on CMU-MOSI / CMU-MOSEI MMSA feature files
+//! `emoclip mer train|eval|ablation|bench`: MER-CLIP (Song & Cho, WACV 2025) on CMU-MOSI / CMU-MOSEI MMSA feature files
 //! (`emoclip::mer::{data, train, ablation}`).
 use anyhow::{bail, Context, Result};
 use clap::{Args, Subcommand, ValueEnum};
@@ -22,7 +22,7 @@ pub enum MerCommand {
     Train(TrainArgs),
     /// Score a trained model (a run's best/ or ckpt-<step>/ directory) on one split.
     Eval(EvalArgs),
-    /// Query-word ablation (seed 003 Tables 1–3): one run per word, Markdown table + JSON.
+    /// Query-word ablation (MER-CLIP paper Tables 1–3): one run per word, Markdown table + JSON.
     Ablation(TrainArgs),
     /// Time one training epoch on MOSI-sized synthetic data (2,199 utterances, MOSI widths) on CPU.
     Bench(BenchArgs),
@@ -293,7 +293,8 @@ fn setup(a: &TrainArgs) -> Result<(MmsaData, MerConfig, MerTrainConfig)> {
         ),
         None => {}
     }
-    cfg.validate(Path::new("<mer config>"))?;
+    // The config file when one was given, else built from the flags.
+    cfg.validate(a.config.as_deref())?;
     let tc = MerTrainConfig {
         lr: a.lr,
         weight_decay: a.weight_decay,

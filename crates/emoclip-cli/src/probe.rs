@@ -173,26 +173,29 @@ fn embed_items(
         Ok(MediaInput::new(it.path.clone(), boxes).with_options(it.media.clone()))
     };
     let mut pb: Option<crate::progress::Progress> = None;
-    let run = cache.embed(&keys, emb, || load_embedder(a), a.batch, input, &mut |ev| match ev {
-        EmbedEvent::Plan { cached, todo } => {
-            eprintln!("features: {cached} from cache, {todo} to embed ({})", cache.dir.display());
-            if todo == 0 {
-                eprintln!("all features reused from the cache: no embedding needed");
-            } else {
-                pb = Some(crate::progress::Progress::new(todo as u64, "embedding"));
+    let run = cache.embed(&keys, emb, || load_embedder(a), a.batch, input, &mut |ev| {
+        match ev {
+            EmbedEvent::Plan { cached, todo } => {
+                eprintln!("features: {cached} from cache, {todo} to embed ({})", cache.dir.display());
+                if todo == 0 {
+                    eprintln!("all features reused from the cache: no embedding needed");
+                } else {
+                    pb = Some(crate::progress::Progress::new(todo as u64, "embedding"));
+                }
             }
-        }
-        EmbedEvent::Skipped(f) => {
-            let e = format!("row {}: {}", items[f.index].row, f.message);
-            with_bar(&pb, || tracing::error!("skipped {e}"));
-        }
-        EmbedEvent::CacheWrite(e) => with_bar(&pb, || tracing::warn!("cache write failed: {e}")),
-        EmbedEvent::Batch { items } => {
-            if let Some(pb) = &pb {
-                pb.inc(items as u64)
+            EmbedEvent::Skipped(f) => {
+                let e = format!("row {}: {}", items[f.index].row, f.message);
+                with_bar(&pb, || tracing::error!("skipped {e}"));
             }
+            EmbedEvent::CacheWrite(e) => with_bar(&pb, || tracing::warn!("cache write failed: {e}")),
+            EmbedEvent::Batch { items } => {
+                if let Some(pb) = &pb {
+                    pb.inc(items as u64)
+                }
+            }
+            EmbedEvent::Embedded(_) => {}
         }
-        EmbedEvent::Embedded(_) => {}
+        std::ops::ControlFlow::Continue(())
     })?;
     let failed: Vec<String> =
         run.failures.iter().map(|f| format!("row {}: {}", items[f.index].row, f.message)).collect();

@@ -49,7 +49,7 @@ fn main() {
     t("ResidualAttentionBlock [32,51,768]", || blk.forward(&x3, None));
     let ln = emoclip::nn::LayerNorm { weight: g.clone(), bias: b.clone(), eps: 1e-5 };
     t("our LayerNorm", || ln.forward(&x3));
-    t("attn", || blk.attn.forward(&x3, None));
+    t("attn", || blk.attn.forward(&x3, &x3, None, false));
     t("c_fc linear", || blk.c_fc.forward(&x3));
     {
         let n = 8;
@@ -69,14 +69,14 @@ fn main() {
         let y = Tensor::randn(0f32, 1.0, (n, 12, 51, 64), &dev).unwrap();
         t("n=8 y transpose contiguous", || y.transpose(1, 2)?.contiguous());
         let x8 = Tensor::randn(0f32, 1.0, (n, 51, 768), &dev).unwrap();
-        t("n=8 full attn", || blk.attn.forward(&x8, None));
+        t("n=8 full attn", || blk.attn.forward(&x8, &x8, None, false));
         t("n=8 ln", || blk.ln_1.forward(&x8));
         t("n=8 add", || &x8 + &x8);
     }
     for n in [8usize, 16, 32] {
         let xs = Tensor::randn(0f32, 1.0, (n, 51, 768), &dev).unwrap();
         t(&format!("block n={n}"), || blk.forward(&xs, None));
-        t(&format!("attn n={n}"), || blk.attn.forward(&xs, None));
+        t(&format!("attn n={n}"), || blk.attn.forward(&xs, &xs, None, false));
         t(&format!("c_fc n={n}"), || blk.c_fc.forward(&xs));
         let xx = xs.reshape((n * 51, 768)).unwrap();
         t(&format!("raw matmul fc n={n}"), || xx.matmul(&w1.t()?));

@@ -1,5 +1,5 @@
 //! Library error type: every variant that concerns a file names it, and says how to fix the problem.
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
@@ -13,9 +13,22 @@ pub enum Error {
         source: std::io::Error,
     },
 
-    /// A configuration file (model config JSON, TOML) is malformed or inconsistent.
-    #[error("{path}: invalid config: {msg}")]
-    Config { path: PathBuf, msg: String },
+    /// A configuration (model config JSON, training TOML; `path` is `None` for one built in code) is malformed
+    /// or inconsistent.
+    #[error("{}invalid config: {msg}", file_prefix(path.as_deref()))]
+    Config { path: Option<PathBuf>, msg: String },
+
+    /// A JSON file does not parse (the parser's message names the line and column).
+    #[error("{path}: invalid JSON ({source})")]
+    JsonFile {
+        path: PathBuf,
+        #[source]
+        source: serde_json::Error,
+    },
+
+    /// A value could not be written as JSON (e.g. a map whose keys are not strings).
+    #[error("cannot write JSON: {0}")]
+    Json(#[from] serde_json::Error),
 
     /// A checkpoint has missing, unexpected or mis-shaped keys, or cannot be parsed.
     #[error("{path}: {msg}")]
@@ -51,9 +64,17 @@ pub enum Error {
     #[error("{path}: {msg}")]
     Data { path: PathBuf, msg: String },
 
+    /// The caller asked to stop (e.g. Ctrl-C through a progress callback) before every item was processed.
+    #[error("interrupted on request after {done} of {total} item(s); run again to do the rest")]
+    Interrupted { done: usize, total: usize },
+
     /// A caption/transcript file is unreadable as captions (bad encoding, unknown format, no usable cue).
     #[error("{path}: {msg}")]
     Captions { path: PathBuf, msg: String },
+
+    /// The caller asked a long operation to stop (e.g. Ctrl-C through an event callback); nothing was written.
+    #[error("interrupted: {0}")]
+    Interrupted(String),
 }
 
 pub type Result<T> = std::result::Result<T, Error>;
@@ -68,7 +89,21 @@ impl Error {
     pub fn checkpoint(path: impl Into<PathBuf>, msg: impl Into<String>) -> Self {
         Error::Checkpoint { path: path.into(), msg: msg.into() }
     }
+    /// An error in the config file `path`.
     pub fn config(path: impl Into<PathBuf>, msg: impl Into<String>) -> Self {
-        Error::Config { path: path.into(), msg: msg.into() }
+        Error::Config { path: Some(path.into()), msg: msg.into() }
     }
+    /// An error in a config read from `path`, or built in code (`None`).
+    pub fn config_at(path: Option<&Path>, msg: impl Into<String>) -> Self {
+        Error::Config { path: path.map(Path::to_path_buf), msg: msg.into() }
+    }
+    /// `path` does not parse as JSON.
+    pub fn json_file(path: impl Into<PathBuf>, source: serde_json::Error) -> Self {
+        Error::JsonFile { path: path.into(), source }
+    }
+}
+
+/// `"<path>: "` for a config read from a file, nothing for one built in code.
+fn file_prefix(path: Option<&Path>) -> String {
+    path.map(|p| format!("{}: ", p.display())).unwrap_or_default()
 }

@@ -1,4 +1,5 @@
 //! The crate's integration tests, one binary (a 2-core CI links one test executable per crate, not one per file).
+mod analyze_cli;
 mod cli;
 mod e2e_official;
 mod mer_cli;

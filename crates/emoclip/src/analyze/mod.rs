@@ -43,25 +43,33 @@
 //!    ([`timeline`]), `embeddings.npy` + `embeddings.jsonl`, `boxes.json` (the documented box format, reusable
 //!    with `--boxes`) + `tracks.json`, `report.html` ([`report`]), each written under a temporary name and
 //!    renamed, then the `.done` marker, so a finished video is skipped on a rerun and nothing is half-written.
+pub mod fingerprint;
 pub mod frames;
 pub mod head;
 pub mod motion;
 pub mod outputs;
 pub mod prompts;
 pub mod report;
+pub mod run;
 pub mod segments;
+pub mod settings;
 pub mod subjects;
 pub mod timeline;
 pub mod track;
 pub mod window;
+pub mod write;
 pub mod zeroshot;
 
+pub use fingerprint::encoder_id;
 pub use frames::{plan_frames, FramePlan, FrameTiming, StreamSelector};
 pub use head::{Head, HeadTask};
 pub use prompts::{PromptSet, Prompts};
+pub use run::{AnalyzeEvent, AnalyzeStats, Analyzer, CachedBoxes, VideoAnalysis, VideoInput};
 pub use segments::load_segments;
+pub use settings::{AnalyzeSettings, PeopleSource};
 pub use subjects::{window_subjects, SubjectOptions, WindowSubject};
 pub use timeline::{Subject, Timeline, TimelineRow};
 pub use track::{TrackLog, TrackedBox, Tracker, TrackerConfig};
 pub use window::{plan, Span, Window, WindowPlan, WindowSource};
+pub use write::{analyze_to_dir, write_video, Outcome};
 pub use zeroshot::ZeroShot;

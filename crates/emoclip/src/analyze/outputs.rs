@@ -8,7 +8,7 @@
 //! |---|---|
 //! | `timeline.jsonl`, `timeline.csv` | [`super::timeline`] |
 //! | `embeddings.npy` | `float32 [rows, dim]`, row `i` ↔ line `i` of `embeddings.jsonl` |
-//! | `embeddings.jsonl` | `{"row", "window", "subject", "t_start", "t_end"}` per row |
+//! | `embeddings.jsonl` | `{"row", "window", "subject", "t_start", "t_end", "frames"}` per row |
 //! | `boxes.json` | the person detections of every analysed frame in the documented box format (`media::boxes`: `{"size": [w, h], "frames": {"<frame>": [[x1, y1, x2, y2, conf], …]}}`), reusable as `--boxes` so a rerun does not detect again |
 //! | `tracks.json` | `{"frames": {"<frame>": t}, "tracks": [{"id", "boxes": [{"frame", "box", "conf"}]}]}`: track ids; `conf` null for a predicted (missed) box |
 //! | `report.html` | [`super::report`] |
@@ -67,6 +67,10 @@ pub struct EmbeddingIndex {
     pub subject: Subject,
     pub t_start: f64,
     pub t_end: f64,
+    /// The window's frames (decoded-frame numbers, 0-based, in time order; repeats possible): extract them with
+    /// `ffmpeg -i VIDEO -fps_mode passthrough frames/%05d.png` (file number = frame + 1).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub frames: Vec<usize>,
 }
 
 /// `embeddings.npy` (rows × dim, f32) and `embeddings.jsonl` (one index line per row).

@@ -156,7 +156,7 @@ impl OpenClipConfig {
                 format!("{e}; expected an open_clip model config with embed_dim, vision_cfg and text_cfg"),
             )
         })?;
-        c.validate(path)?;
+        c.validate(Some(path))?;
         Ok(c)
     }
 
@@ -182,7 +182,7 @@ impl OpenClipConfig {
     }
 
     /// Checks sizes are consistent and that no unsupported architecture option is switched on.
-    pub fn validate(&self, path: &Path) -> Result<()> {
+    pub fn validate(&self, path: Option<&Path>) -> Result<()> {
         let v = &self.vision_cfg;
         let t = &self.text_cfg;
         let mut problems = Vec::new();
@@ -232,7 +232,7 @@ impl OpenClipConfig {
         if problems.is_empty() {
             Ok(())
         } else {
-            Err(Error::config(path, problems.join("; ")))
+            Err(Error::config_at(path, problems.join("; ")))
         }
     }
 }

@@ -26,7 +26,7 @@ impl ResidualAttentionBlock {
     ) -> Result<Self> {
         Ok(Self {
             ln_1: LayerNorm::load(vb.pp("ln_1"), width, eps)?,
-            attn: MultiheadAttention::load(vb.pp("attn"), width, heads)?,
+            attn: MultiheadAttention::load(vb.pp("attn"), width, heads, 0.0)?,
             ln_2: LayerNorm::load(vb.pp("ln_2"), width, eps)?,
             c_fc: Linear::load(vb.pp("mlp").pp("c_fc"), width, mlp_width, true)?,
             c_proj: Linear::load(vb.pp("mlp").pp("c_proj"), mlp_width, width, true)?,
@@ -36,7 +36,8 @@ impl ResidualAttentionBlock {
 
     /// `x + attn(ln_1(x)); x + mlp(ln_2(x))`, batch-first `[B, L, D]`.
     pub fn forward(&self, xs: &Tensor, mask: Option<&Tensor>) -> Result<Tensor> {
-        let xs = (xs + self.attn.forward(&self.ln_1.forward(xs)?, mask)?)?;
+        let h = self.ln_1.forward(xs)?;
+        let xs = (xs + self.attn.forward(&h, &h, mask, false)?)?;
         let h = self.c_fc.forward_act(&self.ln_2.forward(&xs)?, Some(self.act))?;
         let h = self.c_proj.forward(&h)?;
         xs + h

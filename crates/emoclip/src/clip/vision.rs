@@ -3,7 +3,7 @@
 use super::config::OpenClipConfig;
 use super::transformer::Transformer;
 use crate::nn::LayerNorm;
-use candle_core::{Result, Tensor, D};
+use candle_core::{Result, Tensor};
 use candle_nn::VarBuilder;
 
 #[derive(Clone, Debug)]
@@ -131,10 +131,4 @@ impl VisionTransformer {
     pub fn patch_positional_embedding(&self) -> Result<Tensor> {
         self.positional_embedding.narrow(0, 1, self.num_patches())
     }
-}
-
-/// L2 normalisation over the last dimension (`F.normalize`, eps 1e-12).
-pub fn l2_normalize(xs: &Tensor) -> Result<Tensor> {
-    let n = xs.sqr()?.sum_keepdim(D::Minus1)?.sqrt()?.clamp(1e-12, f64::INFINITY)?;
-    xs.broadcast_div(&n)
 }

@@ -1,8 +1,11 @@
-//! Embedding many items: each batch is decoded and preprocessed in parallel (rayon) and encoded in one
-//! forward pass; an item that fails is reported and skipped, and the run goes on.
+//! Embedding many items: a producer thread decodes and preprocesses the next batches (the items of a batch in
+//! parallel, rayon) while the calling thread encodes the current one in one forward pass, with a bounded queue
+//! between them ([`pipelined`]); an item that fails is reported and skipped, and the run goes on.
 use crate::encoder::{Embedder, MediaInput, Prepared};
-use crate::Result;
+use crate::{Error, Result};
 use rayon::prelude::*;
+use std::ops::ControlFlow;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 /// An item that could not be embedded; `message` names its file.
 #[derive(Debug, Clone, PartialEq)]
@@ -79,20 +82,73 @@ pub struct Embedded {
     pub outside: OutsideBoxes,
 }
 
+/// Prepared batches that may wait in the queue beside the one being consumed: with the batch the producer is
+/// preparing, at most `AHEAD + 2` batches are in memory at once.
+pub const AHEAD: usize = 1;
+
+/// Runs `prepare` on `indices` in batches of `batch` on a producer thread (the items of a batch in parallel)
+/// while `consume` takes the finished batches in order on the calling thread, so preparing batch n + 1 overlaps
+/// consuming batch n. The producer runs at most [`AHEAD`] + 1 batches ahead of the one being consumed (a bounded
+/// queue). `consume` gets each batch's `(index, prepare result)` in index order; when it returns
+/// [`ControlFlow::Break`] the producer stops after the item(s) it is on and the call fails with
+/// [`Error::Interrupted`].
+pub fn pipelined<P: Send>(
+    indices: &[usize],
+    batch: usize,
+    prepare: impl Fn(usize) -> Result<P> + Sync,
+    mut consume: impl FnMut(Vec<(usize, Result<P>)>) -> ControlFlow<()>,
+) -> Result<()> {
+    let chunks: Vec<&[usize]> = indices.chunks(batch.max(1)).collect();
+    let stop = AtomicBool::new(false);
+    let mut done = 0;
+    std::thread::scope(|s| {
+        let (tx, rx) = std::sync::mpsc::sync_channel::<Vec<(usize, Result<P>)>>(AHEAD);
+        let (prepare, stop, chunks) = (&prepare, &stop, &chunks);
+        s.spawn(move || {
+            for chunk in chunks {
+                let prepared: Vec<(usize, Result<P>)> = chunk
+                    .par_iter()
+                    .map(|&i| {
+                        // A stopped run prepares nothing more; the batch is dropped below.
+                        let r = if stop.load(Ordering::Relaxed) { Err(Error::Msg(String::new())) } else { prepare(i) };
+                        (i, r)
+                    })
+                    .collect();
+                if stop.load(Ordering::Relaxed) || tx.send(prepared).is_err() {
+                    return;
+                }
+            }
+        });
+        for prepared in rx.iter() {
+            let items = prepared.len();
+            if consume(prepared).is_break() {
+                // Dropping the receiver (end of this scope's loop) also unblocks a producer waiting to send.
+                stop.store(true, Ordering::Relaxed);
+                return Err(Error::Interrupted { done, total: indices.len() });
+            }
+            done += items;
+        }
+        Ok(())
+    })
+}
+
 impl Embedder {
     /// Embeds the items `indices` in batches of `batch`: `input(i)` describes item `i` (an error skips it),
-    /// `on` sees the progress. A batch whose forward pass fails fails all its items.
+    /// `on` sees the progress and may stop the run ([`ControlFlow::Break`] → [`Error::Interrupted`]; the events
+    /// of the batches done so far have been seen). A batch whose forward pass fails fails all its items.
+    /// Decoding and preprocessing of the next batches run on another thread while this one encodes
+    /// ([`pipelined`]); the model runs on the calling thread, events come in item order, as without the overlap.
     pub fn embed_each(
         &self,
         indices: &[usize],
         batch: usize,
         input: impl Fn(usize) -> Result<MediaInput> + Sync,
-        on: &mut dyn FnMut(EmbedEvent),
-    ) -> Embedded {
+        on: &mut dyn FnMut(EmbedEvent) -> ControlFlow<()>,
+    ) -> Result<Embedded> {
         let mut out = Embedded::default();
-        for chunk in indices.chunks(batch.max(1)) {
-            let prepared: Vec<(usize, Result<Prepared>)> =
-                chunk.par_iter().map(|&i| (i, input(i).and_then(|m| self.prepare(&m)))).collect();
+        let prepare = |i: usize| input(i).and_then(|m| self.prepare(&m));
+        pipelined(indices, batch, prepare, |prepared| {
+            let items = prepared.len();
             let (mut ok_idx, mut ok) = (Vec::new(), Vec::new());
             for (i, p) in prepared {
                 match p {
@@ -102,8 +158,9 @@ impl Embedder {
                     }
                     Err(e) => {
                         let f = Failure { index: i, message: e.to_string() };
-                        on(EmbedEvent::Skipped(&f));
+                        let flow = on(EmbedEvent::Skipped(&f));
                         out.failures.push(f);
+                        flow?;
                     }
                 }
             }
@@ -116,7 +173,7 @@ impl Embedder {
                             out.outside.add(p);
                             out.rows.push((i, v));
                         }
-                        on(EmbedEvent::Embedded(&out.rows[start..]));
+                        on(EmbedEvent::Embedded(&out.rows[start..]))?;
                     }
                     Err(e) => {
                         for (&i, p) in ok_idx.iter().zip(&ok) {
@@ -125,8 +182,8 @@ impl Embedder {
                     }
                 }
             }
-            on(EmbedEvent::Batch { items: chunk.len() });
-        }
-        out
+            on(EmbedEvent::Batch { items })
+        })?;
+        Ok(out)
     }
 }

@@ -15,6 +15,7 @@ use crate::{Error, Result};
 use candle_core::DType;
 use rayon::prelude::*;
 use std::io::Write;
+use std::ops::ControlFlow;
 use std::path::{Path, PathBuf};
 
 /// The part of the cache key shared by every item: weights (spec, plus size/mtime for a file), config, model
@@ -125,8 +126,9 @@ impl FeatureCache {
 
     /// The vectors of `keys`: from the cache where present, the others embedded in batches of `batch` (item
     /// `i` described by `input(i)`) and stored as each batch is done. The embedder is built by `load` on first
-    /// need and kept in `embedder` for the next call; `on` sees the progress ([`EmbedEvent::Plan`] first).
-    /// `load` may fail with the caller's own error type (e.g. `anyhow::Error`).
+    /// need and kept in `embedder` for the next call; `on` sees the progress ([`EmbedEvent::Plan`] first) and
+    /// may stop the run ([`std::ops::ControlFlow::Break`] → [`Error::Interrupted`]; the vectors of the batches
+    /// done so far are stored). `load` may fail with the caller's own error type (e.g. `anyhow::Error`).
     pub fn embed<E: From<Error>>(
         &self,
         keys: &[String],
@@ -134,12 +136,14 @@ impl FeatureCache {
         load: impl FnOnce() -> std::result::Result<Embedder, E>,
         batch: usize,
         input: impl Fn(usize) -> Result<MediaInput> + Sync,
-        on: &mut dyn FnMut(EmbedEvent),
+        on: &mut dyn FnMut(EmbedEvent) -> ControlFlow<()>,
     ) -> std::result::Result<Cached, E> {
         let rows: Vec<Option<Vec<f32>>> = keys.par_iter().map(|k| self.get(k)).collect();
         let todo: Vec<usize> = (0..rows.len()).filter(|&i| rows[i].is_none()).collect();
         let mut out = Cached { hits: rows.len() - todo.len(), rows, ..Cached::default() };
-        on(EmbedEvent::Plan { cached: out.hits, todo: todo.len() });
+        if on(EmbedEvent::Plan { cached: out.hits, todo: todo.len() }).is_break() {
+            return Err(Error::Interrupted { done: 0, total: todo.len() }.into());
+        }
         if todo.is_empty() {
             return Ok(out);
         }
@@ -151,12 +155,12 @@ impl FeatureCache {
             if let EmbedEvent::Embedded(rows) = &ev {
                 for (i, v) in rows.iter() {
                     if let Err(e) = self.put(&keys[*i], v) {
-                        on(EmbedEvent::CacheWrite(&e));
+                        on(EmbedEvent::CacheWrite(&e))?;
                     }
                 }
             }
             on(ev)
-        });
+        })?;
         out.embedded = run.rows.len();
         for (i, v) in run.rows {
             out.rows[i] = Some(v);

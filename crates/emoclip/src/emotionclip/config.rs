@@ -120,25 +120,25 @@ impl EmotionClipConfig {
                 "expected an emoclip config (with \"backbone\") or an open_clip model config (with \"vision_cfg\")",
             ));
         };
-        cfg.validate(path)?;
+        cfg.validate(Some(path))?;
         Ok(cfg)
     }
 
-    pub fn validate(&self, path: &Path) -> Result<()> {
+    pub fn validate(&self, path: Option<&Path>) -> Result<()> {
         self.backbone.validate(path)?;
         let t = &self.temporal;
         if self.video_len == 0 {
-            return Err(Error::config(path, "video_len must be > 0"));
+            return Err(Error::config_at(path, "video_len must be > 0"));
         }
         if t.fusion == TemporalFusion::Transformer && (t.heads == 0 || !self.backbone.embed_dim.is_multiple_of(t.heads))
         {
-            return Err(Error::config(
+            return Err(Error::config_at(
                 path,
                 format!("temporal.heads {} must divide embed_dim {}", t.heads, self.backbone.embed_dim),
             ));
         }
         if !(0.0..1.0).contains(&t.dropout) {
-            return Err(Error::config(path, format!("temporal.dropout {} must be in [0, 1)", t.dropout)));
+            return Err(Error::config_at(path, format!("temporal.dropout {} must be in [0, 1)", t.dropout)));
         }
         Ok(())
     }

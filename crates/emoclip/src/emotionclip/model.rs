@@ -3,8 +3,8 @@
 use super::config::{EmotionClipConfig, SubjectMode};
 use super::temporal::VisualHead;
 use super::{saam, sap};
-use crate::clip::vision::l2_normalize;
 use crate::clip::Clip;
+use crate::nn::l2_normalize;
 use candle_core::{Result, Tensor};
 use candle_nn::VarBuilder;
 
@@ -77,13 +77,14 @@ impl EmotionClip {
         self.encode_image(&frames, masks.as_ref())?.reshape((b, t, ()))
     }
 
-    /// Video features `[B, embed]` (unnormalised), official `encode_video`.
+    /// Video features `[B, embed]` (unnormalised), official `encode_video`, in inference (`train = false`).
     pub fn encode_video(&self, video: &Tensor, masks: Option<&Tensor>) -> Result<Tensor> {
-        self.visual_head.forward(&self.encode_frames(video, masks)?)
+        self.encode_video_t(video, masks, false)
     }
 
+    /// [`Self::encode_video`] with the training flag (`train` switches the temporal head's dropout on).
     pub fn encode_video_t(&self, video: &Tensor, masks: Option<&Tensor>, train: bool) -> Result<Tensor> {
-        self.visual_head.forward_t(&self.encode_frames(video, masks)?, train)
+        self.visual_head.forward(&self.encode_frames(video, masks)?, train)
     }
 
     /// Text features `[B, embed]` (unnormalised) for token ids `[B, L]`.

@@ -20,10 +20,8 @@ pub struct EncoderLayer {
 impl EncoderLayer {
     /// Keys: `self_attn.*`, `linear1.*`, `linear2.*`, `norm1.*`, `norm2.*`.
     pub fn load(vb: VarBuilder, d: usize, heads: usize, ff: usize, p: f32) -> Result<Self> {
-        let mut self_attn = MultiheadAttention::load(vb.pp("self_attn"), d, heads)?;
-        self_attn.dropout = p;
         Ok(Self {
-            self_attn,
+            self_attn: MultiheadAttention::load(vb.pp("self_attn"), d, heads, p)?,
             linear1: Linear::load(vb.pp("linear1"), d, ff, true)?,
             linear2: Linear::load(vb.pp("linear2"), ff, d, true)?,
             norm1: LayerNorm::load(vb.pp("norm1"), d, 1e-5)?,
@@ -32,8 +30,9 @@ impl EncoderLayer {
         })
     }
 
-    pub fn forward_t(&self, x: &Tensor, train: bool) -> Result<Tensor> {
-        let sa = self.self_attn.forward_t(x, None, train)?;
+    /// `x: [B, T, D]`; `train` switches dropout on.
+    pub fn forward(&self, x: &Tensor, train: bool) -> Result<Tensor> {
+        let sa = self.self_attn.forward(x, x, None, train)?;
         let x = self.norm1.forward(&(x + dropout(&sa, self.dropout, train)?)?)?;
         let h = self.linear1.forward_act(&x, Some(Activation::Gelu))?;
         let h = self.linear2.forward(&dropout(&h, self.dropout, train)?)?;
@@ -74,8 +73,8 @@ impl VisualHead {
         }
     }
 
-    /// `frames: [B, T, D]` (projected frame features, not normalised) → `[B, D]`.
-    pub fn forward_t(&self, frames: &Tensor, train: bool) -> Result<Tensor> {
+    /// `frames: [B, T, D]` (projected frame features, not normalised) → `[B, D]`; `train` switches dropout on.
+    pub fn forward(&self, frames: &Tensor, train: bool) -> Result<Tensor> {
         match self {
             VisualHead::Mean => frames.mean(1),
             VisualHead::Transformer { frame_position_embedding, layers, norm } => {
@@ -86,15 +85,11 @@ impl VisualHead {
                 }
                 let mut y = frames.broadcast_add(&frame_position_embedding.unsqueeze(0)?)?;
                 for l in layers {
-                    y = l.forward_t(&y, train)?;
+                    y = l.forward(&y, train)?;
                 }
                 let y = norm.forward(&y)?;
                 (y + frames)?.mean(1)
             }
         }
-    }
-
-    pub fn forward(&self, frames: &Tensor) -> Result<Tensor> {
-        self.forward_t(frames, false)
     }
 }

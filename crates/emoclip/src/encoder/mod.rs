@@ -7,10 +7,10 @@ pub mod load;
 
 pub use load::{load_encoder, ModelKind, RandomSpec};
 
-use crate::clip::vision::l2_normalize;
 use crate::clip::Clip;
 use crate::emotionclip::EmotionClip;
 use crate::media::{self, BoxFile, FrameSelection, MediaKind, MediaOptions, PersonBox, Preprocessor};
+use crate::nn::l2_normalize;
 use crate::tokenizer::{ClipTokenizer, Truncation};
 use crate::{Error, Result};
 use candle_core::{DType, Device, Tensor};

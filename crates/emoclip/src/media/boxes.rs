@@ -111,11 +111,6 @@ impl BoxFile {
         &self.path
     }
 
-    /// Whether the boxes are given per frame.
-    pub fn is_per_frame(&self) -> bool {
-        matches!(self.set, BoxSet::Frames(_))
-    }
-
     /// The frame size declared in the file (`"size": [w, h]`), if any.
     pub fn frame_size(&self) -> Option<(u32, u32)> {
         self.size

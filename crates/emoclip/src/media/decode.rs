@@ -146,7 +146,7 @@ pub fn decode_frames(path: &Path, indices: &[usize]) -> Result<DecodedClip> {
 }
 
 #[cfg(not(feature = "video"))]
-fn no_video(path: &Path) -> Error {
+pub(super) fn no_video(path: &Path) -> Error {
     Error::media(
         path,
         "video decoding is not available: emoclip was built without its `video` feature; rebuild with default features (needs FFmpeg's libav* development files and clang), or pass extracted frames as images",

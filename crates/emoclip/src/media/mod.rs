@@ -29,6 +29,7 @@ pub mod mask_bilinear;
 pub mod options;
 pub mod preprocess;
 pub mod sample;
+pub mod stream;
 #[cfg(feature = "video")]
 mod video;
 
@@ -39,6 +40,7 @@ pub use frame_dir::{load_frame_dir_uniform, FrameDir};
 pub use options::{FrameSelection, MaskMode, MediaOptions};
 pub use preprocess::{Normalization, Preprocessor, CLIP, IMAGENET};
 pub use sample::uniform_indices;
+pub use stream::{stream_frames, video_meta, PendingFrame, StreamStats, VideoMeta};
 
 use crate::{Error, Result};
 

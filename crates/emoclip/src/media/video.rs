@@ -32,7 +32,7 @@ const US: Q = (1, 1_000_000);
 /// treated as truncation.
 const TRUNCATION_RATIO: f64 = 0.9;
 
-fn init() {
+pub(super) fn init() {
     static INIT: Once = Once::new();
     INIT.call_once(|| {
         // Errors are reported through our own messages; keep libav quiet on stderr.
@@ -41,7 +41,7 @@ fn init() {
     });
 }
 
-fn open(path: &Path) -> Result<ff::format::context::Input> {
+pub(super) fn open(path: &Path) -> Result<ff::format::context::Input> {
     ff::format::input(path).map_err(|e| {
         Error::media(
             path,
@@ -57,18 +57,18 @@ fn q(r: ff::Rational) -> Option<Q> {
     (r.numerator() > 0 && r.denominator() > 0).then(|| (i64::from(r.numerator()), i64::from(r.denominator())))
 }
 
-struct StreamInfo {
-    index: usize,
-    header_frames: i64,
+pub(super) struct StreamInfo {
+    pub(super) index: usize,
+    pub(super) header_frames: i64,
     /// Declared duration in seconds (stream, else container), if known.
-    duration: Option<f64>,
-    start: f64,
-    time_base: Q,
+    pub(super) duration: Option<f64>,
+    pub(super) start: f64,
+    pub(super) time_base: Q,
     /// Average frame rate (0 when unknown), reported in [`DecodedClip::fps`].
-    fps: f64,
-    avg_frame_rate: Option<Q>,
+    pub(super) fps: f64,
+    pub(super) avg_frame_rate: Option<Q>,
     /// `av_guess_frame_rate`, the rate the CLI gives its filter graph.
-    guessed_rate: Option<Q>,
+    pub(super) guessed_rate: Option<Q>,
     /// The input file has one stream (`-vsync vscfr`).
     one_stream: bool,
     start_time_known: bool,
@@ -78,7 +78,7 @@ struct StreamInfo {
     parameters: ff::codec::Parameters,
 }
 
-fn pick_stream(path: &Path, ictx: &ff::format::context::Input) -> Result<StreamInfo> {
+pub(super) fn pick_stream(path: &Path, ictx: &ff::format::context::Input) -> Result<StreamInfo> {
     let usable = |s: &ff::format::stream::Stream| {
         s.parameters().medium() == Type::Video && !s.disposition().contains(Disposition::ATTACHED_PIC)
     };
@@ -148,7 +148,7 @@ fn pick_stream(path: &Path, ictx: &ff::format::context::Input) -> Result<StreamI
 }
 
 impl StreamInfo {
-    fn graph_input<'a>(&self, user_filter: Option<&'a str>) -> GraphInput<'a> {
+    pub(super) fn graph_input<'a>(&self, user_filter: Option<&'a str>) -> GraphInput<'a> {
         GraphInput {
             time_base: self.time_base,
             frame_rate: self.guessed_rate,
@@ -219,22 +219,22 @@ fn predict(path: &Path) -> Result<(StreamInfo, usize, usize)> {
 }
 
 /// One decoded frame with the timestamp the CLI gives it.
-struct Decoded {
-    frame: ff::frame::Video,
+pub(super) struct Decoded {
+    pub(super) frame: ff::frame::Video,
     /// Best-effort timestamp (stream time base) as `decode_video` sets `frame->pts`.
-    pts: Option<i64>,
+    pub(super) pts: Option<i64>,
     /// The frame's packet duration (stream time base).
     pkt_duration: i64,
 }
 
 #[derive(Default)]
-struct PassStats {
-    decoded: usize,
+pub(super) struct PassStats {
+    pub(super) decoded: usize,
     /// end time (seconds) of the last decoded frame, if timestamps were present
     covered_until: Option<f64>,
     first_size: Option<(u32, u32)>,
-    errors: usize,
-    first_error: Option<String>,
+    pub(super) errors: usize,
+    pub(super) first_error: Option<String>,
     /// `send_filter_eof`'s timestamp (stream time base).
     eof_pts: Option<i64>,
 }
@@ -251,7 +251,7 @@ struct CliInput {
 }
 
 /// Decode every frame of the stream in the CLI's order and with its timestamps; `on_frame` sees each.
-fn decode_pass(
+pub(super) fn decode_pass(
     path: &Path,
     on_frame: &mut dyn FnMut(&StreamInfo, Decoded) -> Result<()>,
 ) -> Result<(StreamInfo, PassStats)> {

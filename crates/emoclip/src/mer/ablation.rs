@@ -1,4 +1,4 @@
-//! The query-word ablation of seed 003 (appendix §1, Tables 1–3): the same training run once per emotion-query
+//! The query-word ablation of the MER-CLIP paper (appendix §1, Tables 1–3): the same training run once per emotion-query
 //! word (Emotion, Sentiment, Feeling, Impression, Mood, Sensation, no word), test scores of the best-on-valid
 //! weights, printed as the seed's Markdown tables.
 use super::config::{MerConfig, MerTask, QUERY_WORDS};
@@ -72,7 +72,7 @@ fn bold_max(v: &[Option<f64>]) -> Vec<String> {
         .collect()
 }
 
-/// The Markdown table of seed 003's layout: Table 1 (emotion: Accuracy, Precision, Recall, Micro-F1) or
+/// The Markdown table of the MER-CLIP paper's layout: Table 1 (emotion: Accuracy, Precision, Recall, Micro-F1) or
 /// Tables 2–3 (sentiment: ACC2, F1, each cell `has0 / non0`), column maxima in bold. `dataset` names the data
 /// in the caption (e.g. "CMU-MOSEI").
 pub fn markdown(task: MerTask, dataset: &str, rows: &[AblationRow]) -> String {

@@ -1,4 +1,4 @@
-//! MER-CLIP model config (seed 003 appendix; what a checkpoint's `config.json` holds). Seed 003 fixes only
+//! MER-CLIP model config (MER-CLIP paper appendix; what a checkpoint's `config.json` holds). The paper fixes only
 //! the LVA order, the label-embedding similarity, "standard normalisation + sigmoid, threshold 0.6" for
 //! emotions and a learnable logit scale initialised to ln(1/0.07) for sentiment; every other number here
 //! is a project default, each one a field:
@@ -9,7 +9,7 @@
 //! | `dims` | MOSI 300 / 20 / 5 ([`MerConfig::mosi`]), MOSEI 300 / 35 / 74 ([`MerConfig::mosei`]) | GloVe text, Facet vision, COVAREP audio |
 //! | `bert` | `null` (GloVe `text`) | BERT text: the model (HF dir or `hf:` name) that encoded `text_bert`; `dims.text` = its hidden size |
 //! | `n_prompt` | 8, init N(0, 0.02) | CoOp-style learnable context vectors |
-//! | `query_word` | "Emotion" (emotion task), "Sentiment" (sentiment task), `null` = prompts only | seed 003 Tables 1–3 |
+//! | `query_word` | "Emotion" (emotion task), "Sentiment" (sentiment task), `null` = prompts only | paper Tables 1–3 |
 //! | `label_words` | happy, sad, angry, fear, disgust, surprise / negative, positive | MMSA order happiness, sadness, anger, fear, disgust, surprise |
 //! | `cmd` | 1 layer per modality, 8 heads, ff 2048, dropout 0.1, GELU, post-norm | `nn.TransformerDecoderLayer` |
 //! | `freeze_text` | true | the CLIP text tower is not trained (prompts, CMD, projections are) |
@@ -42,7 +42,7 @@ impl MerTask {
         w.iter().map(|s| s.to_string()).collect()
     }
 
-    /// Seed 003's query word for the task ("Emotion" / "Sentiment").
+    /// The MER-CLIP paper's query word for the task ("Emotion" / "Sentiment").
     pub fn default_query_word(self) -> String {
         match self {
             MerTask::Emotion => "Emotion".into(),
@@ -51,7 +51,7 @@ impl MerTask {
     }
 }
 
-/// The query words of seed 003's ablation (Tables 1–3); `None` is "(no word)".
+/// The query words of the MER-CLIP paper's ablation (Tables 1–3); `None` is "(no word)".
 pub const QUERY_WORDS: &[Option<&str>] =
     &[Some("Emotion"), Some("Sentiment"), Some("Feeling"), Some("Impression"), Some("Mood"), Some("Sensation"), None];
 
@@ -242,7 +242,7 @@ impl MerConfig {
                 format!("{e}; expected a MER-CLIP config (task, dims, clip, query_word, label_words, ...)"),
             )
         })?;
-        c.validate(path)?;
+        c.validate(Some(path))?;
         Ok(c)
     }
 
@@ -252,11 +252,11 @@ impl MerConfig {
     }
 
     pub fn to_json(&self) -> Result<String> {
-        serde_json::to_string_pretty(self).map_err(|e| Error::Msg(format!("cannot serialise the MER-CLIP config: {e}")))
+        Ok(serde_json::to_string_pretty(self)?)
     }
 
-    /// Checks sizes and options; `path` names the config in the error (use a placeholder for built-ins).
-    pub fn validate(&self, path: &Path) -> Result<()> {
+    /// Checks sizes and options; `path` names the config file in the error (`None` for one built in code).
+    pub fn validate(&self, path: Option<&Path>) -> Result<()> {
         self.clip.validate(path)?;
         let mut p = Vec::new();
         let d = self.dims;
@@ -311,7 +311,7 @@ impl MerConfig {
         if p.is_empty() {
             Ok(())
         } else {
-            Err(Error::config(path, format!("{}; fix the MER-CLIP config", p.join("; "))))
+            Err(Error::config_at(path, format!("{}; fix the MER-CLIP config", p.join("; "))))
         }
     }
 }
@@ -342,7 +342,7 @@ mod tests {
         let mut c = MerConfig::tiny(MerTask::Sentiment, FeatureDims::MOSI);
         c.label_words.push("neutral".into());
         c.cmd.heads = 5;
-        let e = c.validate(Path::new("cfg.json")).unwrap_err().to_string();
+        let e = c.validate(Some(Path::new("cfg.json"))).unwrap_err().to_string();
         assert!(e.contains("exactly 2 label words") && e.contains("cmd.heads 5"), "{e}");
     }
 }

@@ -1,4 +1,4 @@
-//! Prediction heads and losses (seed 003, Alg. 1 steps 3–9). Emotion: similarities standardised over the
+//! Prediction heads and losses (MER-CLIP paper, Alg. 1 steps 3–9). Emotion: similarities standardised over the
 //! labels per sample, `(s − mean) / (std + eps)` (unbiased std by default, as `torch.std`), sigmoid,
 //! label on when the probability is > threshold (0.6); loss: BCE-with-logits on the standardised values vs
 //! multi-hot targets (mean over all entries). Sentiment: logits = exp(logit_scale)·s, softmax, argmax;

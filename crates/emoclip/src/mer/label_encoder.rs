@@ -1,8 +1,8 @@
-//! Label embeddings Z^L (seed 003, Alg. 1 input): CLIP `encode_text` of each bare label word
+//! Label embeddings Z^L (MER-CLIP paper, Alg. 1 input): CLIP `encode_text` of each bare label word
 //! (`[SOT] word [EOT]`, no "a photo of" template), L2-normalised, `[n_labels, embed]`.
 use super::config::MerConfig;
-use crate::clip::vision::l2_normalize;
 use crate::clip::TextTransformer;
+use crate::nn::l2_normalize;
 use crate::tokenizer::{ClipTokenizer, Truncation};
 use crate::Result;
 use candle_core::{Device, Tensor};

@@ -1,4 +1,4 @@
-//! MER-CLIP evaluation metrics (seed 003 Tables 1–3): multi-label emotion accuracy / micro P-R-F1 and binary
+//! MER-CLIP evaluation metrics (MER-CLIP paper Tables 1–3): multi-label emotion accuracy / micro P-R-F1 and binary
 //! sentiment Acc-2 / weighted F1 with MMSA's two zero-label conventions (MMSA `metricsTop.py`,
 //! `__eval_mosi_regression`), matching scikit-learn on `fixtures/mmsa/metrics.json`.
 //!

@@ -1,11 +1,12 @@
-//! MER-CLIP (Song & Cho, WACV 2025; seed 003): multimodal emotion recognition. So far: the safe pickle
-//! reader for the MMSA feature files.
+//! MER-CLIP (Song & Cho, WACV 2025): multimodal emotion recognition on CMU-MOSI / CMU-MOSEI. The MMSA feature
+//! files ([`pickle`], [`data`]), the model (emotion query [`prompt`], label embeddings [`label_encoder`],
+//! cross-modal [`decoder`], [`heads`]: [`model`]), training and evaluation ([`train`], [`metrics`]) and the
+//! query-word ablation ([`ablation`]).
 pub mod ablation;
-pub mod attention;
 pub mod bert_text;
-pub mod cmd;
 pub mod config;
 pub mod data;
+pub mod decoder;
 pub mod heads;
 pub mod label_encoder;
 pub mod metrics;

@@ -1,4 +1,4 @@
-//! MER-CLIP (seed 003, Alg. 1): per-modality projections `Linear(d_m → width)`, emotion query Z^E
+//! MER-CLIP (MER-CLIP paper, Alg. 1): per-modality projections `Linear(d_m → width)`, emotion query Z^E
 //! ([`EmotionQuery`]), label embeddings Z^L ([`LabelEncoder`]), cross-modal decoder in the order L, V, A
 //! ([`Decoder`]), Z^[3] at the query's EOT (last) position → `Linear(width → embed, no bias)` →
 //! L2-normalise → cosine similarity with Z^L → task head ([`super::heads`]).
@@ -11,13 +11,13 @@
 //! With `freeze_text` the `text.*` tensors are detached: no gradient reaches them, yet the prompt vectors
 //! get theirs through the frozen transformer. Z^E and Z^L are recomputed on every forward (a few short
 //! sequences), so weights loaded into the `VarMap` later are always used.
-use super::cmd::{key_padding_mask, Decoder};
 use super::config::{MerConfig, MerTask};
+use super::decoder::{key_padding_mask, Decoder};
 use super::heads;
 use super::label_encoder::LabelEncoder;
 use super::prompt::EmotionQuery;
-use crate::clip::vision::l2_normalize;
 use crate::clip::{OpenClipConfig, ResidualAttentionBlock, TextTransformer, Transformer};
+use crate::nn::l2_normalize;
 use crate::nn::{LayerNorm, Linear, MultiheadAttention};
 use crate::tokenizer::ClipTokenizer;
 use crate::weights::{hub, CheckedTensors, Checkpoint, LoadReport, Missing};
@@ -98,26 +98,28 @@ fn detach_lin(l: &Linear) -> Linear {
 }
 
 /// The same tower with every tensor detached (shares storage, so later `VarMap` loads still show).
-fn detach_text(t: &TextTransformer) -> TextTransformer {
+fn detach_text(t: &TextTransformer) -> candle_core::Result<TextTransformer> {
     let resblocks = t
         .transformer
         .resblocks
         .iter()
-        .map(|b| ResidualAttentionBlock {
-            ln_1: detach_ln(&b.ln_1),
-            attn: MultiheadAttention {
-                in_proj: detach_lin(&b.attn.in_proj),
-                out_proj: detach_lin(&b.attn.out_proj),
-                num_heads: b.attn.num_heads,
-                dropout: b.attn.dropout,
-            },
-            ln_2: detach_ln(&b.ln_2),
-            c_fc: detach_lin(&b.c_fc),
-            c_proj: detach_lin(&b.c_proj),
-            act: b.act,
+        .map(|b| {
+            Ok(ResidualAttentionBlock {
+                ln_1: detach_ln(&b.ln_1),
+                attn: MultiheadAttention::from_parts(
+                    detach_lin(&b.attn.in_proj),
+                    detach_lin(&b.attn.out_proj),
+                    b.attn.num_heads,
+                    b.attn.dropout,
+                )?,
+                ln_2: detach_ln(&b.ln_2),
+                c_fc: detach_lin(&b.c_fc),
+                c_proj: detach_lin(&b.c_proj),
+                act: b.act,
+            })
         })
-        .collect();
-    TextTransformer {
+        .collect::<candle_core::Result<Vec<_>>>()?;
+    Ok(TextTransformer {
         token_embedding: t.token_embedding.detach(),
         positional_embedding: t.positional_embedding.detach(),
         transformer: Transformer { resblocks },
@@ -126,17 +128,17 @@ fn detach_text(t: &TextTransformer) -> TextTransformer {
         vocab_size: t.vocab_size,
         context_length: t.context_length,
         eos_token_id: t.eos_token_id,
-    }
+    })
 }
 
 impl MerClip {
     /// Builds the model from `vb` (a `VarMap` builder for random initialisation, or checked tensors).
     pub fn new(cfg: &MerConfig, vb: VarBuilder, device: &Device) -> Result<Self> {
-        cfg.validate(Path::new("<MER-CLIP config>"))?;
+        cfg.validate(None)?;
         let tokenizer = ClipTokenizer::new()?;
         let w = cfg.width();
         let text = TextTransformer::load(vb.pp("text"), &cfg.clip)?;
-        let text = if cfg.freeze_text { detach_text(&text) } else { text };
+        let text = if cfg.freeze_text { detach_text(&text)? } else { text };
         let query = EmotionQuery::new(vb.clone(), cfg, &tokenizer, device)?;
         let labels = LabelEncoder::new(cfg, &tokenizer, device)?;
         let dims = [cfg.dims.text, cfg.dims.vision, cfg.dims.audio];

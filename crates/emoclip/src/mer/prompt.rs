@@ -1,4 +1,4 @@
-//! Emotion query Z^E (seed 003, Alg. 1 input): `[SOT] p_1 … p_n <query word> . [EOT]`, CoOp-style learnable
+//! Emotion query Z^E (MER-CLIP paper, Alg. 1 input): `[SOT] p_1 … p_n <query word> . [EOT]`, CoOp-style learnable
 //! prompt vectors p_i (N(0, 0.02)) in place of token embeddings, run through the CLIP text transformer
 //! (causal mask, `ln_final`); the query is the whole sequence of hidden states `[1, Lq, width]`.
 use super::config::MerConfig;

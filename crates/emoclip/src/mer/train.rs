@@ -1,8 +1,8 @@
-//! MER-CLIP training and evaluation (seed 003 §4 setting; the trainer conventions of `train::trainer`):
+//! MER-CLIP training and evaluation (MER-CLIP paper §4 setting; the trainer conventions of `train::trainer`):
 //! AdamW over the trainable parameters, seeded shuffled batches, validation after every epoch, the best-on-valid
 //! weights kept, test at the end, atomic checkpoints with exact resume, `metrics.jsonl` and an SVG plot.
 //!
-//! Defaults (seed 003 gives no optimiser settings; these are project choices, every one a
+//! Defaults (MER-CLIP paper gives no optimiser settings; these are project choices, every one a
 //! [`MerTrainConfig`] field): AdamW lr 1e-4 constant, betas (0.9, 0.999), eps 1e-8, weight decay 0.01 on
 //! weight matrices (none on biases, LayerNorm gains, prompt vectors, `logit_scale`), batch 32, 20 epochs,
 //! seed 0. Sentiment `logit_scale` is clamped to [0, ln 100] after each step as CLIP does. Model selection:
@@ -98,7 +98,7 @@ impl Default for MerTrainConfig {
 
 impl MerTrainConfig {
     pub fn validate(&self) -> Result<()> {
-        let bad = |m: &str| Err(Error::config("<MER-CLIP training options>", m.to_string()));
+        let bad = |m: &str| Err(Error::config_at(None, format!("MER-CLIP training options: {m}")));
         if self.batch_size == 0 || self.epochs == 0 || self.keep_checkpoints == 0 {
             return bad("batch_size, epochs and keep_checkpoints must be >= 1");
         }
@@ -451,7 +451,7 @@ impl MerTrainer {
             epoch: self.epoch,
             pos: self.pos,
             seed: self.cfg.seed,
-            config: serde_json::to_value(&self.cfg).map_err(|e| Error::Msg(e.to_string()))?,
+            config: serde_json::to_value(&self.cfg)?,
         };
         let files = CheckpointFiles {
             model: &self.varmap,
@@ -547,7 +547,7 @@ impl MerTrainer {
         let test = evaluate(&best_model, &self.data.test, self.cfg.batch_size, &self.device)?;
         log(&MetricLine::Test { epoch: self.state.best_epoch.unwrap_or(0), loss: test.loss, test: test.scores })?;
         drop(mf);
-        let json = serde_json::to_string_pretty(&test).map_err(|e| Error::Msg(e.to_string()))?;
+        let json = serde_json::to_string_pretty(&test)?;
         crate::output::write_atomic(&out.join("test.json"), |f| f.write_all(json.as_bytes()))?;
         plot_training(&mp, &out.join("training.svg"))?;
         Ok(Some(test))
@@ -555,7 +555,7 @@ impl MerTrainer {
 }
 
 fn to_json<T: Serialize>(v: &T) -> Result<String> {
-    serde_json::to_string_pretty(v).map_err(|e| Error::Msg(e.to_string()))
+    Ok(serde_json::to_string_pretty(v)?)
 }
 
 /// Loads a trained model from a directory holding `model.safetensors` + `config.json` (`best/`, `ckpt-<step>/`).

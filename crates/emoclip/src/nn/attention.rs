@@ -1,44 +1,76 @@
-//! Multi-head self-attention with PyTorch `nn.MultiheadAttention` parameter layout (fused `in_proj_weight
-//! [3D, D]`, `in_proj_bias [3D]`, `out_proj.{weight,bias}`), batch-first, optional additive mask.
+//! Multi-head attention: PyTorch `nn.MultiheadAttention(d, h, dropout, batch_first=True)` (parameters, init
+//! and forward as `torch/nn/modules/activation.py` and `F.multi_head_attention_forward`): fused
+//! `in_proj_weight [3D, D]` (rows q, k, v), `in_proj_bias [3D]`, `out_proj.{weight,bias}`; separate query and
+//! key/value inputs (self-attention passes the same tensor twice), an additive mask, dropout on the attention
+//! weights in training.
 use super::{softmax_last_dim, Linear};
 use candle_core::{Result, Tensor, D};
 use candle_nn::VarBuilder;
 
 #[derive(Clone, Debug)]
 pub struct MultiheadAttention {
+    /// The fused projection `[3D, D]` (self-attention: one matrix product for q, k and v).
     pub in_proj: Linear,
+    /// Rows `0..D` of `in_proj` (a view of the same storage).
+    pub q: Linear,
+    /// Rows `D..3D` of `in_proj` (keys, then values; a view of the same storage).
+    pub kv: Linear,
     pub out_proj: Linear,
     pub num_heads: usize,
+    /// Dropout probability on the attention weights (training only).
     pub dropout: f32,
 }
 
 impl MultiheadAttention {
-    pub fn load(vb: VarBuilder, dim: usize, num_heads: usize) -> Result<Self> {
+    /// Keys `in_proj_weight`, `in_proj_bias`, `out_proj.{weight,bias}`; when created (not in the checkpoint)
+    /// initialised as PyTorch's `_reset_parameters`: Xavier-uniform `in_proj_weight`, zero biases.
+    pub fn load(vb: VarBuilder, dim: usize, num_heads: usize, dropout: f32) -> Result<Self> {
+        let bound = (6.0 / (4 * dim) as f64).sqrt(); // xavier_uniform_ on [3D, D]: fan_in + fan_out = 4D
+        let w =
+            vb.get_with_hints((3 * dim, dim), "in_proj_weight", candle_nn::Init::Uniform { lo: -bound, up: bound })?;
+        let b = vb.get_with_hints(3 * dim, "in_proj_bias", candle_nn::Init::Const(0.0))?;
+        let ow = vb.get_with_hints((dim, dim), "out_proj.weight", candle_nn::init::DEFAULT_KAIMING_UNIFORM)?;
+        let ob = vb.get_with_hints(dim, "out_proj.bias", candle_nn::Init::Const(0.0))?;
+        Self::from_parts(Linear::from_parts(w, Some(b)), Linear::from_parts(ow, Some(ob)), num_heads, dropout)
+    }
+
+    /// From a fused `in_proj` `[3D, D]` (rows q, k, v) and `out_proj` `[D, D]`.
+    pub fn from_parts(in_proj: Linear, out_proj: Linear, num_heads: usize, dropout: f32) -> Result<Self> {
+        let (rows, dim) = in_proj.weight.dims2()?;
+        if rows != 3 * dim {
+            candle_core::bail!("attention in_proj_weight is [{rows}, {dim}], expected [{}, {dim}]", 3 * dim);
+        }
         if num_heads == 0 || !dim.is_multiple_of(num_heads) {
             candle_core::bail!("attention width {dim} is not divisible by {num_heads} heads");
         }
-        let init = candle_nn::init::DEFAULT_KAIMING_NORMAL;
-        let w = vb.get_with_hints((3 * dim, dim), "in_proj_weight", init)?;
-        let b = vb.get_with_hints(3 * dim, "in_proj_bias", candle_nn::Init::Const(0.0))?;
-        let out_proj = Linear::load(vb.pp("out_proj"), dim, dim, true)?;
-        Ok(Self { in_proj: Linear::from_parts(w, Some(b)), out_proj, num_heads, dropout: 0.0 })
+        let rows_of = |start: usize, len: usize| -> Result<Linear> {
+            let w = in_proj.weight.narrow(0, start, len)?;
+            let b = in_proj.bias.as_ref().map(|b| b.narrow(0, start, len)).transpose()?;
+            Ok(Linear::from_parts(w, b))
+        };
+        let (q, kv) = (rows_of(0, dim)?, rows_of(dim, 2 * dim)?);
+        Ok(Self { in_proj, q, kv, out_proj, num_heads, dropout })
     }
 
-    /// `xs: [B, L, D]`; `mask`: additive, broadcastable to `[B, H, L, L]` (e.g. `[L, L]` causal or
-    /// `[B, 1, L, L]` per sample). Returns `[B, L, D]`.
-    pub fn forward(&self, xs: &Tensor, mask: Option<&Tensor>) -> Result<Tensor> {
-        self.forward_t(xs, mask, false)
-    }
-
-    pub fn forward_t(&self, xs: &Tensor, mask: Option<&Tensor>, train: bool) -> Result<Tensor> {
-        let (b, l, d) = xs.dims3()?;
+    /// `query: [B, Lq, D]` attends over `kv: [B, S, D]` (self-attention: the same tensor); `mask`: additive,
+    /// broadcastable to `[B, H, Lq, S]` (e.g. `[L, L]` causal, `[B, 1, L, L]` per sample, or a key padding mask
+    /// `[B, 1, 1, S]` of 0 / −inf); `train` switches dropout on. Returns `[B, Lq, D]`.
+    pub fn forward(&self, query: &Tensor, kv: &Tensor, mask: Option<&Tensor>, train: bool) -> Result<Tensor> {
+        let (b, lq, d) = query.dims3()?;
         let h = self.num_heads;
         let hd = d / h;
-        let qkv = self.in_proj.forward(xs)?; // [B, L, 3D]
-        let qkv = qkv.reshape((b, l, 3, h, hd))?.permute((2, 0, 3, 1, 4))?; // [3, B, H, L, hd]
-        let q = (qkv.get(0)?.contiguous()? * (1.0 / (hd as f64).sqrt()))?;
-        let k = qkv.get(1)?.contiguous()?;
-        let v = qkv.get(2)?.contiguous()?;
+        let scale = 1.0 / (hd as f64).sqrt();
+        let (q, k, v) = if query.id() == kv.id() {
+            let qkv = self.in_proj.forward(query)?; // [B, L, 3D]
+            let qkv = qkv.reshape((b, lq, 3, h, hd))?.permute((2, 0, 3, 1, 4))?; // [3, B, H, L, hd]
+            (qkv.get(0)?, qkv.get(1)?.contiguous()?, qkv.get(2)?.contiguous()?)
+        } else {
+            let s = kv.dim(1)?;
+            let q = self.q.forward(query)?.reshape((b, lq, h, hd))?.transpose(1, 2)?; // [B, H, Lq, hd]
+            let kvp = self.kv.forward(kv)?.reshape((b, s, 2, h, hd))?.permute((2, 0, 3, 1, 4))?; // [2, B, H, S, hd]
+            (q, kvp.get(0)?.contiguous()?, kvp.get(1)?.contiguous()?)
+        };
+        let q = (q.contiguous()? * scale)?;
         let y = attend(&q, &k, &v, mask, self.dropout, train)?;
         self.out_proj.forward(&y)
     }

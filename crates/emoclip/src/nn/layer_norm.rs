@@ -22,8 +22,8 @@ impl LayerNorm {
             return candle_nn::ops::layer_norm(&xs.contiguous()?, &self.weight, &self.bias, self.eps as f32);
         }
         // Training on CPU in f32: one fused kernel with its own backward instead of ~30 composed passes.
-        if super::fused_grad::ln_usable(xs, &self.weight, &self.bias) {
-            return super::fused_grad::layer_norm(xs, &self.weight, &self.bias, self.eps);
+        if super::cpu::layer_norm::usable(xs, &self.weight, &self.bias) {
+            return super::cpu::layer_norm::layer_norm(xs, &self.weight, &self.bias, self.eps);
         }
         let dtype = xs.dtype();
         // Statistics in f32 at least, as PyTorch does for half precision.

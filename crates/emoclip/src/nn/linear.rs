@@ -51,12 +51,12 @@ impl Linear {
             super::autocast::matmul(&x2, &self.weight.t()?)?
         };
         match &self.bias {
-            Some(b) if super::fused::usable(&y, b) && super::fused::usable(&self.weight, b) => {
-                y = super::fused::bias_act(&y, b, act)?;
+            Some(b) if super::cpu::bias_act::usable(&y, b) && super::cpu::bias_act::usable(&self.weight, b) => {
+                y = super::cpu::bias_act::bias_act(&y, b, act)?;
             }
             // Training on CPU: the same fusion with its own backward (candle's GELU backward is ~15 passes).
-            Some(b) if act == Some(super::Activation::Gelu) && super::fused_grad::usable(&y, b) => {
-                y = super::fused_grad::bias_gelu(&y, b)?;
+            Some(b) if act == Some(super::Activation::Gelu) && super::cpu::bias_gelu::usable(&y, b) => {
+                y = super::cpu::bias_gelu::bias_gelu(&y, b)?;
             }
             other => {
                 if let Some(b) = other {

@@ -104,8 +104,8 @@ impl CustomOp1 for PackedLinear {
         let bias = self.packed.bias.as_deref();
         let act = self.act;
         let custom = move |_row: usize, col0: usize, v: &mut [f32]| match bias {
-            Some(b) => v.iter_mut().zip(&b[col0..]).for_each(|(o, &bb)| *o = super::fused::apply(act, *o + bb)),
-            None => v.iter_mut().for_each(|o| *o = super::fused::apply(act, *o)),
+            Some(b) => v.iter_mut().zip(&b[col0..]).for_each(|(o, &bb)| *o = super::cpu::bias_act::apply(act, *o + bb)),
+            None => v.iter_mut().for_each(|o| *o = super::cpu::bias_act::apply(act, *o)),
         };
         let epilogue = match (act, bias) {
             (None, None) => Epilogue::None,

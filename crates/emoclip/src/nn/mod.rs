@@ -5,8 +5,6 @@ pub mod activation;
 pub mod attention;
 pub mod autocast;
 pub mod cpu;
-pub mod fused;
-pub mod fused_grad;
 pub mod layer_norm;
 pub mod linear;
 pub mod matmul_bf16;
@@ -29,8 +27,8 @@ pub fn softmax_last_dim(xs: &Tensor) -> Result<Tensor> {
         return candle_nn::ops::softmax_last_dim(&xs.contiguous()?);
     }
     if xs.device().is_cpu() && xs.dtype() == DType::F32 {
-        // Training on CPU: one fused kernel with its own backward (fused_grad.rs).
-        return fused_grad::softmax_last_dim(xs);
+        // Training on CPU: one fused kernel with its own backward (cpu/softmax.rs).
+        return cpu::softmax::softmax_last_dim(xs);
     }
     // The max is detached: softmax is invariant to the shift, so the gradient is unchanged.
     let max = xs.max_keepdim(D::Minus1)?.detach();
@@ -48,6 +46,12 @@ thread_local! {
 /// Reseeds this thread's dropout mask generator (the trainer calls it once per step with a hash of (seed, step)).
 pub fn seed_dropout(seed: u64) {
     DROPOUT_RNG.with(|r| *r.borrow_mut() = <rand::rngs::StdRng as rand::SeedableRng>::seed_from_u64(seed));
+}
+
+/// L2 normalisation over the last dimension (`F.normalize(x, dim=-1)`, eps 1e-12).
+pub fn l2_normalize(xs: &Tensor) -> Result<Tensor> {
+    let n = xs.sqr()?.sum_keepdim(D::Minus1)?.sqrt()?.clamp(1e-12, f64::INFINITY)?;
+    xs.broadcast_div(&n)
 }
 
 /// Dropout with inverted scaling, differentiable (a multiplication by a constant random 0/1 mask drawn from a

@@ -419,7 +419,7 @@ impl Preparer<'_> {
                 boxes,
                 frame_size: fr.size,
             };
-            files.push(("json".into(), serde_json::to_vec(&meta).map_err(|e| Error::Msg(e.to_string()))?));
+            files.push(("json".into(), serde_json::to_vec(&meta)?));
             writer.write(&Sample { key: format!("{id}_{:05}", c.index), files })?;
             kept += 1;
         }
@@ -437,12 +437,12 @@ impl Preparer<'_> {
     fn write_index(&self, id: &str, cands: &[Candidate]) -> Result<()> {
         let mut index = String::new();
         for c in cands {
-            index.push_str(&serde_json::to_string(c).map_err(|e| Error::Msg(e.to_string()))?);
+            index.push_str(&serde_json::to_string(c)?);
             index.push('\n');
         }
         let lp = self.out.join("labels.json");
         if !lp.is_file() {
-            let labels = serde_json::to_vec(self.classifier.labels()).map_err(|e| Error::Msg(e.to_string()))?;
+            let labels = serde_json::to_vec(self.classifier.labels())?;
             crate::output::write_atomic(&lp, |f| std::io::Write::write_all(f, &labels))?;
         }
         let ip = self.index_path(id);

@@ -170,7 +170,7 @@ impl PrepareSettings {
             ));
         }
         std::fs::create_dir_all(out).map_err(|e| Error::io(out, e))?;
-        let json = serde_json::to_vec_pretty(self).map_err(|e| Error::Msg(e.to_string()))?;
+        let json = serde_json::to_vec_pretty(self)?;
         let tmp = tempfile::Builder::new().prefix(".emoclip-tmp-").tempfile_in(out).map_err(|e| Error::io(out, e))?;
         std::fs::write(tmp.path(), &json).map_err(|e| Error::io(tmp.path(), e))?;
         #[cfg(unix)]

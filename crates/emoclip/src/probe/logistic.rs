@@ -111,11 +111,12 @@ impl LogisticRegression {
                 .map(|start| {
                     let mut g = vec![0.0; d + 1];
                     let mut loss = 0.0;
-                    for i in start..(start + CHUNK).min(x.rows) {
+                    let end = (start + CHUNK).min(x.rows);
+                    for (i, &yi) in (start..end).zip(&y[start..end]) {
                         let xi = x.row(i);
                         let z = dot(w, xi) + b;
                         // logloss = softplus(-z) for y=1, softplus(z) for y=0; residual = sigmoid(z) - y.
-                        let (t, yv) = if y[i] { (-z, 1.0) } else { (z, 0.0) };
+                        let (t, yv) = if yi { (-z, 1.0) } else { (z, 0.0) };
                         loss += softplus(t);
                         let r = sigmoid(z) - yv;
                         axpy(r, xi, &mut g[..d]);
@@ -192,8 +193,8 @@ impl LogisticModel {
         let k = self.coef.rows;
         let mut out = Mat::zeros(x.rows, k);
         out.data.par_chunks_mut(k.max(1)).enumerate().for_each(|(i, o)| {
-            for c in 0..k {
-                o[c] = dot(self.coef.row(c), x.row(i)) + self.intercept[c];
+            for (c, (o, &b)) in o.iter_mut().zip(&self.intercept).enumerate() {
+                *o = dot(self.coef.row(c), x.row(i)) + b;
             }
         });
         Ok(out)

@@ -89,8 +89,8 @@ impl OneVsRestModel {
             .collect::<Result<_>>()?;
         let mut out = Mat::zeros(x.rows, k);
         for (c, col) in cols.iter().enumerate() {
-            for i in 0..x.rows {
-                out.data[i * k + c] = col[i];
+            for (row, &v) in out.data.chunks_mut(k).zip(col) {
+                row[c] = v;
             }
         }
         Ok(out)

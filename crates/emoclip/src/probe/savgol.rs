@@ -54,9 +54,9 @@ pub fn savgol_filter(x: &[f64], window: usize, polyorder: usize) -> Result<Vec<f
     let shift = (window - 1) / 2;
     let half = window / 2;
     let mut y = vec![0.0; n];
-    for i in half..n - half {
+    for (i, yi) in y.iter_mut().enumerate().take(n - half).skip(half) {
         let s = i - shift;
-        y[i] = h.iter().zip(&x[s..s + window]).map(|(a, b)| a * b).sum();
+        *yi = h.iter().zip(&x[s..s + window]).map(|(a, b)| a * b).sum();
     }
     let left: Vec<f64> = (0..half).map(|t| t as f64).collect();
     let right: Vec<f64> = (window - half..window).map(|t| t as f64).collect();

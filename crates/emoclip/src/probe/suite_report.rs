@@ -127,8 +127,7 @@ impl ProbeRun {
     /// Reads a `probe.json`.
     pub fn load(file: &Path) -> Result<Self> {
         let text = std::fs::read_to_string(file).map_err(|e| Error::io(file, e))?;
-        let v: Value =
-            serde_json::from_str(&text).map_err(|e| Error::Msg(format!("{}: invalid JSON ({e})", file.display())))?;
+        let v: Value = serde_json::from_str(&text).map_err(|e| Error::json_file(file, e))?;
         Self::from_json(&v, file)
     }
 }
@@ -438,8 +437,7 @@ pub fn load_suite(paths: &[PathBuf]) -> Result<Suite> {
     let mut skipped = Vec::new();
     for f in &files {
         let text = std::fs::read_to_string(f).map_err(|e| Error::io(f, e))?;
-        let v: Value =
-            serde_json::from_str(&text).map_err(|e| Error::Msg(format!("{}: invalid JSON ({e})", f.display())))?;
+        let v: Value = serde_json::from_str(&text).map_err(|e| Error::json_file(f, e))?;
         if v.get("dataset").and_then(Value::as_str).is_none_or(str::is_empty) {
             skipped.push(format!("{}: a manifest run (no dataset task), left out", f.display()));
             continue;

@@ -52,7 +52,7 @@ pub fn save_checkpoint(out: &Path, files: &CheckpointFiles) -> Result<PathBuf> {
     let dir = write_dir(out, &name, |tmp| {
         write_model(tmp, files.model, &files.config_json)?;
         save_safetensors(files.optimizer.iter().map(|(k, v)| (k.as_str(), v)), &tmp.join("optimizer.safetensors"))?;
-        let state = serde_json::to_string_pretty(files.state).map_err(|e| Error::Msg(e.to_string()))?;
+        let state = serde_json::to_string_pretty(files.state)?;
         for (file, text) in std::iter::once(("state.json", &state)).chain(files.extra.iter().map(|(f, t)| (*f, t))) {
             let p = tmp.join(file);
             std::fs::write(&p, text).map_err(|e| Error::io(&p, e))?;

@@ -50,7 +50,7 @@ impl MetricsLog {
 
     /// Appends `line` as one JSON line.
     pub fn append<T: Serialize>(&mut self, line: &T) -> Result<()> {
-        let text = serde_json::to_string(line).map_err(|e| Error::Msg(e.to_string()))?;
+        let text = serde_json::to_string(line)?;
         writeln!(self.file, "{text}").map_err(|e| Error::io(&self.path, e))
     }
 

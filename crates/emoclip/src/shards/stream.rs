@@ -98,9 +98,6 @@ impl Residency {
     pub fn now(&self) -> usize {
         self.now.load(Ordering::SeqCst)
     }
-    pub fn reset_peak(&self) {
-        self.peak.store(self.now(), Ordering::SeqCst);
-    }
 }
 
 /// Keeps one sample counted in a [`Residency`] while alive.

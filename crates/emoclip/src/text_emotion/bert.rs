@@ -29,12 +29,8 @@ impl Layer {
         // q/k/v fused into PyTorch's in_proj layout so the shared attention block serves.
         let in_proj = Linear::from_parts(Tensor::cat(&ws, 0)?, Some(Tensor::cat(&bs, 0)?));
         let out = vb.pp("attention").pp("output");
-        let attn = MultiheadAttention {
-            in_proj,
-            out_proj: Linear::load(out.pp("dense"), h, h, true)?,
-            num_heads: c.num_attention_heads,
-            dropout: 0.0,
-        };
+        let out_proj = Linear::load(out.pp("dense"), h, h, true)?;
+        let attn = MultiheadAttention::from_parts(in_proj, out_proj, c.num_attention_heads, 0.0)?;
         Ok(Self {
             attn,
             attn_norm: LayerNorm::load(out.pp("LayerNorm"), h, c.layer_norm_eps)?,
@@ -45,7 +41,7 @@ impl Layer {
     }
 
     fn forward(&self, x: &Tensor, mask: &Tensor) -> Result<Tensor> {
-        let x = self.attn_norm.forward(&(self.attn.forward(x, Some(mask))? + x)?)?;
+        let x = self.attn_norm.forward(&(self.attn.forward(x, x, Some(mask), false)? + x)?)?;
         let h = self.intermediate.forward_act(&x, Some(Activation::Gelu))?;
         self.out_norm.forward(&(self.output.forward(&h)? + &x)?)
     }

@@ -199,7 +199,7 @@ fn d_out() -> PathBuf {
 impl TrainConfig {
     pub fn from_toml_str(s: &str, path: &Path) -> Result<Self> {
         let mut cfg: Self = toml::from_str(s).map_err(|e| Error::config(path, e.to_string()))?;
-        cfg.validate(path)?;
+        cfg.validate(Some(path))?;
         cfg.source = Some(path.to_path_buf());
         Ok(cfg)
     }
@@ -226,13 +226,9 @@ impl TrainConfig {
         Ok(cfg)
     }
 
-    /// The config file's name for messages (`<train config>` when built in code).
-    pub fn source_name(&self) -> PathBuf {
-        self.source.clone().unwrap_or_else(|| PathBuf::from("<train config>"))
-    }
-
-    pub fn validate(&self, path: &Path) -> Result<()> {
-        let bad = |m: String| Err(Error::config(path, m));
+    /// Checks the values; `path` names the file in messages (`None` for a config built in code).
+    pub fn validate(&self, path: Option<&Path>) -> Result<()> {
+        let bad = |m: String| Err(Error::config_at(path, m));
         if self.batch_size == 0 || self.grad_accum == 0 {
             return bad("batch_size and grad_accum must be >= 1".into());
         }
@@ -272,12 +268,10 @@ impl TrainConfig {
                 "ViT-B-32" | "vit-b-32" | "ViT-B/32" => EmotionClipConfig::default(),
                 "tiny" => EmotionClipConfig::tiny(),
                 other => {
-                    return Err(Error::Config {
-                        path: PathBuf::from("<train config>"),
-                        msg: format!(
-                            "unknown model.name {other:?}: use \"ViT-B-32\", \"tiny\" or model.config = <json>"
-                        ),
-                    })
+                    return Err(Error::config_at(
+                        self.source.as_deref(),
+                        format!("unknown model.name {other:?}: use \"ViT-B-32\", \"tiny\" or model.config = <json>"),
+                    ))
                 }
             },
         };

@@ -134,7 +134,7 @@ impl Trainer {
                 ctx,
                 s.noise,
             )?),
-            (None, None) => return Err(Error::config("<train config>", "data: set `shards` or `synthetic`")),
+            (None, None) => return Err(Error::config_at(cfg.source.as_deref(), "data: set `shards` or `synthetic`")),
         };
         Self::with_dataset_distributed(cfg, data, device, start, dist)
     }
@@ -158,8 +158,7 @@ impl Trainer {
         mut dist: Box<dyn Collective>,
     ) -> Result<Self> {
         let start = start.into();
-        let source = cfg.source_name();
-        cfg.validate(&source)?;
+        cfg.validate(cfg.source.as_deref())?;
         check_out_dir(&cfg, start, dist.as_ref())?;
         let resume_dir = if start == Start::Resume { run::latest(&cfg.out_dir)? } else { None };
         let (model_cfg, tensors, origin) = match &resume_dir {
@@ -186,8 +185,8 @@ impl Trainer {
             g.lr = cfg.lr.unwrap_or(g.lr) * cfg.lr_scale;
         }
         if groups.iter().all(|g| g.params.is_empty()) {
-            return Err(Error::config(
-                &source,
+            return Err(Error::config_at(
+                cfg.source.as_deref(),
                 format!("freeze = {} leaves no parameter to train; unfreeze at least one part", cfg.freeze_list()),
             ));
         }
@@ -198,16 +197,16 @@ impl Trainer {
         let world = dist.world_size();
         let steps_per_epoch = data.len() / (micro * world);
         if steps_per_epoch == 0 {
-            return Err(Error::config(
-                &source,
+            return Err(Error::config_at(
+                cfg.source.as_deref(),
                 format!("the dataset has {} clips, fewer than one step (batch_size × grad_accum × world size = {micro} × {world})", data.len()),
             ));
         }
         let total_steps = cfg.max_steps.unwrap_or(cfg.epochs * steps_per_epoch);
         if cfg.warmup_steps > total_steps && dist.rank() == 0 {
             tracing::warn!(
-                "{}: warmup_steps = {} is more than the run's {total_steps} steps (max_steps, or epochs × {steps_per_epoch} steps per epoch): the learning rate stays in warm-up and never reaches its peak; lower warmup_steps for a real run",
-                source.display(),
+                "{}warmup_steps = {} is more than the run's {total_steps} steps (max_steps, or epochs × {steps_per_epoch} steps per epoch): the learning rate stays in warm-up and never reaches its peak; lower warmup_steps for a real run",
+                cfg.source.as_ref().map(|p| format!("{}: ", p.display())).unwrap_or_default(),
                 cfg.warmup_steps
             );
         }
@@ -369,8 +368,8 @@ impl Trainer {
             crate::nn::seed_dropout(mix_seed(&dseed));
             let v = self.model.encode_video_t(&batch.video, Some(&batch.masks), true)?;
             let t = self.model.encode_text(&batch.ids)?;
-            let v = crate::clip::vision::l2_normalize(&v)?;
-            let t = crate::clip::vision::l2_normalize(&t)?;
+            let v = crate::nn::l2_normalize(&v)?;
+            let t = crate::nn::l2_normalize(&t)?;
             let v = distributed::gather_features(self.dist.as_mut(), &v)?;
             let t = distributed::gather_features(self.dist.as_mut(), &t)?;
             let emotion = self.dist.all_gather(&batch.emotion)?;
@@ -467,7 +466,7 @@ impl Trainer {
             epoch: self.epoch,
             pos: self.pos,
             seed: self.cfg.seed,
-            config: serde_json::to_value(&self.cfg).map_err(|e| Error::Msg(e.to_string()))?,
+            config: serde_json::to_value(&self.cfg)?,
         };
         let files = CheckpointFiles {
             model: &self.varmap,
@@ -519,10 +518,8 @@ impl Trainer {
         let (frames, size) = self.frames_size();
         let batch =
             load_batch(self.data.as_ref(), indices, mix_seed(&[self.cfg.seed, 0xE7A1]), 0, frames, size, &self.device)?;
-        let v = crate::clip::vision::l2_normalize(
-            &self.model.encode_video_t(&batch.video, Some(&batch.masks), false)?.detach(),
-        )?;
-        let t = crate::clip::vision::l2_normalize(&self.model.encode_text(&batch.ids)?.detach())?;
+        let v = crate::nn::l2_normalize(&self.model.encode_video_t(&batch.video, Some(&batch.masks), false)?.detach())?;
+        let t = crate::nn::l2_normalize(&self.model.encode_text(&batch.ids)?.detach())?;
         let best = v.matmul(&t.t()?)?.argmax(1)?.to_vec1::<u32>()?;
         let ids = batch.ids.to_vec2::<u32>()?;
         let hits = best.iter().enumerate().filter(|(i, &j)| ids[*i] == ids[j as usize]).count();
@@ -550,7 +547,7 @@ fn start_fingerprint(
     pos: usize,
     n: usize,
 ) -> Result<String> {
-    let mut config = serde_json::to_value(cfg).map_err(|e| Error::Msg(e.to_string()))?;
+    let mut config = serde_json::to_value(cfg)?;
     // Paths may differ between nodes (mount points); what they hold is covered by the weight hash and `n`.
     if let Some(o) = config.as_object_mut() {
         o.remove("out_dir");

@@ -146,6 +146,6 @@ pub fn parse(v: serde_json::Value, path: &Path) -> Result<OpenClipConfig> {
         eos_token_id: if t.eos_token_id == 2 { None } else { Some(t.eos_token_id) },
         extra: BTreeMap::new(),
     };
-    cfg.validate(path)?;
+    cfg.validate(Some(path))?;
     Ok(cfg)
 }

@@ -202,7 +202,7 @@ mod tests {
         let vb = CheckedTensors::new(HashMap::new(), missing, None).var_builder(DType::F32, &Device::Cpu);
         names
             .iter()
-            .map(|n| vb.get_with_hints(3, *n, candle_nn::init::DEFAULT_KAIMING_NORMAL).unwrap().to_vec1().unwrap())
+            .map(|n| vb.get_with_hints(3, n, candle_nn::init::DEFAULT_KAIMING_NORMAL).unwrap().to_vec1().unwrap())
             .collect()
     }
 

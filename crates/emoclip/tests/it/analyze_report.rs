@@ -234,6 +234,7 @@ fn output_directory_is_complete_and_reusable() {
             subject: r.subject,
             t_start: r.t_start,
             t_end: r.t_end,
+            frames: vec![],
         })
         .collect();
     let rows: Vec<Vec<f32>> = (0..index.len()).map(|i| vec![i as f32, 0.5, -1.0]).collect();

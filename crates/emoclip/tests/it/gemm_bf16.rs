@@ -219,3 +219,50 @@ fn packed_linear_fuses_bias_and_activation_and_repacks_a_new_weight() {
     let want2 = matmul_bf16::matmul(&x, &lin.weight.t().unwrap()).unwrap().broadcast_add(&bias).unwrap();
     assert!(max_abs_diff(&got2, &want2) < 1e-5, "stale packed weight: {}", max_abs_diff(&got2, &want2));
 }
+
+/// Training under bf16 autocast (`precision = "bf16"`): `Linear` (x Wᵀ + b, f32 master weights tracked as
+/// variables) multiplies on the kernel forward and backward. With `loss = Σ y ⊙ G` the gradients `dX = G·W` and
+/// `dW = Gᵀ·X` are computed by the backward alone, so their error proves which arithmetic the backward ran: within
+/// the bf16 bound of an f64 reference, and beyond what f32 products could be off (the operands were rounded).
+#[test]
+fn linear_training_gradients_run_on_the_kernel_within_bf16_bounds() {
+    if !gemm_bf16::cpu_supported() {
+        eprintln!("no AVX-512 BF16 on this CPU");
+        return;
+    }
+    let dev = Device::Cpu;
+    let mut rng = rand::rngs::StdRng::seed_from_u64(7);
+    let (bt, rows, k, n) = (2, 37, 200, 130); // flattened M = 74; K and N not multiples of 32
+    let m = bt * rows;
+    let (xv, wv, gv) = (randv(&mut rng, m * k), randv(&mut rng, n * k), randv(&mut rng, m * n));
+    let bv = randv(&mut rng, n);
+    let x = Var::from_tensor(&Tensor::from_vec(xv.clone(), (bt, rows, k), &dev).unwrap()).unwrap();
+    let w = Var::from_tensor(&Tensor::from_vec(wv.clone(), (n, k), &dev).unwrap()).unwrap();
+    let b = Var::from_tensor(&Tensor::from_vec(bv.clone(), n, &dev).unwrap()).unwrap();
+    let g = Tensor::from_vec(gv.clone(), (bt, rows, n), &dev).unwrap();
+    let lin = Linear::from_parts(w.as_tensor().clone(), Some(b.as_tensor().clone()));
+    let _bf16 = autocast(Some(DType::BF16));
+    let y = lin.forward(x.as_tensor()).unwrap();
+    let grads = (&y * &g).unwrap().sum_all().unwrap().backward().unwrap();
+    let v = |t: &Tensor| t.flatten_all().unwrap().to_vec1::<f32>().unwrap();
+    // Forward: Y = X·Wᵀ (+ b, exact in the check below up to one f32 rounding).
+    let yv: Vec<f32> = v(&y).iter().enumerate().map(|(i, &y)| y - bv[i % n]).collect();
+    let fwd = worst_ratio(&yv, &xv, (k, 1), &wv, (1, k), m, n, k);
+    assert!(fwd <= bound_factor(k) + 2f64.powi(-23), "forward: {fwd:.3e} > bf16 bound {:.3e}", bound_factor(k));
+    // dX [m, k] = G [m, n] · W [n, k].
+    let dx = v(grads.get(x.as_tensor()).expect("dX"));
+    let wdx = worst_ratio(&dx, &gv, (n, 1), &wv, (k, 1), m, k, n);
+    // dW [n, k] = Gᵀ [n, m] · X [m, k].
+    let dw = v(grads.get(w.as_tensor()).expect("dW"));
+    let wdw = worst_ratio(&dw, &gv, (1, n), &xv, (k, 1), n, k, m);
+    eprintln!("bf16 training linear: forward {fwd:.2e}, dX {wdx:.2e}, dW {wdw:.2e} (of Σ|a||b|)");
+    assert!(wdx <= bound_factor(n), "dX: {wdx:.3e} > bf16 bound {:.3e}", bound_factor(n));
+    assert!(wdw <= bound_factor(m), "dW: {wdw:.3e} > bf16 bound {:.3e}", bound_factor(m));
+    assert!(wdx > f32_factor(n) && wdw > f32_factor(m), "the backward products were not in bf16: {wdx:.2e}, {wdw:.2e}");
+    // The bias gradient is Σ over rows of G (f32 sums).
+    let db = v(grads.get(b.as_tensor()).expect("db"));
+    for j in 0..n {
+        let want: f64 = (0..m).map(|i| gv[i * n + j] as f64).sum();
+        assert!((db[j] as f64 - want).abs() <= 1e-5 * (1.0 + want.abs()), "db[{j}] = {} vs {want}", db[j]);
+    }
+}

@@ -6,8 +6,8 @@ use candle_nn::VarMap;
 use emoclip::emotionclip::{EmotionClip, SubjectMode};
 
 fn contrastive_loss(v: &Tensor, t: &Tensor, scale: &Tensor) -> candle_core::Result<Tensor> {
-    let v = emoclip::clip::vision::l2_normalize(v)?;
-    let t = emoclip::clip::vision::l2_normalize(t)?;
+    let v = emoclip::nn::l2_normalize(v)?;
+    let t = emoclip::nn::l2_normalize(t)?;
     let logits = v.matmul(&t.t()?)?.broadcast_mul(&scale.exp()?)?;
     let n = logits.dim(0)?;
     let labels = Tensor::arange(0u32, n as u32, logits.device())?;

@@ -33,8 +33,8 @@ fn check(case: &str, weights: &str) {
     let mask = e["mask"].to_dtype(DType::F32).unwrap();
     let ids = e["ids"].to_dtype(DType::U32).unwrap();
     let emotion = e["emotion"].to_dtype(DType::F32).unwrap();
-    let v = emoclip::clip::vision::l2_normalize(&model.encode_video_t(&video, Some(&mask), true).unwrap()).unwrap();
-    let t = emoclip::clip::vision::l2_normalize(&model.encode_text(&ids).unwrap()).unwrap();
+    let v = emoclip::nn::l2_normalize(&model.encode_video_t(&video, Some(&mask), true).unwrap()).unwrap();
+    let t = emoclip::nn::l2_normalize(&model.encode_text(&ids).unwrap()).unwrap();
     let cfg = SnceConfig { beta: 10.0, ..Default::default() };
     let loss = snce_loss(&v, &t, model.logit_scale(), &emotion, &cfg).unwrap();
     let (got_loss, want_loss) = (loss.to_dtype(DType::F64).unwrap().to_scalar::<f64>().unwrap(), f64s(&e["loss"])[0]);

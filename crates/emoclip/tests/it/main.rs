@@ -1,4 +1,5 @@
 //! The crate's integration tests, one binary (a 2-core CI links one test executable per crate, not one per file).
+mod analyze_pipeline;
 mod analyze_report;
 mod analyze_scoring;
 mod analyze_track;
@@ -10,6 +11,7 @@ mod common;
 mod config_inference;
 mod detect;
 mod distributed;
+mod embed_pipeline;
 mod gemm_bf16;
 mod gradients;
 mod grads_parity;

@@ -174,9 +174,9 @@ fn metrics_match_sklearn_with_ties_and_edge_cases() {
     let s = mat(&d["s"]);
     // per-class AP with ties; class 3 has no positive: sklearn returns 0.0 (with a warning)
     let ap_want = vecf(&d["ap"]);
-    for k in 0..4 {
+    for (k, &want) in ap_want[..4].iter().enumerate() {
         let v = average_precision_score(&y.col(k), &s.col(k)).unwrap();
-        close(&[v], &[ap_want[k]], METRIC, &format!("AP class {k}"));
+        close(&[v], &[want], METRIC, &format!("AP class {k}"));
     }
     let ap = average_precision_macro(&y, &s).unwrap();
     close(&[ap.sklearn], &[f(&d["ap_macro"])], METRIC, "AP macro (sklearn, no-positive class = 0)");
@@ -185,8 +185,8 @@ fn metrics_match_sklearn_with_ties_and_edge_cases() {
 
     // ROC AUC: class 3 undefined -> error for the binary call, NaN in the sklearn macro, skipped in defined_mean
     let auc_want = vecf(&d["auc"]);
-    for k in 0..3 {
-        close(&[roc_auc_score(&y.col(k), &s.col(k)).unwrap()], &[auc_want[k]], METRIC, &format!("AUC class {k}"));
+    for (k, &want) in auc_want[..3].iter().enumerate() {
+        close(&[roc_auc_score(&y.col(k), &s.col(k)).unwrap()], &[want], METRIC, &format!("AUC class {k}"));
     }
     assert!(auc_want[3].is_nan());
     let err = roc_auc_score(&y.col(3), &s.col(3)).unwrap_err().to_string();

@@ -310,7 +310,7 @@ fn learns_in_bf16_mixed_precision() {
     let classes = 8;
     let mut cfg = tiny(dir.path(), 64, classes, 16, 1, 80);
     cfg.precision = Precision::Bf16;
-    cfg.validate(Path::new("test.toml")).unwrap();
+    cfg.validate(Some(Path::new("test.toml"))).unwrap();
     let mut t = Trainer::new(cfg, Device::Cpu, false).unwrap();
     let mut losses = Vec::new();
     t.run(None, |m| losses.push(m.loss)).unwrap();

@@ -336,7 +336,7 @@ pub enum Epilogue<'a> {
     None,
     /// `c + bias[column]`, in registers.
     Bias(&'a [f32]),
-    /// `gelu_erf(c + bias[column])` (PyTorch `nn.GELU()`; erf as [`crate::nn::fused::erf_fast`]), in registers.
+    /// `gelu_erf(c + bias[column])` (PyTorch `nn.GELU()`; erf as [`crate::nn::cpu::bias_act::erf_fast`]), in registers.
     Gelu(Option<&'a [f32]>),
     /// Any function of each finished output row segment `(row, first column, values)`, after the store.
     Custom(&'a (dyn Fn(usize, usize, &mut [f32]) + Sync)),
@@ -704,7 +704,7 @@ mod x86 {
         }
     }
 
-    /// `gelu_erf(v) = v·(1 + erf(v/√2))/2` with erf as `nn::fused::erf_fast` (rational function on [-4, 4]).
+    /// `gelu_erf(v) = v·(1 + erf(v/√2))/2` with erf as `nn::cpu::bias_act::erf_fast` (rational function on [-4, 4]).
     #[inline]
     #[target_feature(enable = "avx512f")]
     unsafe fn gelu(v: __m512) -> __m512 {

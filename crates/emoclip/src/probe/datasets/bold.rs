@@ -1,4 +1,4 @@
-//! BoLD (Body Language Dataset) adapter: the official `BOLD_public` release layout as read by EmotionCLIP src/datasets/bold.py and `linear_eval.py --dataset bold` (reference.md §8).
+//! BoLD (Body Language Dataset) adapter: the official `BOLD_public` release layout as read by EmotionCLIP src/datasets/bold.py and `linear_eval.py --dataset bold`.
 //!
 //! # Layout (under `root`, the `BOLD_public` directory)
 //!

@@ -1,4 +1,4 @@
-//! Emotic adapter: the preprocessed-CSV layout of the Tandon-A/emotic repository (`mat2py.py`) as read by EmotionCLIP src/datasets/emotic.py and `linear_eval.py --dataset emotic` (reference.md §8).
+//! Emotic adapter: the preprocessed-CSV layout of the Tandon-A/emotic repository (`mat2py.py`) as read by EmotionCLIP src/datasets/emotic.py and `linear_eval.py --dataset emotic`.
 //!
 //! # Layout (under `root`)
 //!

@@ -1,4 +1,4 @@
-//! LIRIS-ACCEDE (MediaEval 2018 "Emotional Impact of Movies") in its release layout for the linear probe; mirrors EmotionCLIP src/datasets/liris_accede.py and `eval_liris_accede` of `linear_eval.py` (reference.md §8).
+//! LIRIS-ACCEDE (MediaEval 2018 "Emotional Impact of Movies") in its release layout for the linear probe; mirrors the official EmotionCLIP src/datasets/liris_accede.py and `eval_liris_accede` of `linear_eval.py`.
 //!
 //! # Layout read (under the dataset root)
 //!
@@ -30,7 +30,7 @@
 //! `Ridge(alpha=1)` per dimension (one multi-output Ridge is identical: the targets are independent), then
 //! `savgol_filter(window_length=100, polyorder=3)` over the **concatenated** test predictions in movie/time
 //! order (across movie boundaries, as officially); MSE and Pearson r per dimension and their means.
-use super::{letterbox_boxes, read_json, AdapterOptions, DatasetTask};
+use super::{letterbox_boxes, read_json, AdapterOptions, DatasetTask, LirisOptions};
 use crate::media::{BoxFile, FrameDir, FrameSelection, MaskMode, MediaOptions, PersonBox};
 use crate::probe::manifest::{BoxesSpec, Item, Label, Manifest, Skipped, Split, Task};
 use crate::{Error, Result};
@@ -134,101 +134,11 @@ pub fn load(root: &Path, opts: &AdapterOptions) -> Result<Vec<DatasetTask>> {
             ann.display()
         )));
     }
-    let mut items = Vec::new();
-    let mut skipped = Vec::new();
-    // Train sets first, then test, each in sorted order (the concatenated test vector is smoothed in this order).
-    let sets = sorted_entries(&ann)?;
-    let is_test = |p: &PathBuf| p.file_name().is_some_and(|n| n.to_string_lossy().to_lowercase().contains("test"));
-    for (split, want_test) in [(Split::Train, false), (Split::Test, true)] {
-        for set in sets.iter().filter(|p| p.is_dir() && is_test(p) == want_test) {
-            let files_dir = set.join("annotations");
-            if !files_dir.is_dir() {
-                tracing::warn!("{}: no annotations/ inside, ignored", set.display());
-                continue;
-            }
-            for file in sorted_entries(&files_dir)?.into_iter().filter(|p| p.is_file()) {
-                let name = file.file_name().map(|n| n.to_string_lossy().to_string()).unwrap_or_default();
-                let movie = name.split('_').take(2).collect::<Vec<_>>().join("_");
-                let movie = movie.trim_end_matches(".txt").to_string();
-                let text = std::fs::read_to_string(&file).map_err(|e| Error::io(&file, e))?;
-                let seconds = parse_annotations(&text, &file)?;
-                let frames_dir = root.join("frames").join(format!("{movie}.mp4"));
-                let fd = match FrameDir::open(&frames_dir) {
-                    Ok(fd) if !fd.is_empty() => fd,
-                    Ok(_) | Err(_) => {
-                        for s in &seconds {
-                            skipped.push(Skipped {
-                                row: s.line,
-                                path: frames_dir.clone(),
-                                reason: format!("{movie} t={}: frame directory missing or empty", s.time),
-                            });
-                        }
-                        continue;
-                    }
-                };
-                // Official: min(#frames, #rows) seconds.
-                let total = fd.len().min(seconds.len());
-                let boxes_path = root.join("bboxes").join(format!("{movie}.mp4")).join("human_boxes.json");
-                let boxes = if boxes_path.is_file() {
-                    let (w, h) = super::meld::media_size(&frames_dir)?;
-                    Some(movie_boxes(&boxes_path, w, h)?)
-                } else {
-                    tracing::warn!("{}: not found, {movie} is encoded without subject masks", boxes_path.display());
-                    None
-                };
-                for (r, s) in seconds.iter().enumerate() {
-                    let k = (s.time * lo.fps).round();
-                    if r >= total || k < 0.0 {
-                        skipped.push(Skipped {
-                            row: s.line,
-                            path: file.clone(),
-                            reason: format!("{movie} t={}: beyond the movie's {} frame(s)", s.time, fd.len()),
-                        });
-                        continue;
-                    }
-                    if split == Split::Train && lo.trim_train_edges && (r < VIDEO_LEN / 2 || total - r < VIDEO_LEN / 2)
-                    {
-                        continue; // the official edge filter: not an error, not reported
-                    }
-                    let number = k as u64 + 1;
-                    let numbers: Vec<u64> = if lo.repeat_label_frame {
-                        vec![number; VIDEO_LEN]
-                    } else {
-                        // The official window [start, end) in 0-based seconds, clamped at the movie ends.
-                        let i = k as i64;
-                        let half = (VIDEO_LEN / 2) as i64;
-                        let start = (i - half).clamp(0, (total as i64 - VIDEO_LEN as i64).max(0));
-                        (start..start + VIDEO_LEN as i64).map(|f| f as u64 + 1).collect()
-                    };
-                    if let Some(missing) = numbers.iter().find(|&&n| fd.position_of(n).is_none()) {
-                        skipped.push(Skipped {
-                            row: s.line,
-                            path: frames_dir.join(format!("{missing:08}.jpg")),
-                            reason: format!("{movie} t={}: frame {missing:08}.jpg not found", s.time),
-                        });
-                        continue;
-                    }
-                    items.push(Item {
-                        row: s.line,
-                        path: frames_dir.clone(),
-                        split,
-                        // Only the encoded frames' boxes (a whole movie's per item would not fit in memory).
-                        boxes: boxes.as_ref().map(|b| {
-                            let sel = numbers
-                                .iter()
-                                .map(|&n| (n as usize, b.get(&(n as usize)).cloned().unwrap_or_default()));
-                            BoxesSpec::Built(BoxFile::per_frame(sel.collect()))
-                        }),
-                        label: Label::Targets(vec![s.valence, s.arousal]),
-                        media: MediaOptions {
-                            frames: FrameSelection::Numbers(numbers),
-                            mask: MaskMode::Bilinear,
-                            ..Default::default()
-                        },
-                    });
-                }
-            }
-        }
+    let (mut items, mut skipped) = (Vec::new(), Vec::new());
+    for (split, file) in annotation_files(&ann)? {
+        let (i, s) = movie_items(root, &file, split, lo)?;
+        items.extend(i);
+        skipped.extend(s);
     }
     let manifest = Manifest {
         source: ann,
@@ -242,4 +152,118 @@ pub fn load(root: &Path, opts: &AdapterOptions) -> Result<Vec<DatasetTask>> {
     let mut options = opts.eval.clone();
     options.savgol = lo.savgol;
     Ok(vec![DatasetTask { name: "liris/valence-arousal".into(), manifest, options }])
+}
+
+/// The annotation files with their split: the train sets first, then the test sets (a set is a test set when
+/// its directory name contains "test"), each in sorted order (the concatenated test vector is smoothed in
+/// this order).
+fn annotation_files(ann: &Path) -> Result<Vec<(Split, PathBuf)>> {
+    let sets = sorted_entries(ann)?;
+    let is_test = |p: &PathBuf| p.file_name().is_some_and(|n| n.to_string_lossy().to_lowercase().contains("test"));
+    let mut files = Vec::new();
+    for (split, want_test) in [(Split::Train, false), (Split::Test, true)] {
+        for set in sets.iter().filter(|p| p.is_dir() && is_test(p) == want_test) {
+            let files_dir = set.join("annotations");
+            if !files_dir.is_dir() {
+                tracing::warn!("{}: no annotations/ inside, ignored", set.display());
+                continue;
+            }
+            files.extend(sorted_entries(&files_dir)?.into_iter().filter(|p| p.is_file()).map(|f| (split, f)));
+        }
+    }
+    Ok(files)
+}
+
+/// The movie an annotation file belongs to: the first two `_`-separated parts of its name.
+fn movie_of(file: &Path) -> String {
+    let name = file.file_name().map(|n| n.to_string_lossy().to_string()).unwrap_or_default();
+    let movie = name.split('_').take(2).collect::<Vec<_>>().join("_");
+    movie.trim_end_matches(".txt").to_string()
+}
+
+/// One annotation file's items (one per annotated second) and skipped rows.
+fn movie_items(root: &Path, file: &Path, split: Split, lo: &LirisOptions) -> Result<(Vec<Item>, Vec<Skipped>)> {
+    let movie = movie_of(file);
+    let text = std::fs::read_to_string(file).map_err(|e| Error::io(file, e))?;
+    let seconds = parse_annotations(&text, file)?;
+    let (mut items, mut skipped) = (Vec::new(), Vec::new());
+    let frames_dir = root.join("frames").join(format!("{movie}.mp4"));
+    let fd = match FrameDir::open(&frames_dir) {
+        Ok(fd) if !fd.is_empty() => fd,
+        Ok(_) | Err(_) => {
+            for s in &seconds {
+                skipped.push(Skipped {
+                    row: s.line,
+                    path: frames_dir.clone(),
+                    reason: format!("{movie} t={}: frame directory missing or empty", s.time),
+                });
+            }
+            return Ok((items, skipped));
+        }
+    };
+    // Official: min(#frames, #rows) seconds.
+    let total = fd.len().min(seconds.len());
+    let boxes_path = root.join("bboxes").join(format!("{movie}.mp4")).join("human_boxes.json");
+    let boxes = if boxes_path.is_file() {
+        let (w, h) = super::meld::media_size(&frames_dir)?;
+        Some(movie_boxes(&boxes_path, w, h)?)
+    } else {
+        tracing::warn!("{}: not found, {movie} is encoded without subject masks", boxes_path.display());
+        None
+    };
+    for (r, s) in seconds.iter().enumerate() {
+        let k = (s.time * lo.fps).round();
+        if r >= total || k < 0.0 {
+            skipped.push(Skipped {
+                row: s.line,
+                path: file.to_path_buf(),
+                reason: format!("{movie} t={}: beyond the movie's {} frame(s)", s.time, fd.len()),
+            });
+            continue;
+        }
+        if split == Split::Train && lo.trim_train_edges && (r < VIDEO_LEN / 2 || total - r < VIDEO_LEN / 2) {
+            continue; // the official edge filter: not an error, not reported
+        }
+        let numbers = second_frames(k, total, lo.repeat_label_frame);
+        if let Some(missing) = numbers.iter().find(|&&n| fd.position_of(n).is_none()) {
+            skipped.push(Skipped {
+                row: s.line,
+                path: frames_dir.join(format!("{missing:08}.jpg")),
+                reason: format!("{movie} t={}: frame {missing:08}.jpg not found", s.time),
+            });
+            continue;
+        }
+        items.push(Item {
+            row: s.line,
+            path: frames_dir.clone(),
+            split,
+            boxes: boxes.as_ref().map(|b| frames_boxes(b, &numbers)),
+            label: Label::Targets(vec![s.valence, s.arousal]),
+            media: MediaOptions {
+                frames: FrameSelection::Numbers(numbers),
+                mask: MaskMode::Bilinear,
+                ..Default::default()
+            },
+        });
+    }
+    Ok((items, skipped))
+}
+
+/// The 1-based frame numbers encoded for the second at 0-based frame `k` of a movie with `total` usable
+/// seconds: frame `k` repeated [`VIDEO_LEN`] times, or the official window `[start, start + VIDEO_LEN)`
+/// around it, clamped at the movie ends.
+fn second_frames(k: f64, total: usize, repeat_label_frame: bool) -> Vec<u64> {
+    if repeat_label_frame {
+        return vec![k as u64 + 1; VIDEO_LEN];
+    }
+    let i = k as i64;
+    let half = (VIDEO_LEN / 2) as i64;
+    let start = (i - half).clamp(0, (total as i64 - VIDEO_LEN as i64).max(0));
+    (start..start + VIDEO_LEN as i64).map(|f| f as u64 + 1).collect()
+}
+
+/// Only the encoded frames' boxes (a whole movie's per item would not fit in memory).
+fn frames_boxes(movie: &BTreeMap<usize, Vec<PersonBox>>, numbers: &[u64]) -> BoxesSpec {
+    let sel = numbers.iter().map(|&n| (n as usize, movie.get(&(n as usize)).cloned().unwrap_or_default()));
+    BoxesSpec::Built(BoxFile::per_frame(sel.collect()))
 }

@@ -1,4 +1,4 @@
-//! MELD in its official release layout for the linear probe; mirrors EmotionCLIP src/datasets/meld.py and `linear_eval.py --dataset meld` (reference.md §8).
+//! MELD in its official release layout for the linear probe; mirrors the official EmotionCLIP src/datasets/meld.py and `linear_eval.py --dataset meld`.
 //!
 //! # Layout read (under the dataset root)
 //!

@@ -1,4 +1,4 @@
-//! Official-release dataset adapters for the linear probe (EmotionCLIP `linear_eval.py`, reference.md §8): each
+//! Official-release dataset adapters for the linear probe (EmotionCLIP `linear_eval.py`): each
 //! reads one dataset's own layout and yields the [`Manifest`]s the generic probe ([`super::eval`]) evaluates.
 //!
 //! Every adapter has the shape `load(root, &AdapterOptions) -> Result<Vec<DatasetTask>>`; [`load`] dispatches on
@@ -147,7 +147,7 @@ pub fn load(kind: DatasetKind, root: &Path, opts: &AdapterOptions) -> Result<Vec
     }
 }
 
-/// Official YOLO boxes (`[x1, y1, x2, y2, conf]` in the 640×640 letterbox of a `w×h` frame, reference.md §5.2)
+/// Official YOLO boxes (`[x1, y1, x2, y2, conf]` in the 640×640 letterbox of a `w×h` frame, official `preprocessing/yolo_additions/detect_human.py`)
 /// → [`PersonBox`]es in original-frame pixels: divided by `r0 = min(640/w, 640/h)`. The mask code multiplies
 /// by `r0 / r` again ([`crate::media::boxes`]), which reproduces the official `get_correct_bbox` on the
 /// resized frame up to floating-point rounding of the division.
@@ -171,7 +171,7 @@ pub fn letterbox_boxes(raw: &serde_json::Value, w: u32, h: u32, what: &str) -> R
 /// Reads a JSON file, naming it in errors.
 pub(crate) fn read_json(path: &Path) -> Result<serde_json::Value> {
     let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
-    serde_json::from_str(&text).map_err(|e| Error::Msg(format!("{}: invalid JSON ({e})", path.display())))
+    serde_json::from_str(&text).map_err(|e| Error::json_file(path, e))
 }
 
 /// 1-based line numbers of byte offsets, queried in increasing order (the `csv` crate's own line count is off

@@ -1,4 +1,4 @@
-//! MovieGraphs in the layout the official EmotionCLIP loader reads, for the linear probe; mirrors src/datasets/movie_graphs.py and `linear_eval.py --dataset mg` (reference.md §8).
+//! MovieGraphs in the layout the official EmotionCLIP loader reads, for the linear probe; mirrors the official src/datasets/movie_graphs.py and `linear_eval.py --dataset mg`.
 //!
 //! # Layout read (under the dataset root)
 //!
@@ -32,7 +32,7 @@ use crate::media::{FrameDir, FrameSelection, MediaOptions};
 use crate::probe::manifest::{BoxesSpec, Item, Label, Manifest, Skipped, Split, Task};
 use crate::{Error, Result};
 use std::collections::BTreeMap;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 /// `linear_eval.py`: `OneVsRestClassifier(LogisticRegression(C=10, solver='sag', max_iter=2000))`.
 pub const OFFICIAL_C: f64 = 10.0;
@@ -278,28 +278,14 @@ pub fn load(root: &Path, opts: &AdapterOptions) -> Result<Vec<DatasetTask>> {
             )));
         }
     }
-    let split_json = read_json(&split_path)?;
-    let mut split_of: BTreeMap<String, Split> = BTreeMap::new();
-    for (name, split) in [("train", Split::Train), ("val", Split::Val), ("test", Split::Test)] {
-        let list = split_json
-            .get(name)
-            .and_then(|v| v.as_array())
-            .ok_or_else(|| Error::Msg(format!("{}: no `{name}` list of movie ids", split_path.display())))?;
-        for m in list {
-            let m =
-                m.as_str().ok_or_else(|| Error::Msg(format!("{}: movie ids must be strings", split_path.display())))?;
-            split_of.insert(m.to_string(), split);
-        }
-    }
+    let split_of = read_splits(&split_path)?;
     let labels = read_json(&labels_path)?;
     let labels = labels.as_object().ok_or_else(|| {
         Error::Msg(format!("{}: expected {{movie_id: {{clip_id: [emotions]}}}}", labels_path.display()))
     })?;
     let boxes_path = root.join("all_human_boxes.json");
     let all_boxes = if boxes_path.is_file() { Some(read_json(&boxes_path)?) } else { None };
-    let info = off.join("mg_videoinfo");
-    let mut items = Vec::new();
-    let mut skipped = Vec::new();
+    let (mut items, mut skipped) = (Vec::new(), Vec::new());
     let mut unknown: BTreeMap<String, usize> = BTreeMap::new();
     let mut row = 0usize;
     for (movie, clips) in labels {
@@ -307,14 +293,8 @@ pub fn load(root: &Path, opts: &AdapterOptions) -> Result<Vec<DatasetTask>> {
         let clips = clips.as_object().ok_or_else(|| {
             Error::Msg(format!("{}: {movie}: expected {{clip_id: [emotions]}}", labels_path.display()))
         })?;
-        let scenes = scene_boundaries(&info.join("scene_boundaries").join(format!("{movie}.scenes.gt")))?;
-        let shots = shot_frames(&info.join("video_boundaries").join(format!("{movie}.videvents")))?;
-        let frames_dir = root.join("frames").join(movie);
-        let fd = FrameDir::open(&frames_dir).ok();
-        let size = match (&fd, &all_boxes) {
-            (Some(_), Some(_)) => super::meld::media_size(&frames_dir).ok(),
-            _ => None,
-        };
+        let m = Movie::open(root, movie, all_boxes.is_some())?;
+        let boxes_of_movie = all_boxes.as_ref().and_then(|b| b.get(movie));
         for (clip_id, emotions) in clips {
             row += 1;
             let what = format!("{movie} clip {clip_id}");
@@ -324,77 +304,32 @@ pub fn load(root: &Path, opts: &AdapterOptions) -> Result<Vec<DatasetTask>> {
             let words = emotions
                 .as_array()
                 .ok_or_else(|| Error::Msg(format!("{}: {what}: emotions must be a list", labels_path.display())))?;
-            let mut cats: Vec<usize> = Vec::new();
-            for w in words {
-                let w = w.as_str().unwrap_or_default();
-                match category_of(w) {
-                    Some(c) => cats.push(c),
-                    None => *unknown.entry(w.to_lowercase()).or_default() += 1,
-                }
-            }
-            cats.sort_unstable();
-            cats.dedup();
+            let cats = clip_categories(words, &mut unknown);
             if cats.is_empty() {
-                skipped.push(Skipped {
-                    row,
-                    path: labels_path.clone(),
-                    reason: format!("{what}: no emotion maps to an Emotic category"),
-                });
+                let reason = format!("{what}: no emotion maps to an Emotic category");
+                skipped.push(Skipped { row, path: labels_path.clone(), reason });
                 continue;
             }
-            let &(s0, s1) = scenes.get(clip).ok_or_else(|| {
-                Error::Msg(format!("{movie}.scenes.gt has {} clip(s), the labels name clip {clip}", scenes.len()))
-            })?;
-            let (Some(&(start, _)), Some(&(_, mut end))) = (shots.get(s0 - 1), shots.get(s1 - 1)) else {
-                return Err(Error::Msg(format!(
-                    "{movie}.videvents has {} shot(s), clip {clip} needs shot {s1}",
-                    shots.len()
-                )));
-            };
-            if movie == "tt0388795" && clip == 207 {
-                end = 184272; // official patch: the movie is shorter than its annotation
-            }
-            if end == -1 {
-                end = start + 8 * 24; // official: the last shot runs to the end of the movie
-            }
-            let numbers: Vec<u64> = linspace_int(start, end.max(start), 8).into_iter().map(|v| v as u64).collect();
-            let Some(fd) = &fd else {
-                skipped.push(Skipped {
-                    row,
-                    path: frames_dir.clone(),
-                    reason: format!("{what}: frame directory not found"),
-                });
+            let numbers = m.clip_frames(clip)?;
+            let Some(fd) = &m.frames else {
+                let reason = format!("{what}: frame directory not found");
+                skipped.push(Skipped { row, path: m.frames_dir.clone(), reason });
                 continue;
             };
             if let Some(n) = numbers.iter().find(|&&n| fd.position_of(n).is_none()) {
-                skipped.push(Skipped {
-                    row,
-                    path: frames_dir.join(format!("frame_{n}.jpg")),
-                    reason: format!("{what}: frame {n} not found"),
-                });
+                let reason = format!("{what}: frame {n} not found");
+                skipped.push(Skipped { row, path: m.frames_dir.join(format!("frame_{n}.jpg")), reason });
                 continue;
             }
-            let boxes = match (all_boxes.as_ref().and_then(|b| b.get(movie)), size) {
-                (Some(mb), Some((w, h))) => {
-                    let sel: serde_json::Map<String, serde_json::Value> = numbers
-                        .iter()
-                        .filter_map(|n| {
-                            let k = format!("frame_{n}.jpg");
-                            mb.get(&k).map(|v| (k, v.clone()))
-                        })
-                        .collect();
-                    Some(BoxesSpec::Built(super::meld::frame_boxes(
-                        &serde_json::Value::Object(sel),
-                        w,
-                        h,
-                        &format!("{} {movie}", boxes_path.display()),
-                    )?))
+            let boxes = match (boxes_of_movie, m.size) {
+                (Some(mb), Some(size)) => {
+                    Some(clip_boxes(mb, &numbers, size, &format!("{} {movie}", boxes_path.display()))?)
                 }
                 _ => None,
             };
             items.push(Item {
                 row,
-                path: frames_dir.clone(),
+                path: m.frames_dir.clone(),
                 split,
                 boxes,
                 label: Label::Classes(cats),
@@ -402,17 +337,7 @@ pub fn load(root: &Path, opts: &AdapterOptions) -> Result<Vec<DatasetTask>> {
             });
         }
     }
-    if !unknown.is_empty() {
-        let mut top: Vec<(&String, &usize)> = unknown.iter().collect();
-        top.sort_by(|a, b| b.1.cmp(a.1));
-        let list: Vec<String> = top.iter().take(10).map(|(w, n)| format!("{w} ({n})")).collect();
-        tracing::warn!(
-            "{}: {} emotion word(s) not in the official keyword dictionary were ignored, e.g. {}",
-            labels_path.display(),
-            unknown.len(),
-            list.join(", ")
-        );
-    }
+    warn_unknown_words(&labels_path, &unknown);
     let manifest = Manifest {
         source: labels_path,
         task: Task::Multi,
@@ -425,6 +350,116 @@ pub fn load(root: &Path, opts: &AdapterOptions) -> Result<Vec<DatasetTask>> {
     let mut options = opts.eval_with_c(OFFICIAL_C);
     options.top1_in_labels = true;
     Ok(vec![DatasetTask { name: "moviegraphs/emotion".into(), manifest, options }])
+}
+
+/// `split.json`: movie id → its split.
+fn read_splits(split_path: &Path) -> Result<BTreeMap<String, Split>> {
+    let split_json = read_json(split_path)?;
+    let mut split_of: BTreeMap<String, Split> = BTreeMap::new();
+    for (name, split) in [("train", Split::Train), ("val", Split::Val), ("test", Split::Test)] {
+        let list = split_json
+            .get(name)
+            .and_then(|v| v.as_array())
+            .ok_or_else(|| Error::Msg(format!("{}: no `{name}` list of movie ids", split_path.display())))?;
+        for m in list {
+            let m =
+                m.as_str().ok_or_else(|| Error::Msg(format!("{}: movie ids must be strings", split_path.display())))?;
+            split_of.insert(m.to_string(), split);
+        }
+    }
+    Ok(split_of)
+}
+
+/// The sorted, distinct categories of a clip's emotion words; words the keyword dictionary does not know are
+/// counted in `unknown` (lower-cased).
+fn clip_categories(words: &[serde_json::Value], unknown: &mut BTreeMap<String, usize>) -> Vec<usize> {
+    let mut cats: Vec<usize> = Vec::new();
+    for w in words {
+        let w = w.as_str().unwrap_or_default();
+        match category_of(w) {
+            Some(c) => cats.push(c),
+            None => *unknown.entry(w.to_lowercase()).or_default() += 1,
+        }
+    }
+    cats.sort_unstable();
+    cats.dedup();
+    cats
+}
+
+/// One movie's boundaries and frames.
+struct Movie {
+    name: String,
+    /// Clip (scene) → (start shot, end shot), 1-based shots.
+    scenes: Vec<(usize, usize)>,
+    /// Shot (0-based) → (start frame, end frame or -1 for the last shot).
+    shots: Vec<(i64, i64)>,
+    frames_dir: PathBuf,
+    /// `None` when the frame directory is missing (its clips are reported as skipped).
+    frames: Option<FrameDir>,
+    /// The frame size, read only when there are boxes to convert.
+    size: Option<(u32, u32)>,
+}
+
+impl Movie {
+    fn open(root: &Path, movie: &str, want_size: bool) -> Result<Self> {
+        let info = root.join("official").join("mg_videoinfo");
+        let scenes = scene_boundaries(&info.join("scene_boundaries").join(format!("{movie}.scenes.gt")))?;
+        let shots = shot_frames(&info.join("video_boundaries").join(format!("{movie}.videvents")))?;
+        let frames_dir = root.join("frames").join(movie);
+        let frames = FrameDir::open(&frames_dir).ok();
+        let size = if frames.is_some() && want_size { super::meld::media_size(&frames_dir).ok() } else { None };
+        Ok(Self { name: movie.to_string(), scenes, shots, frames_dir, frames, size })
+    }
+
+    /// The 8 frame numbers of `clip`: `np.linspace(start_frame, end_frame, 8, dtype=int)` over its scene's
+    /// shots, with the official patches (a last shot runs 8·24 frames; `tt0388795` clip 207 ends at 184272).
+    fn clip_frames(&self, clip: usize) -> Result<Vec<u64>> {
+        let movie = &self.name;
+        let &(s0, s1) = self.scenes.get(clip).ok_or_else(|| {
+            Error::Msg(format!("{movie}.scenes.gt has {} clip(s), the labels name clip {clip}", self.scenes.len()))
+        })?;
+        let (Some(&(start, _)), Some(&(_, mut end))) = (self.shots.get(s0 - 1), self.shots.get(s1 - 1)) else {
+            return Err(Error::Msg(format!(
+                "{movie}.videvents has {} shot(s), clip {clip} needs shot {s1}",
+                self.shots.len()
+            )));
+        };
+        if movie == "tt0388795" && clip == 207 {
+            end = 184272; // official patch: the movie is shorter than its annotation
+        }
+        if end == -1 {
+            end = start + 8 * 24; // official: the last shot runs to the end of the movie
+        }
+        Ok(linspace_int(start, end.max(start), 8).into_iter().map(|v| v as u64).collect())
+    }
+}
+
+/// The boxes of the clip's frames (`{"frame_{i}.jpg": [...]}` of the movie) in frame pixels.
+fn clip_boxes(movie_boxes: &serde_json::Value, numbers: &[u64], (w, h): (u32, u32), what: &str) -> Result<BoxesSpec> {
+    let sel: serde_json::Map<String, serde_json::Value> = numbers
+        .iter()
+        .filter_map(|n| {
+            let k = format!("frame_{n}.jpg");
+            movie_boxes.get(&k).map(|v| (k, v.clone()))
+        })
+        .collect();
+    Ok(BoxesSpec::Built(super::meld::frame_boxes(&serde_json::Value::Object(sel), w, h, what)?))
+}
+
+/// One warning with the ten most frequent emotion words the keyword dictionary does not know.
+fn warn_unknown_words(labels_path: &Path, unknown: &BTreeMap<String, usize>) {
+    if unknown.is_empty() {
+        return;
+    }
+    let mut top: Vec<(&String, &usize)> = unknown.iter().collect();
+    top.sort_by(|a, b| b.1.cmp(a.1));
+    let list: Vec<String> = top.iter().take(10).map(|(w, n)| format!("{w} ({n})")).collect();
+    tracing::warn!(
+        "{}: {} emotion word(s) not in the official keyword dictionary were ignored, e.g. {}",
+        labels_path.display(),
+        unknown.len(),
+        list.join(", ")
+    );
 }
 
 #[cfg(test)]

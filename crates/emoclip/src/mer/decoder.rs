@@ -1,18 +1,17 @@
-//! Cross-modal decoder (seed 003, Alg. 1 step 2): for m in L, V, A, Z^[i] = TransformerDecoder_m(Z^[i-1],
+//! Cross-modal decoder (MER-CLIP paper, Alg. 1 step 2): for m in L, V, A, Z^[i] = TransformerDecoder_m(Z^[i-1],
 //! memory = proj_m(X^m)), Z^[0] = Z^E. Each layer is PyTorch `nn.TransformerDecoderLayer(d_model, nhead,
 //! dim_feedforward, dropout, activation, batch_first=True, norm_first=False)`: post-norm self-attention,
 //! cross-attention (with `memory_key_padding_mask`), FFN; each stack is `nn.TransformerDecoder` without a
 //! final norm.
-use super::attention::Attention;
 use super::config::{CmdActivation, CmdConfig};
-use crate::nn::{dropout, Activation, LayerNorm, Linear};
+use crate::nn::{dropout, Activation, LayerNorm, Linear, MultiheadAttention};
 use candle_core::{Result, Tensor};
 use candle_nn::VarBuilder;
 
 #[derive(Clone, Debug)]
 pub struct DecoderLayer {
-    pub self_attn: Attention,
-    pub multihead_attn: Attention,
+    pub self_attn: MultiheadAttention,
+    pub multihead_attn: MultiheadAttention,
     pub linear1: Linear,
     pub linear2: Linear,
     pub norm1: LayerNorm,
@@ -26,8 +25,8 @@ impl DecoderLayer {
     /// Keys as PyTorch: `self_attn.*`, `multihead_attn.*`, `linear1.*`, `linear2.*`, `norm{1,2,3}.*`.
     pub fn load(vb: VarBuilder, width: usize, cfg: &CmdConfig) -> Result<Self> {
         Ok(Self {
-            self_attn: Attention::load(vb.pp("self_attn"), width, cfg.heads, cfg.dropout)?,
-            multihead_attn: Attention::load(vb.pp("multihead_attn"), width, cfg.heads, cfg.dropout)?,
+            self_attn: MultiheadAttention::load(vb.pp("self_attn"), width, cfg.heads, cfg.dropout)?,
+            multihead_attn: MultiheadAttention::load(vb.pp("multihead_attn"), width, cfg.heads, cfg.dropout)?,
             linear1: Linear::load(vb.pp("linear1"), width, cfg.ff, true)?,
             linear2: Linear::load(vb.pp("linear2"), cfg.ff, width, true)?,
             norm1: LayerNorm::load(vb.pp("norm1"), width, cfg.layer_norm_eps)?,

@@ -1,9 +1,10 @@
-//! Inference-only fused CPU kernel: `act(x + bias)` in one multi-threaded pass over the rows (candle runs
-//! the bias add and the erf GELU as two single-threaded passes). It has no backward, so callers use it
-//! only when nothing is tracked for autograd; f32 on CPU only (everything else takes the composed ops).
-use super::Activation;
+//! Inference-only fused CPU kernel: `act(x + bias)` (PyTorch `nn.Linear`'s bias then `nn.GELU()` /
+//! open_clip `QuickGELU`) in one multi-threaded pass over the rows (candle runs the bias add and the erf GELU
+//! as two single-threaded passes). It has no backward, so callers use it only when nothing is tracked for
+//! autograd; f32 on CPU only (everything else takes the composed ops).
+use super::rows::{f32_slice, map_rows};
+use crate::nn::Activation;
 use candle_core::{CpuStorage, CustomOp2, Layout, Result, Shape, Tensor};
-use rayon::prelude::*;
 
 struct BiasAct(Option<Activation>);
 
@@ -45,26 +46,15 @@ impl CustomOp2 for BiasAct {
     }
 
     fn cpu_fwd(&self, s1: &CpuStorage, l1: &Layout, s2: &CpuStorage, l2: &Layout) -> Result<(CpuStorage, Shape)> {
-        let (CpuStorage::F32(x), CpuStorage::F32(b)) = (s1, s2) else {
-            candle_core::bail!("bias-act: f32 only");
-        };
-        let (Some((x0, x1)), Some((b0, b1))) = (l1.contiguous_offsets(), l2.contiguous_offsets()) else {
-            candle_core::bail!("bias-act: contiguous inputs only");
-        };
-        let (x, b) = (&x[x0..x1], &b[b0..b1]);
+        let (x, b) = (f32_slice(s1, l1, "bias-act", "input")?, f32_slice(s2, l2, "bias-act", "bias")?);
         let n = b.len();
         if n == 0 || x.len() % n != 0 || l1.dims().last() != Some(&n) {
             candle_core::bail!("bias-act: bias of {n} for input {:?}", l1.dims());
         }
         let act = self.0;
-        let mut out = vec![0f32; x.len()];
-        // Chunks of whole rows, big enough to amortise the scheduling.
-        let rows_per_chunk = (16384 / n).max(1);
-        out.par_chunks_mut(rows_per_chunk * n).zip(x.par_chunks(rows_per_chunk * n)).for_each(|(o, xi)| {
-            for (orow, xrow) in o.chunks_mut(n).zip(xi.chunks(n)) {
-                for ((o, &v), &bb) in orow.iter_mut().zip(xrow).zip(b) {
-                    *o = apply(act, v + bb);
-                }
+        let out = map_rows([x], n, |orow, [xrow]| {
+            for ((o, &v), &bb) in orow.iter_mut().zip(xrow).zip(b) {
+                *o = apply(act, v + bb);
             }
         });
         Ok((CpuStorage::F32(out), l1.shape().clone()))
@@ -76,7 +66,7 @@ pub fn usable(xs: &Tensor, bias: &Tensor) -> bool {
     xs.device().is_cpu()
         && xs.dtype() == candle_core::DType::F32
         && bias.dtype() == candle_core::DType::F32
-        && !super::tracked(&[xs, bias])
+        && !crate::nn::tracked(&[xs, bias])
 }
 
 /// `act(xs + bias)` with `bias` broadcast over the last dimension.
