@@ -319,8 +319,8 @@ pub fn run(a: AnalyzeArgs) -> Result<i32> {
                 );
                 done.push(v.clone());
             }
-            Err(emoclip::Error::Interrupted(m)) => {
-                eprintln!("interrupted: {m}");
+            Err(e @ emoclip::Error::Interrupted { .. }) => {
+                eprintln!("{e}");
                 summary(&done, &skipped, &failed, t0);
                 return Ok(130);
             }

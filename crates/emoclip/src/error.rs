@@ -64,17 +64,15 @@ pub enum Error {
     #[error("{path}: {msg}")]
     Data { path: PathBuf, msg: String },
 
-    /// The caller asked to stop (e.g. Ctrl-C through a progress callback) before every item was processed.
-    #[error("interrupted on request after {done} of {total} item(s); run again to do the rest")]
-    Interrupted { done: usize, total: usize },
+    /// The caller asked a long operation to stop (e.g. Ctrl-C through a progress callback) before it finished;
+    /// what was finished is kept, nothing is half-written. `unit` names what was counted (`item(s)`,
+    /// `windows of VIDEO`).
+    #[error("interrupted on request after {done} of {total} {unit}; run again to do the rest")]
+    Interrupted { unit: String, done: usize, total: usize },
 
     /// A caption/transcript file is unreadable as captions (bad encoding, unknown format, no usable cue).
     #[error("{path}: {msg}")]
     Captions { path: PathBuf, msg: String },
-
-    /// The caller asked a long operation to stop (e.g. Ctrl-C through an event callback); nothing was written.
-    #[error("interrupted: {0}")]
-    Interrupted(String),
 }
 
 pub type Result<T> = std::result::Result<T, Error>;

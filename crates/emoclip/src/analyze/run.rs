@@ -397,7 +397,11 @@ impl Analyzer {
         })
         .is_break()
         {
-            return Err(Error::Interrupted(format!("{}: stopped by the caller", path.display())));
+            return Err(Error::Interrupted {
+                unit: format!("windows of {} (stopped while planning)", path.display()),
+                done: 0,
+                total: 0,
+            });
         }
 
         // People.
@@ -906,12 +910,11 @@ impl Analyzer {
                     col.windows_done += 1;
                     let ev = AnalyzeEvent::Window { done: col.windows_done, total: windows.len(), time: win.end };
                     if on_event(ev).is_break() {
-                        return Err(Error::Interrupted(format!(
-                            "{}: stopped by the caller after {} of {} windows; nothing was written",
-                            path.display(),
-                            col.windows_done,
-                            windows.len()
-                        )));
+                        return Err(Error::Interrupted {
+                            unit: format!("windows of {} (nothing written)", path.display()),
+                            done: col.windows_done,
+                            total: windows.len(),
+                        });
                     }
                 }
             }
@@ -930,7 +933,11 @@ fn emit_warning(
 ) -> Result<()> {
     warnings.push(w.clone());
     if on_event(AnalyzeEvent::Warning(w)).is_break() {
-        return Err(Error::Interrupted(format!("{}: stopped by the caller", path.display())));
+        return Err(Error::Interrupted {
+            unit: format!("windows of {} (stopped while planning)", path.display()),
+            done: 0,
+            total: 0,
+        });
     }
     Ok(())
 }
@@ -1020,15 +1027,15 @@ struct DecodeOutput {
     busy_s: f64,
 }
 
-/// Marks a stage stopped because the next one went away (its own error is the one to report).
+/// Marks a stage stopped because the next one went away (its own error is the one to report; never shown).
 const CLOSED: &str = "\u{0}emoclip-analyze-closed";
 
 fn closed() -> Error {
-    Error::Interrupted(CLOSED.into())
+    Error::Msg(CLOSED.into())
 }
 
 fn is_closed(e: &Error) -> bool {
-    matches!(e, Error::Interrupted(m) if m == CLOSED)
+    matches!(e, Error::Msg(m) if m == CLOSED)
 }
 
 /// The decode stage (its own thread): one pass, RGB only for the used frames, stopped after the last one.

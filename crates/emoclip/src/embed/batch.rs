@@ -124,7 +124,7 @@ pub fn pipelined<P: Send>(
             if consume(prepared).is_break() {
                 // Dropping the receiver (end of this scope's loop) also unblocks a producer waiting to send.
                 stop.store(true, Ordering::Relaxed);
-                return Err(Error::Interrupted { done, total: indices.len() });
+                return Err(Error::Interrupted { unit: "item(s)".into(), done, total: indices.len() });
             }
             done += items;
         }

@@ -142,7 +142,7 @@ impl FeatureCache {
         let todo: Vec<usize> = (0..rows.len()).filter(|&i| rows[i].is_none()).collect();
         let mut out = Cached { hits: rows.len() - todo.len(), rows, ..Cached::default() };
         if on(EmbedEvent::Plan { cached: out.hits, todo: todo.len() }).is_break() {
-            return Err(Error::Interrupted { done: 0, total: todo.len() }.into());
+            return Err(Error::Interrupted { unit: "item(s)".into(), done: 0, total: todo.len() }.into());
         }
         if todo.is_empty() {
             return Ok(out);

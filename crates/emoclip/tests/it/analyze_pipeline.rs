@@ -137,7 +137,7 @@ fn a_stop_from_the_callback_is_a_clean_interrupt() {
             ControlFlow::Continue(())
         })
         .unwrap_err();
-    assert!(matches!(e, emoclip::Error::Interrupted(_)), "{e}");
+    assert!(matches!(e, emoclip::Error::Interrupted { .. }), "{e}");
     assert!(e.to_string().contains("after 3 of 39 windows"), "{e}");
 }
 

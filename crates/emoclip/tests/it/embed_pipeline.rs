@@ -110,7 +110,7 @@ fn break_from_the_consumer_stops_the_producer_with_interrupted() {
         },
     );
     match r {
-        Err(Error::Interrupted { done, total }) => assert_eq!((done, total), (batch, n)),
+        Err(Error::Interrupted { done, total, .. }) => assert_eq!((done, total), (batch, n)),
         other => panic!("expected Interrupted, got {other:?}"),
     }
     assert_eq!(seen, 2, "no batch is consumed after Break");
@@ -212,7 +212,7 @@ fn embed_each_prepares_ahead_keeps_order_and_stops_on_break() {
         },
     );
     match r {
-        Err(Error::Interrupted { done, total }) => assert_eq!((done, total), (2, n)),
+        Err(Error::Interrupted { done, total, .. }) => assert_eq!((done, total), (2, n)),
         other => panic!("expected Interrupted, got {:?}", other.map(|c| c.embedded)),
     }
     let stored: Vec<bool> = keys.iter().map(|k| cache.get(k).is_some()).collect();
