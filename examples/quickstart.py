@@ -61,9 +61,11 @@ def main(argv=None) -> int:
 
     # 4. Analyse one video window by window (4 s windows every 2 s): scores per window and person.
     if hasattr(emoclip, "analyze"):
-        a = emoclip.analyze(model, videos[0], window=4.0, stride=2.0, prompts="basic")
-        print(f"analysis of {videos[0].name}: {len(a)} rows, columns {list(a.columns)[:6]}...")
-        times, labels, probs = 0.5 * (a.t_start + a.t_end), a.labels, a.probs
+        a = emoclip.analyze(model, videos[0], window=4.0, stride=2.0, prompts="basic", progress=True)
+        print(f"analysis of {videos[0].name} ({a.duration:.0f} s): {len(a)} rows, columns {a.columns[:3]}...")
+        scene = a.subject < 0  # the scene rows (persons too when a detector or boxes are given)
+        times = 0.5 * (a.t_start + a.t_end)[scene]
+        labels, probs = a.sources["basic"], a.scores["basic"][scene]
     else:
         print("emoclip.analyze is not available in this build; plotting the per-video scores instead")
         times, labels, probs = np.arange(len(videos), dtype=np.float32), z.labels, z.probs

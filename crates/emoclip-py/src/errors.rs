@@ -11,14 +11,15 @@ use std::path::Path;
 /// The path an error names, when it names one.
 fn error_path(e: &Error) -> Option<&Path> {
     match e {
+        Error::Config { path, .. } => path.as_deref(),
         Error::Io { path, .. }
-        | Error::Config { path, .. }
+        | Error::JsonFile { path, .. }
         | Error::Checkpoint { path, .. }
         | Error::Media { path, .. }
         | Error::TooFewFrames { path, .. }
         | Error::Boxes { path, .. }
         | Error::Data { path, .. }
-        | Error::Captions { path, .. } => Some(path),
+        | Error::Captions { path, .. } => Some(path.as_path()),
         _ => None,
     }
 }
@@ -53,7 +54,9 @@ pub fn with_message(e: Error, msg: String) -> PyErr {
             std::io::ErrorKind::PermissionDenied => PyPermissionError::new_err(msg),
             _ => PyOSError::new_err(msg),
         },
+        Error::Interrupted { .. } => pyo3::exceptions::PyKeyboardInterrupt::new_err(msg),
         Error::Config { .. }
+        | Error::JsonFile { .. }
         | Error::Checkpoint { .. }
         | Error::Media { .. }
         | Error::TooFewFrames { .. }

@@ -39,7 +39,7 @@ impl From<PyErr> for Stop {
 pub type JobResult<T> = Result<T, Stop>;
 
 enum Msg<T> {
-    Progress(usize),
+    Progress(usize, Option<usize>),
     Done(JobResult<T>),
 }
 
@@ -65,7 +65,12 @@ impl<T> Ctx<T> {
 
     /// `done` items of the call's total are finished.
     pub fn progress(&self, done: usize) {
-        let _ = self.tx.send(Msg::Progress(done));
+        let _ = self.tx.send(Msg::Progress(done, None));
+    }
+
+    /// `done` of `total` (when the total is known only while the job runs).
+    pub fn progress_of(&self, done: usize, total: usize) {
+        let _ = self.tx.send(Msg::Progress(done, Some(total)));
     }
 }
 
@@ -117,9 +122,9 @@ where
         let (msg, back) = py.detach(move || (rx.recv_timeout(POLL), rx));
         rx = back;
         match msg {
-            Ok(Msg::Progress(done)) => {
+            Ok(Msg::Progress(done, of)) => {
                 if let Some(cb) = progress {
-                    cb.call1((done, total)).map_err(stop)?;
+                    cb.call1((done, of.unwrap_or(total))).map_err(stop)?;
                 }
             }
             Ok(Msg::Done(r)) => {

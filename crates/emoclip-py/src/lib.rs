@@ -4,6 +4,7 @@
 //! wraps these classes; see docs/python.md.
 use pyo3::prelude::*;
 
+mod analyze;
 mod errors;
 mod head;
 mod items;
@@ -18,6 +19,7 @@ fn _emoclip(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<model::Model>()?;
     m.add_class::<head::Head>()?;
     m.add_function(wrap_pyfunction!(head::load_head, m)?)?;
+    m.add_function(wrap_pyfunction!(analyze::_analyze, m)?)?;
     m.add_function(wrap_pyfunction!(warnings::_take_warnings, m)?)?;
     m.add("EmoclipWarning", py.get_type::<warnings::EmoclipWarning>())?;
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;

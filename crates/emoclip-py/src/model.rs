@@ -24,9 +24,34 @@ pub struct Inner {
     pub embed_dim: usize,
     desc: String,
     pub threads: Option<usize>,
+    /// What built the encoder, for [`emoclip::analyze::encoder_id`] (heads check it).
+    spec: String,
+    config: Option<emoclip::emotionclip::EmotionClipConfig>,
+    kind: ModelKind,
+    norm: Normalization,
+    id: OnceLock<emoclip::analyze::head::EncoderId>,
 }
 
 impl Inner {
+    /// The encoder's identity (weights fingerprint, preprocessing), computed on first use.
+    pub fn encoder_id(&self) -> emoclip::Result<emoclip::analyze::head::EncoderId> {
+        if let Some(id) = self.id.get() {
+            return Ok(id.clone());
+        }
+        let id =
+            emoclip::analyze::encoder_id(&self.spec, self.config.as_ref(), self.kind, self.norm, self.emb.num_frames)?;
+        Ok(self.id.get_or_init(|| id).clone())
+    }
+
+    /// Another embedder over the same weights (tensors are shared, not copied).
+    pub fn clone_embedder(&self) -> emoclip::Result<Embedder> {
+        let enc = match &self.emb.encoder {
+            Encoder::Emotion(m) => Encoder::Emotion(m.clone()),
+            Encoder::Clip(c) => Encoder::Clip(c.clone()),
+        };
+        Embedder::new(enc, self.emb.pre, self.emb.device.clone(), self.emb.dtype, self.emb.num_frames)
+    }
+
     pub fn tokenizer(&self) -> emoclip::Result<&ClipTokenizer> {
         if let Some(t) = self.tok.get() {
             return Ok(t);
@@ -179,11 +204,25 @@ impl Model {
                 None => None,
             };
             let enc = load_encoder(&weights, cfg.as_ref(), kind, dtype_v, &device_v)?;
+            let spec = weights.clone();
             let scale = enc.logit_scale()?;
             let embed_dim = encoder_dim(&enc);
             let pre = emoclip::encoder::preprocessor_for(enc.image_size(), norm_v);
             let emb = Embedder::new(enc, pre, device_v, dtype_v, frames)?;
-            Ok(Inner { emb, pool, tok: OnceLock::new(), scale, embed_dim, desc, threads })
+            Ok(Inner {
+                emb,
+                pool,
+                tok: OnceLock::new(),
+                scale,
+                embed_dim,
+                desc,
+                threads,
+                spec,
+                config: cfg,
+                kind,
+                norm: norm_v,
+                id: OnceLock::new(),
+            })
         })?;
         Ok(Model { inner: Arc::new(inner) })
     }

@@ -32,6 +32,8 @@ __all__ = [
     "Model",
     "Head",
     "ZeroShotResult",
+    "VideoAnalysis",
+    "analyze",
     "EmoclipWarning",
     "load_head",
     "__version__",
@@ -540,6 +542,164 @@ class Model:
                 emb, plist, None if templates is None else list(templates), None
             )
         return ZeroShotResult(labels=list(labels), scores=scores, probs=probs, files=files)
+
+
+# ----------------------------------------------------------------------------------------------------------
+# video analysis
+
+
+@dataclasses.dataclass(frozen=True)
+class VideoAnalysis:
+    """One video's analysis: a row per window × subject (the scene, and each tracked person), as the rows of
+    ``emoclip analyze``'s ``timeline.jsonl``.
+
+    Per row (R rows): ``window`` int64, ``t_start`` / ``t_end`` float64 seconds, ``subject`` int64 (-1 = the
+    scene, else the person's track id), ``mean_box`` float32 ``[R, 4]`` (NaN without a box),
+    ``frames_with_box`` int64, ``flags`` (list of lists of str), ``scores[source]`` float32 ``[R, C]`` per score
+    source (prompt sets, then heads; labels in ``sources[source]``). ``embeddings`` float32 ``[E, D]`` with
+    ``embedding_window`` / ``embedding_subject`` saying which window and subject each row is.
+    """
+
+    path: str
+    video_id: str
+    duration: float
+    frame_size: Tuple[int, int]
+    window: np.ndarray
+    t_start: np.ndarray
+    t_end: np.ndarray
+    subject: np.ndarray
+    mean_box: np.ndarray
+    frames_with_box: np.ndarray
+    flags: List[List[str]]
+    sources: dict
+    source_kinds: dict
+    scores: dict
+    embeddings: np.ndarray
+    embedding_window: np.ndarray
+    embedding_subject: np.ndarray
+    warnings: List[str]
+    stats: dict
+
+    def __len__(self) -> int:
+        return len(self.window)
+
+    @property
+    def columns(self) -> List[str]:
+        """Score column names ``<source>:<label>``, in order."""
+        return [f"{s}:{label}" for s, labels in self.sources.items() for label in labels]
+
+    def subject_name(self, i: int) -> str:
+        """``scene`` or ``person-<id>`` for row ``i``."""
+        return "scene" if self.subject[i] < 0 else f"person-{self.subject[i]}"
+
+    def rows(self) -> List[dict]:
+        """The rows as dicts (keys as in timeline.jsonl; scores flattened to ``<source>:<label>``)."""
+        out = []
+        for i in range(len(self)):
+            box = self.mean_box[i]
+            row = {
+                "window": int(self.window[i]),
+                "t_start": float(self.t_start[i]),
+                "t_end": float(self.t_end[i]),
+                "subject": self.subject_name(i),
+                "mean_box": None if np.isnan(box).any() else [float(x) for x in box],
+                "frames_with_box": int(self.frames_with_box[i]),
+                "flags": list(self.flags[i]),
+            }
+            for s, labels in self.sources.items():
+                for j, label in enumerate(labels):
+                    row[f"{s}:{label}"] = float(self.scores[s][i, j])
+            out.append(row)
+        return out
+
+    def to_pandas(self):
+        """The rows as a DataFrame (needs pandas)."""
+        try:
+            import pandas as pd  # type: ignore
+        except ImportError:
+            raise ImportError("to_pandas() needs pandas: pip install pandas") from None
+        return pd.DataFrame(self.rows())
+
+
+@_api
+def analyze(
+    model: Model,
+    path: PathLike,
+    *,
+    window: float = 4.0,
+    stride: float = 2.0,
+    segments: Optional[PathLike] = None,
+    detector: Optional[PathLike] = None,
+    boxes: Optional[PathLike] = None,
+    prompts: Union[str, Sequence[str]] = "basic",
+    templates: Optional[Sequence[str]] = None,
+    head: Union[None, PathLike, Sequence[PathLike]] = None,
+    persons: bool = True,
+    batch_size: int = 8,
+    progress: Progress = None,
+) -> VideoAnalysis:
+    """Analyses one video window by window, as ``emoclip analyze`` (without writing files).
+
+    window, stride: fixed windows in seconds (``--window --stride``); segments: a CSV/JSON(L) file of explicit
+        windows instead (``--segments``).
+    detector: a YOLO ONNX person detector (needs libonnxruntime, ``ORT_DYLIB_PATH``); boxes: a box file for the
+        video or a directory of ``<stem>.boxes.json`` (``--boxes`` / ``--boxes-dir``); none: the scene only.
+    prompts: prompt sets ("basic", "emotic", "sentiment" or prompts files), one or a list; templates replace
+        their templates. head: one or more ``*.head.json`` files (``--head``).
+    persons: encode each tracked person as well as the scene. batch_size: clips per forward pass (``--batch``).
+    """
+    box_file = box_dir = None
+    if boxes is not None:
+        if os.path.isdir(boxes):
+            box_dir = os.fspath(boxes)
+        else:
+            box_file = os.fspath(boxes)
+    if isinstance(prompts, (str, os.PathLike)):
+        prompts = [prompts]
+    heads = [] if head is None else [head] if isinstance(head, (str, os.PathLike)) else list(head)
+    cb, bar = _progress(progress, "windows")
+    try:
+        d = _native._analyze(
+            model._m,
+            os.fspath(path),
+            window=window,
+            stride=stride,
+            segments=None if segments is None else os.fspath(segments),
+            detector=None if detector is None else os.fspath(detector),
+            boxes=box_file,
+            boxes_dir=box_dir,
+            prompts=[os.fspath(p) for p in prompts],
+            templates=None if templates is None else list(templates),
+            heads=[os.fspath(h) for h in heads],
+            persons=persons,
+            batch_size=batch_size,
+            progress=cb,
+        )
+    finally:
+        if bar is not None:
+            bar.close()
+    names = [s[0] for s in d["sources"]]
+    return VideoAnalysis(
+        path=os.fspath(d["path"]),
+        video_id=d["video_id"],
+        duration=d["duration"],
+        frame_size=tuple(d["frame_size"]),
+        window=d["window"],
+        t_start=d["t_start"],
+        t_end=d["t_end"],
+        subject=d["subject"],
+        mean_box=d["mean_box"],
+        frames_with_box=d["frames_with_box"],
+        flags=d["flags"],
+        sources={s[0]: list(s[1]) for s in d["sources"]},
+        source_kinds={s[0]: s[2] for s in d["sources"]},
+        scores=dict(zip(names, d["scores"])),
+        embeddings=d["embeddings"],
+        embedding_window=d["embedding_window"],
+        embedding_subject=d["embedding_subject"],
+        warnings=list(d["warnings"]),
+        stats=json.loads(d["stats"]) if d["stats"] else {},
+    )
 
 
 # ----------------------------------------------------------------------------------------------------------

@@ -97,3 +97,21 @@ def load_head(path: _Path) -> Head:
 
 def _take_warnings() -> List[str]:
     """The library warnings collected since the last call (the `emoclip` layer emits them as EmoclipWarning)."""
+
+def _analyze(
+    model: Model,
+    path: str,
+    window: float = 4.0,
+    stride: float = 2.0,
+    segments: Optional[str] = None,
+    detector: Optional[str] = None,
+    boxes: Optional[str] = None,
+    boxes_dir: Optional[str] = None,
+    prompts: List[str] = ...,
+    templates: Optional[List[str]] = None,
+    heads: List[str] = ...,
+    persons: bool = True,
+    batch_size: int = 8,
+    progress: Optional[Callable[[int, int], object]] = None,
+) -> dict:
+    """One video through the library's Analyzer; a dict of arrays (see `emoclip.analyze`)."""
