@@ -20,3 +20,5 @@ bash scripts/check_cuda.sh
 cargo test --workspace --no-fail-fast 2>&1
 # Python `webdataset` must read the shards `emoclip prepare` writes (own venv, webdataset from PyPI).
 bash scripts/check_webdataset.sh
+# The Python package (crates/emoclip-py): pytest against the CLI of the same build (own venv .venv-py).
+bash scripts/test_python.sh

@@ -190,13 +190,27 @@ impl Embedder {
             };
             (kind, clip)
         };
+        self.prepare_decoded(path, kind, clip, input.boxes.as_ref(), opts)
+    }
+
+    /// The preprocessing half of [`Self::prepare`] for frames decoded elsewhere (the Python package's NumPy
+    /// frames): resize/crop/normalise `clip.frames`, and masks from `box_file` looked up by `clip.indices`.
+    /// `path` only names the item in errors and [`Prepared::path`].
+    pub fn prepare_decoded(
+        &self,
+        path: &std::path::Path,
+        kind: MediaKind,
+        clip: media::DecodedClip,
+        box_file: Option<&BoxFile>,
+        opts: &MediaOptions,
+    ) -> Result<Prepared> {
         let (frames, indices, w, h) = (clip.frames, clip.indices, clip.width, clip.height);
         let mut pre = self.pre;
         if opts.resize_to_crop {
             pre.resize_short = pre.crop;
         }
         let empty: Vec<PersonBox> = Vec::new();
-        let boxes: Vec<&[PersonBox]> = match &input.boxes {
+        let boxes: Vec<&[PersonBox]> = match box_file {
             Some(b) => {
                 b.check_frame_size(w, h)?;
                 indices.iter().map(|&i| b.boxes_for_frame(i)).collect()
@@ -204,11 +218,11 @@ impl Embedder {
             None => indices.iter().map(|_| empty.as_slice()).collect(),
         };
         let has_subject = boxes.iter().any(|b| b.iter().any(|x| x.counts()));
-        let boxes_outside = input.boxes.as_ref().map_or_else(Vec::new, |b| b.boxes_outside(w, h));
+        let boxes_outside = box_file.map_or_else(Vec::new, |b| b.boxes_outside(w, h));
         let frames_t = pre.frames_tensor(&frames, &Device::Cpu)?;
         let masks_t = pre.masks_tensor_with(opts.mask, w, h, &boxes, &Device::Cpu)?;
         Ok(Prepared {
-            path: path.clone(),
+            path: path.to_path_buf(),
             kind,
             frames: frames_t,
             masks: masks_t,
