@@ -18,7 +18,7 @@
 //! Dependencies point down only; a feature never imports another feature's modules.
 //! ```text
 //! features  prep · train · mer · probe · embed · analyze
-//! shared    encoder · shards · run · optim · rng · hash · output · plot · weights · media · tokenizer · detect · text_emotion
+//! shared    encoder · labels · shards · run · optim · rng · hash · output · plot · weights · media · tokenizer · detect · text_emotion
 //! models    clip · emotionclip
 //! kernels   nn
 //! ```
@@ -31,6 +31,7 @@ pub mod emotionclip;
 pub mod encoder;
 pub mod error;
 pub mod hash;
+pub mod labels;
 pub mod media;
 pub mod mer;
 pub mod nn;

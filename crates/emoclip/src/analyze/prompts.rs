@@ -25,36 +25,8 @@ use crate::{Error, Result};
 /// loss), in its label order.
 pub const BASIC: [&str; 7] = ["anger", "disgust", "fear", "joy", "neutral", "sadness", "surprise"];
 
-/// The 26 Emotic categories (Kosti et al.; BoLD uses the same set), in the Emotic annotation order
-/// (Tandon-A/emotic `mat2py.py`; the probe's `emotic::CLASSES`, checked equal by a test).
-pub const EMOTIC: [&str; 26] = [
-    "Affection",
-    "Anger",
-    "Annoyance",
-    "Anticipation",
-    "Aversion",
-    "Confidence",
-    "Disapproval",
-    "Disconnection",
-    "Disquietment",
-    "Doubt/Confusion",
-    "Embarrassment",
-    "Engagement",
-    "Esteem",
-    "Excitement",
-    "Fatigue",
-    "Fear",
-    "Happiness",
-    "Pain",
-    "Peace",
-    "Pleasure",
-    "Sadness",
-    "Sensitivity",
-    "Suffering",
-    "Surprise",
-    "Sympathy",
-    "Yearning",
-];
+/// The 26 Emotic categories (Kosti et al.; BoLD uses the same set), in the Emotic annotation order.
+pub const EMOTIC: [&str; 26] = crate::labels::EMOTIC_CATEGORIES;
 
 /// Sentiment polarity.
 pub const SENTIMENT: [&str; 3] = ["positive", "neutral", "negative"];

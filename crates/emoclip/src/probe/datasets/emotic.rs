@@ -35,34 +35,7 @@ use crate::probe::manifest::{BoxesSpec, Item, Label, Manifest, Skipped, Split, T
 use crate::{Error, Result};
 
 /// The 26 Emotic categories in `cat_arr` column order (Tandon-A/emotic `mat2py.py`).
-pub const CLASSES: [&str; 26] = [
-    "Affection",
-    "Anger",
-    "Annoyance",
-    "Anticipation",
-    "Aversion",
-    "Confidence",
-    "Disapproval",
-    "Disconnection",
-    "Disquietment",
-    "Doubt/Confusion",
-    "Embarrassment",
-    "Engagement",
-    "Esteem",
-    "Excitement",
-    "Fatigue",
-    "Fear",
-    "Happiness",
-    "Pain",
-    "Peace",
-    "Pleasure",
-    "Sadness",
-    "Sensitivity",
-    "Suffering",
-    "Surprise",
-    "Sympathy",
-    "Yearning",
-];
+pub const CLASSES: [&str; 26] = crate::labels::EMOTIC_CATEGORIES;
 /// Official one-vs-rest C (`linear_eval.py`).
 pub const OFFICIAL_C: f64 = 2.5;
 

@@ -38,34 +38,7 @@ use std::path::{Path, PathBuf};
 pub const OFFICIAL_C: f64 = 10.0;
 
 /// The 26 Emotic categories (paper Table 5 names), in the official index order.
-pub const CLASSES: [&str; 26] = [
-    "Affection",
-    "Anger",
-    "Annoyance",
-    "Anticipation",
-    "Aversion",
-    "Confidence",
-    "Disapproval",
-    "Disconnection",
-    "Disquietment",
-    "Doubt/Confusion",
-    "Embarrassment",
-    "Engagement",
-    "Esteem",
-    "Excitement",
-    "Fatigue",
-    "Fear",
-    "Happiness",
-    "Pain",
-    "Peace",
-    "Pleasure",
-    "Sadness",
-    "Sensitivity",
-    "Suffering",
-    "Surprise",
-    "Sympathy",
-    "Yearning",
-];
+pub const CLASSES: [&str; 26] = crate::labels::EMOTIC_CATEGORIES;
 
 /// The official keyword dictionary (`EMOTION_LABELS` of src/datasets/movie_graphs.py): MovieGraphs emotion
 /// words per category, in [`CLASSES`] order.
