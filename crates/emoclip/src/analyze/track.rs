@@ -118,19 +118,8 @@ pub struct Tracker {
     last_time: Option<f64>,
 }
 
-/// Intersection over union of `[x1, y1, x2, y2]` boxes (0 for empty boxes).
-pub fn iou(a: &[f32; 4], b: &[f32; 4]) -> f32 {
-    let iw = (a[2].min(b[2]) - a[0].max(b[0])).max(0.0);
-    let ih = (a[3].min(b[3]) - a[1].max(b[1])).max(0.0);
-    let inter = iw * ih;
-    let area = |r: &[f32; 4]| (r[2] - r[0]).max(0.0) * (r[3] - r[1]).max(0.0);
-    let union = area(a) + area(b) - inter;
-    if union <= 0.0 {
-        0.0
-    } else {
-        inter / union
-    }
-}
+/// Intersection over union of `[x1, y1, x2, y2]` boxes (0 for empty boxes): the detector's, one copy.
+pub use crate::detect::nms::iou;
 
 /// Maximum-weight assignment of rows to columns; `weight(r, c)` is `None` for forbidden pairs. Returns
 /// `(row, col)` pairs. Kuhn–Munkres on integer weights: feasible pairs get `BIG + w`, so the number of

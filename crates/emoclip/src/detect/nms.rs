@@ -1,6 +1,7 @@
 //! Greedy non-maximum suppression (torchvision `nms`: highest score first, drop boxes with IoU > threshold).
 use super::yolo::Detection;
 
+/// Intersection over union of `[x1, y1, x2, y2]` boxes (0 for empty boxes); also the tracker's association score.
 pub fn iou(a: &[f32; 4], b: &[f32; 4]) -> f32 {
     let iw = (a[2].min(b[2]) - a[0].max(b[0])).max(0.0);
     let ih = (a[3].min(b[3]) - a[1].max(b[1])).max(0.0);
