@@ -17,7 +17,8 @@ Prints one JSON line:
   {"impl":"pytorch","threads":N,"s_per_clip":..,"clips_per_s_batch":..,"batch":..,"torch":".."}
 (+ "text_s_per_batch8" with --text; with --dtype bf16 also "bf16_s_per_clip",
 "bf16_clips_per_s_batch", "bf16_text_s_per_batch8", each with its "_how"
-("bfloat16" or "autocast"), and the per-variant figures under "bf16_variants").
+("bfloat16" or "autocast"), and the per-variant figures under "bf16_variants", with
+each variant's smallest per-clip cosine similarity to fp32 on the batch, "min_cosine_vs_fp32").
 
 Example: python bench/pytorch_emotionclip.py --threads 2 --batch 4 --iters 5
 """
@@ -121,7 +122,12 @@ def main():
                     }
                     if text is not None:
                         r["text_s_per_batch8"] = timeit(lambda: m.encode_text(text), args.warmup, args.iters)
+                    # accuracy cost, for scale beside emoclip's (tests/it/bf16_model.rs): per-clip cosine to fp32
+                    got = m.encode_video(ab, amb).float()
                 variants[how] = {k: round(x, 4) for k, x in r.items()}
+                want = model.encode_video(vb, mb)
+                variants[how]["min_cosine_vs_fp32"] = round(
+                    torch.nn.functional.cosine_similarity(got, want, dim=-1).min().item(), 6)
             for key, better in (("s_per_clip", min), ("clips_per_s_batch", max), ("text_s_per_batch8", min)):
                 if key in variants["bfloat16"]:
                     how = better(variants, key=lambda h: variants[h][key])

@@ -2,11 +2,11 @@
 use std::ops::ControlFlow;
 use std::path::{Path, PathBuf};
 
-use anyhow::{bail, Context, Result};
+use anyhow::{bail, Result};
 use clap::Args;
 use emoclip::analyze::window::{Span, WindowSource, DEFAULT_STRIDE, DEFAULT_WINDOW};
 use emoclip::analyze::{
-    analyze_to_dir, encoder_id, AnalyzeEvent, AnalyzeSettings, Analyzer, Outcome, PeopleSource, PromptSet, VideoInput,
+    analyze_to_dir, AnalyzeEvent, AnalyzeSettings, Analyzer, Outcome, PeopleSource, PromptSet, VideoInput,
 };
 use emoclip::detect::{Labels, YoloParams};
 use emoclip::encoder::Embedder;
@@ -231,12 +231,7 @@ pub fn run(a: AnalyzeArgs) -> Result<i32> {
     let norm: emoclip::media::Normalization = a.norm.into();
     let pre = emoclip::encoder::preprocessor_for(encoder.image_size(), norm);
     let embedder = Embedder::new(encoder, pre, device, dtype, settings.frames_per_clip)?;
-    let config = match &a.model.config {
-        Some(p) => Some(emoclip::weights::load::read_config(p)?),
-        None => None,
-    };
-    let id = encoder_id(&a.model.weights, config.as_ref(), a.model.model.into(), norm, settings.frames_per_clip)
-        .context("fingerprinting the encoder")?;
+    let id = a.model.encoder_id(norm, settings.frames_per_clip)?;
     let analyzer = Analyzer::new(embedder, id, settings)?;
     for w in &analyzer.warnings {
         tracing::warn!("{w}");

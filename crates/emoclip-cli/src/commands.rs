@@ -105,6 +105,21 @@ impl ModelArgs {
         let enc = load_encoder(&self.weights, config.as_ref(), self.model.into(), dtype, &device)?;
         Ok((enc, device, dtype))
     }
+
+    /// The identity of these weights' features with `norm` and `frames` per clip (what a saved head records
+    /// and `analyze --head` checks). Reads the checkpoint's tensors once.
+    pub(crate) fn encoder_id(
+        &self,
+        norm: emoclip::media::Normalization,
+        frames: usize,
+    ) -> Result<emoclip::encoder::EncoderId> {
+        let config = match &self.config {
+            Some(p) => Some(emoclip::weights::load::read_config(p)?),
+            None => None::<EmotionClipConfig>,
+        };
+        emoclip::encoder::encoder_id(&self.weights, config.as_ref(), self.model.into(), norm, frames)
+            .context("fingerprinting the encoder")
+    }
 }
 
 pub fn parse_device(s: &str) -> Result<Device> {

@@ -4,7 +4,8 @@ use anyhow::{Context, Result};
 use clap::{Args, ValueEnum};
 use emoclip::embed::cache::{item_key, model_key, FeatureCache};
 use emoclip::embed::EmbedEvent;
-use emoclip::encoder::{Embedder, MediaInput};
+use emoclip::encoder::{Embedder, EncoderId, MediaInput};
+use emoclip::head::Head;
 use emoclip::output::check_output_dir;
 use emoclip::probe::datasets::{self, AdapterOptions, DatasetKind};
 use emoclip::probe::eval::{evaluate, EvalOptions};
@@ -123,6 +124,51 @@ pub struct ProbeArgs {
     /// Items per forward pass.
     #[arg(long, default_value_t = 8, value_parser = crate::commands::at_least_one)]
     pub batch: usize,
+    /// Save the fitted classifier / regressor (coefficients, labels, the encoder's fingerprint) for
+    /// `emoclip analyze --head` and Python's `emoclip.load_head`: a path ending in `.json` is the file (one
+    /// task), any other a directory of `<dataset>_<task>.head.json` (`<manifest stem>.head.json`). An
+    /// existing head file is never overwritten.
+    #[arg(long, value_name = "PATH")]
+    pub save_head: Option<PathBuf>,
+}
+
+/// Where `--save-head` puts the heads of `tasks` (names such as `bold/vad`, or the manifest's stem): the file
+/// itself for a `.json` path, else a directory; checked before any work: an existing file is refused, as is a
+/// `.json` file name for several tasks.
+fn head_paths(save: &Path, tasks: &[String]) -> Result<Vec<PathBuf>> {
+    let json_name = !save.is_dir() && save.extension().is_some_and(|e| e == "json");
+    let as_file = tasks.len() == 1 && json_name;
+    if tasks.len() > 1 && json_name {
+        anyhow::bail!(
+            "--save-head {}: this run fits {} heads ({}); give a directory to write them into",
+            save.display(),
+            tasks.len(),
+            tasks.join(", ")
+        );
+    }
+    let paths: Vec<PathBuf> =
+        tasks.iter().map(|t| if as_file { save.to_path_buf() } else { Head::default_path(save, t) }).collect();
+    for p in &paths {
+        if p.exists() {
+            anyhow::bail!("--save-head: {} already exists; remove it or choose another path", p.display());
+        }
+        let dir = p.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(Path::new("."));
+        check_output_dir(dir, "--save-head")?;
+    }
+    Ok(paths)
+}
+
+/// Where one task's report (and head) go.
+struct TaskOutput<'a> {
+    dir: PathBuf,
+    head: Option<SaveHead<'a>>,
+}
+
+/// Where to save a task's head, and the identity of the encoder its features come from.
+struct SaveHead<'a> {
+    path: PathBuf,
+    name: String,
+    encoder: &'a EncoderId,
 }
 
 fn model_name(m: Model) -> &'static str {
@@ -233,7 +279,7 @@ fn probe_one(
     mut manifest: Manifest,
     opts: &EvalOptions,
     info: ReportInfo,
-    out: &Path,
+    out: TaskOutput,
     cache: &FeatureCache,
     emb: &mut Option<Embedder>,
 ) -> Result<i32> {
@@ -282,7 +328,13 @@ fn probe_one(
         }
     };
     let info = ReportInfo { skipped: skipped.clone(), ..info };
-    let files = write_report(&result, &info, out)?;
+    let mut files = write_report(&result, &info, &out.dir)?;
+    if let Some(s) = out.head {
+        let head = result.head(&s.name, s.encoder.clone())?;
+        head.save(&s.path)?;
+        eprintln!("head `{}`: {:?}, {} label(s), {}-d features", s.name, head.task, head.labels.len(), head.dim());
+        files.push(s.path);
+    }
     println!(
         "{}",
         emoclip::probe::report::markdown(&result, &info)
@@ -318,7 +370,7 @@ pub fn run(a: ProbeArgs) -> Result<i32> {
     if let Some(c) = &a.cache {
         check_output_dir(c, "--cache")?;
     }
-    let cache = FeatureCache::new(a.cache.as_ref().unwrap_or(&a.out.join("cache")))?;
+    let cache_dir = a.cache.clone().unwrap_or_else(|| a.out.join("cache"));
     let mut emb: Option<Embedder> = None;
     let model = model_name(a.model.model).to_string();
     if let Some(d) = a.dataset {
@@ -342,8 +394,11 @@ pub fn run(a: ProbeArgs) -> Result<i32> {
                 return Ok(2);
             }
         };
+        let names: Vec<String> = tasks.iter().map(|t| t.name.clone()).collect();
+        let heads = plan_heads(&a, &names)?;
+        let cache = FeatureCache::new(&cache_dir)?;
         let mut code = 0;
-        for t in tasks {
+        for (i, t) in tasks.into_iter().enumerate() {
             let info = ReportInfo {
                 manifest: t.manifest.source.display().to_string(),
                 dataset: t.name.clone(),
@@ -351,8 +406,8 @@ pub fn run(a: ProbeArgs) -> Result<i32> {
                 weights: a.model.weights.clone(),
                 skipped: vec![],
             };
-            let out = a.out.join(&t.name);
-            code = code.max(probe_one(&a, t.manifest, &t.options, info, &out, &cache, &mut emb)?);
+            let out = TaskOutput { dir: a.out.join(&t.name), head: heads.as_ref().map(|h| h.task(i)) };
+            code = code.max(probe_one(&a, t.manifest, &t.options, info, out, &cache, &mut emb)?);
         }
         return Ok(code);
     }
@@ -384,8 +439,33 @@ pub fn run(a: ProbeArgs) -> Result<i32> {
         skipped: vec![],
     };
     let opts = eval_options(&a);
-    let out = a.out.clone();
-    probe_one(&a, manifest, &opts, info, &out, &cache, &mut emb)
+    let stem = manifest_path.file_stem().map_or_else(|| "probe".into(), |s| s.to_string_lossy().into_owned());
+    let heads = plan_heads(&a, std::slice::from_ref(&stem))?;
+    let cache = FeatureCache::new(&cache_dir)?;
+    let out = TaskOutput { dir: a.out.clone(), head: heads.as_ref().map(|h| h.task(0)) };
+    probe_one(&a, manifest, &opts, info, out, &cache, &mut emb)
+}
+
+/// `--save-head`: each task's head path and name, and the encoder's identity.
+struct HeadPlan {
+    paths: Vec<PathBuf>,
+    names: Vec<String>,
+    encoder: EncoderId,
+}
+
+impl HeadPlan {
+    fn task(&self, i: usize) -> SaveHead<'_> {
+        SaveHead { path: self.paths[i].clone(), name: self.names[i].clone(), encoder: &self.encoder }
+    }
+}
+
+/// With `--save-head`: the checked head paths of the tasks `names` and the encoder's identity, computed before
+/// any embedding so that a failure costs nothing.
+fn plan_heads(a: &ProbeArgs, names: &[String]) -> Result<Option<HeadPlan>> {
+    let Some(save) = &a.save_head else { return Ok(None) };
+    let paths = head_paths(save, names)?;
+    let encoder = a.model.encoder_id(a.norm.into(), a.frames)?;
+    Ok(Some(HeadPlan { paths, names: names.to_vec(), encoder }))
 }
 
 #[derive(Args)]

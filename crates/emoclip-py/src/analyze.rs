@@ -124,6 +124,7 @@ fn to_dict<'py>(
     d.set_item("mean_box", PyArray1::from_vec(py, boxes).reshape([r, 4])?)?;
     d.set_item("frames_with_box", PyArray1::from_vec(py, rows.iter().map(|x| x.frames_with_box as i64).collect()))?;
     d.set_item("flags", rows.iter().map(|x| x.flags.clone()).collect::<Vec<_>>())?;
+    d.set_item("label", rows.iter().map(|x| x.label.clone()).collect::<Vec<_>>())?;
     let mut scores = Vec::new();
     for (k, s) in sources.iter().enumerate() {
         let c = s.labels.len();

@@ -1,4 +1,4 @@
-//! `emoclip.Head`: a linear head saved by `emoclip probe --save-head` (`emoclip::analyze::head`), applied to
+//! `emoclip.Head`: a linear head saved by `emoclip probe --save-head` (`emoclip::head`), applied to
 //! embeddings as scikit-learn's `predict_proba` / `predict`.
 use std::path::PathBuf;
 
@@ -6,17 +6,17 @@ use numpy::{PyArray1, PyArrayMethods, PyReadonlyArray2};
 use pyo3::prelude::*;
 
 use crate::errors::to_py;
-use emoclip::analyze::head::Prediction;
+use emoclip::head::Prediction;
 
 #[pyclass(frozen, module = "emoclip._emoclip", name = "Head")]
 pub struct Head {
-    head: emoclip::analyze::Head,
+    head: emoclip::head::Head,
 }
 
 /// Reads a head file (`*.head.json`).
 #[pyfunction]
 pub fn load_head(py: Python<'_>, path: PathBuf) -> PyResult<Head> {
-    let head = py.detach(|| emoclip::analyze::Head::load(&path)).map_err(to_py)?;
+    let head = py.detach(|| emoclip::head::Head::load(&path)).map_err(to_py)?;
     Ok(Head { head })
 }
 
@@ -36,9 +36,9 @@ impl Head {
     #[getter]
     fn task(&self) -> &'static str {
         match self.head.task {
-            emoclip::analyze::HeadTask::Logistic => "logistic",
-            emoclip::analyze::HeadTask::OneVsRest => "one_vs_rest",
-            emoclip::analyze::HeadTask::Ridge => "ridge",
+            emoclip::head::HeadTask::Logistic => "logistic",
+            emoclip::head::HeadTask::OneVsRest => "one_vs_rest",
+            emoclip::head::HeadTask::Ridge => "ridge",
         }
     }
 
@@ -93,19 +93,19 @@ impl Head {
         let preds: Vec<Prediction> =
             xs.iter().map(|r| self.head.predict(r)).collect::<Result<_, _>>().map_err(to_py)?;
         Ok(match self.head.task {
-            emoclip::analyze::HeadTask::Logistic => {
+            emoclip::head::HeadTask::Logistic => {
                 let v: Vec<i64> =
                     preds.iter().map(|p| if let Prediction::Class(k) = p { *k as i64 } else { -1 }).collect();
                 PyArray1::from_vec(py, v).into_any()
             }
-            emoclip::analyze::HeadTask::OneVsRest => {
+            emoclip::head::HeadTask::OneVsRest => {
                 let v: Vec<bool> = preds
                     .iter()
                     .flat_map(|p| if let Prediction::Labels(l) = p { l.clone() } else { vec![false; c] })
                     .collect();
                 PyArray1::from_vec(py, v).reshape([n, c])?.into_any()
             }
-            emoclip::analyze::HeadTask::Ridge => {
+            emoclip::head::HeadTask::Ridge => {
                 let v: Vec<f32> = preds
                     .iter()
                     .flat_map(|p| {

@@ -1,20 +1,22 @@
 //! Media items from Python (paths, or uint8 NumPy frames) and the batch loop that embeds them: the loop of
 //! `emoclip embed` (`emoclip::embed::batch`, `Embedder::embed_each`): each batch of `batch` items is decoded
-//! and preprocessed in parallel and encoded in one forward pass, so a batch holds the same items as the CLI's
-//! with the same `--batch` (batched matrix products round differently for other batch sizes). The cancel flag
-//! is checked before each batch and each item.
+//! and preprocessed in parallel, ahead of the model, and encoded in one forward pass, so a batch holds the same
+//! items as the CLI's with the same `--batch` (batched matrix products round differently for other batch
+//! sizes). The cancel flag is checked before each batch and each item.
+use std::ops::ControlFlow;
 use std::path::PathBuf;
+use std::sync::Mutex;
 
 use candle_core::{Device, Tensor};
+use emoclip::embed::batch::pipelined_in;
 use emoclip::embed::OutsideBoxes;
 use emoclip::encoder::{MediaInput, Prepared};
 use emoclip::media::{self, DecodedClip, MediaKind, MediaOptions};
 use numpy::{PyArrayDyn, PyArrayMethods, PyUntypedArray, PyUntypedArrayMethods};
 use pyo3::exceptions::{PyTypeError, PyValueError};
 use pyo3::prelude::*;
-use rayon::prelude::*;
 
-use crate::job::{Ctx, JobResult};
+use crate::job::{Ctx, JobResult, Stop};
 use crate::model::{load_box_source, Inner};
 
 /// Where an item's person boxes come from.
@@ -216,35 +218,44 @@ fn mask_tensor(
 }
 
 /// Embeds `items` in batches (see the module documentation); `[N * D]` row-major, NaN rows for skipped items.
+/// Decoding of the next batch runs while the current one is encoded (`emoclip::embed::batch::pipelined_in`,
+/// in the model's thread pool), as in `emoclip embed`.
 pub fn encode_items(inner: &Inner, items: Vec<Item>, run: Run, ctx: &Ctx<Vec<f32>>) -> JobResult<Vec<f32>> {
     let n = items.len();
     let dim = inner.embed_dim;
     let mut out = vec![f32::NAN; n * dim];
     let mut outside = OutsideBoxes::default();
     let mut done = 0;
-    let mut iter = items.into_iter().enumerate();
-    loop {
-        let chunk: Vec<(usize, Item)> = iter.by_ref().take(run.batch).collect();
-        if chunk.is_empty() {
-            break;
+    let mut stopped: Option<Stop> = None;
+    // `prepare` consumes its item (a clip's frames move into the model input instead of being copied).
+    let slots: Vec<Mutex<Option<Item>>> = items.into_iter().map(|it| Mutex::new(Some(it))).collect();
+    let indices: Vec<usize> = (0..n).collect();
+    let prepare = |i: usize| -> emoclip::Result<Prepared> {
+        let item = slots[i].lock().ok().and_then(|mut s| s.take());
+        match item {
+            _ if ctx.cancelled() => Err(emoclip::Error::Msg("cancelled".into())),
+            Some(item) => item.prepare(inner),
+            None => Err(emoclip::Error::Msg(format!("input {i} was prepared twice (please report it)"))),
         }
-        ctx.check()?;
-        let len = chunk.len();
-        let prepared: Vec<(usize, Option<emoclip::Result<Prepared>>)> = chunk
-            .into_par_iter()
-            .map(|(i, it)| (i, if ctx.cancelled() { None } else { Some(it.prepare(inner)) }))
-            .collect();
-        ctx.check()?;
+    };
+    let r = pipelined_in(inner.pool.as_deref(), &indices, run.batch, prepare, |batch| {
+        if ctx.cancelled() {
+            stopped = Some(Stop::Cancelled);
+            return ControlFlow::Break(());
+        }
+        let len = batch.len();
         let (mut ok_idx, mut ok) = (Vec::new(), Vec::new());
-        for (i, p) in prepared {
+        for (i, p) in batch {
             match p {
-                Some(Ok(p)) => {
+                Ok(p) => {
                     ok_idx.push(i);
                     ok.push(p);
                 }
-                Some(Err(e)) if run.skip_errors => tracing::warn!("skipped input {i}: {e}"),
-                Some(Err(e)) => return Err(e.into()),
-                None => return Err(crate::job::Stop::Cancelled),
+                Err(e) if run.skip_errors => tracing::warn!("skipped input {i}: {e}"),
+                Err(e) => {
+                    stopped = Some(e.into());
+                    return ControlFlow::Break(());
+                }
             }
         }
         if !ok.is_empty() {
@@ -263,13 +274,19 @@ pub fn encode_items(inner: &Inner, items: Vec<Item>, run: Run, ctx: &Ctx<Vec<f32
                 // as the CLI reports a failed batch: each item's path, then the error
                 Err(e) => {
                     let msg = format!("{}: {e}", ok[0].path.display());
-                    return Err(crate::job::Stop::Err(crate::errors::with_message(e, msg)));
+                    stopped = Some(Stop::Err(crate::errors::with_message(e, msg)));
+                    return ControlFlow::Break(());
                 }
             }
         }
         done += len;
         ctx.progress(done);
+        ControlFlow::Continue(())
+    });
+    if let Some(s) = stopped {
+        return Err(s);
     }
+    r?;
     if let Some(w) = outside.warning() {
         tracing::warn!("{w}");
     }

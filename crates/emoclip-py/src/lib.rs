@@ -1,6 +1,6 @@
 //! The `emoclip` Python package's native module (`emoclip._emoclip`): thin bindings over the library's
 //! shared inference layer ([`emoclip::encoder`]) and its scoring (`embed::zero_shot`, `analyze::zeroshot`,
-//! `analyze::head`). The public API is the pure-Python `emoclip` package (python/emoclip/__init__.py) that
+//! `head`). The public API is the pure-Python `emoclip` package (python/emoclip/__init__.py) that
 //! wraps these classes; see docs/python.md.
 use pyo3::prelude::*;
 

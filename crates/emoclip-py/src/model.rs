@@ -24,22 +24,22 @@ pub struct Inner {
     pub embed_dim: usize,
     desc: String,
     pub threads: Option<usize>,
-    /// What built the encoder, for [`emoclip::analyze::encoder_id`] (heads check it).
+    /// What built the encoder, for [`emoclip::encoder::encoder_id`] (heads check it).
     spec: String,
     config: Option<emoclip::emotionclip::EmotionClipConfig>,
     kind: ModelKind,
     norm: Normalization,
-    id: OnceLock<emoclip::analyze::head::EncoderId>,
+    id: OnceLock<emoclip::encoder::EncoderId>,
 }
 
 impl Inner {
     /// The encoder's identity (weights fingerprint, preprocessing), computed on first use.
-    pub fn encoder_id(&self) -> emoclip::Result<emoclip::analyze::head::EncoderId> {
+    pub fn encoder_id(&self) -> emoclip::Result<emoclip::encoder::EncoderId> {
         if let Some(id) = self.id.get() {
             return Ok(id.clone());
         }
         let id =
-            emoclip::analyze::encoder_id(&self.spec, self.config.as_ref(), self.kind, self.norm, self.emb.num_frames)?;
+            emoclip::encoder::encoder_id(&self.spec, self.config.as_ref(), self.kind, self.norm, self.emb.num_frames)?;
         Ok(self.id.get_or_init(|| id).clone())
     }
 

@@ -33,6 +33,7 @@ def test_analyze_equals_cli(model, tmp_path):
         got = a.rows()[i]
         for k in ("window", "t_start", "t_end", "subject", "frames_with_box", "flags", "mean_box"):
             assert got[k] == want[k], (i, k, got[k], want[k])
+        assert got.get("label") == want.get("label"), i
         cli_scores = np.array(list(want["scores"].values()), np.float32)
         py_scores = np.concatenate([a.scores["basic"][i], a.scores["sentiment"][i]])
         assert list(want["scores"]) == a.columns

@@ -3,7 +3,7 @@
 //! # Flow
 //! ```text
 //! videos + captions ─ prep ─▶ shards ─ train ─▶ run (ckpt-<step>/) ─▶ weights ─┬─ embed ─▶ vectors, zero-shot scores
-//!                                                                              ├─ probe ─▶ linear-probe reports
+//!                                                                              ├─ probe ─▶ linear-probe reports, saved heads
 //!                                                                              └─ analyze
 //! MMSA feature files ─ mer ─▶ run (ckpt-<step>/, best/) ─▶ test scores
 //! ```
@@ -11,14 +11,14 @@
 //! training: [`shards::SampleMeta`]); [`train`] streams them into EmotionCLIP pre-training, writing a run
 //! directory ([`run`]); [`weights`] opens that checkpoint (or an open_clip / Hugging Face one), [`encoder`] turns
 //! media and text into vectors, which [`embed`] writes and scores, [`probe`] evaluates with linear probes and
-//! [`analyze`] lays out per window and person. [`mer`] trains MER-CLIP on
+//! [`analyze`] lays out per window and person, scoring with prompts and the [`head`]s `probe` saves. [`mer`] trains MER-CLIP on
 //! CMU-MOSI / CMU-MOSEI features through the same [`run`] and [`optim`] layers.
 //!
 //! # Layers
 //! Dependencies point down only; a feature never imports another feature's modules.
 //! ```text
 //! features  prep · train · mer · probe · embed · analyze
-//! shared    encoder · labels · shards · run · optim · rng · hash · output · plot · weights · media · tokenizer · detect · text_emotion
+//! shared    encoder · head · labels · probability · shards · run · optim · rng · hash · output · plot · weights · media · tokenizer · detect · text_emotion
 //! models    clip · emotionclip
 //! kernels   nn
 //! ```
@@ -31,6 +31,7 @@ pub mod emotionclip;
 pub mod encoder;
 pub mod error;
 pub mod hash;
+pub mod head;
 pub mod labels;
 pub mod media;
 pub mod mer;
@@ -39,6 +40,7 @@ pub mod optim;
 pub mod output;
 pub mod plot;
 pub mod prep;
+pub mod probability;
 pub mod probe;
 pub mod rng;
 pub mod run;

@@ -241,7 +241,7 @@ fn heads_are_checked_and_prompt_files_validated() {
     assert_eq!(r.status.code(), Some(2), "{err}");
     assert!(err.contains("sha256:0000") && err.contains("foreign.head.json") && err.contains("--save-head"), "{err}");
     let cfg = emoclip::weights::load::read_config(Path::new(&fx("analyze/tiny_config.json"))).unwrap();
-    let ours = emoclip::analyze::encoder_id(
+    let ours = emoclip::encoder::encoder_id(
         "random@1",
         Some(&cfg),
         emoclip::encoder::ModelKind::EmotionClip,

@@ -101,8 +101,10 @@ fn probe_end_to_end_with_cache_reuse() {
     assert_eq!(n_cache, 14);
     assert!(err.contains("0 from cache, 14 to embed"), "{err}");
 
-    // Second run: every feature comes from the cache, no model is loaded.
-    let o2 = probe(&manifest, &out, &["--cache", cache.to_str().unwrap()]);
+    // Second run: every feature comes from the cache, no model is loaded; the fitted classifier is saved as a
+    // head (a directory path: `<manifest stem>.head.json`).
+    let heads = tmp.path().join("heads");
+    let o2 = probe(&manifest, &out, &["--cache", cache.to_str().unwrap(), "--save-head", heads.to_str().unwrap()]);
     let err2 = String::from_utf8_lossy(&o2.stderr);
     assert_eq!(o2.status.code(), Some(0), "stderr:\n{err2}");
     assert!(err2.contains("14 from cache, 0 to embed"), "{err2}");
@@ -112,6 +114,12 @@ fn probe_end_to_end_with_cache_reuse() {
     let j2: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(out.join("probe.json")).unwrap()).unwrap();
     assert_eq!(j["metrics"], j2["metrics"], "cached features gave different metrics");
+    let head = emoclip::head::Head::load(&heads.join("data.head.json")).unwrap();
+    assert_eq!((head.name.as_str(), head.task), ("data", emoclip::head::HeadTask::Logistic));
+    assert_eq!(head.labels, ["happy", "sad"]);
+    assert_eq!((head.coef.len(), head.intercept.len()), (1, 1), "binary: one row, as scikit-learn");
+    assert_eq!(head.fit["C"], j2["c"]);
+    assert_eq!(head.fit["metrics_test"]["Accuracy"], j2["metrics"]["Accuracy"]["test"]);
 }
 
 #[test]

@@ -555,7 +555,8 @@ class VideoAnalysis:
 
     Per row (R rows): ``window`` int64, ``t_start`` / ``t_end`` float64 seconds, ``subject`` int64 (-1 = the
     scene, else the person's track id), ``mean_box`` float32 ``[R, 4]`` (NaN without a box),
-    ``frames_with_box`` int64, ``flags`` (list of lists of str), ``scores[source]`` float32 ``[R, C]`` per score
+    ``frames_with_box`` int64, ``flags`` (list of lists of str), ``label`` (the caption sentence or segment
+    label of the row's window, else None), ``scores[source]`` float32 ``[R, C]`` per score
     source (prompt sets, then heads; labels in ``sources[source]``). ``embeddings`` float32 ``[E, D]`` with
     ``embedding_window`` / ``embedding_subject`` saying which window and subject each row is.
     """
@@ -571,6 +572,7 @@ class VideoAnalysis:
     mean_box: np.ndarray
     frames_with_box: np.ndarray
     flags: List[List[str]]
+    label: List[Optional[str]]
     sources: dict
     source_kinds: dict
     scores: dict
@@ -606,6 +608,8 @@ class VideoAnalysis:
                 "frames_with_box": int(self.frames_with_box[i]),
                 "flags": list(self.flags[i]),
             }
+            if self.label[i] is not None:
+                row["label"] = self.label[i]
             for s, labels in self.sources.items():
                 for j, label in enumerate(labels):
                     row[f"{s}:{label}"] = float(self.scores[s][i, j])
@@ -691,6 +695,7 @@ def analyze(
         mean_box=d["mean_box"],
         frames_with_box=d["frames_with_box"],
         flags=d["flags"],
+        label=list(d["label"]),
         sources={s[0]: list(s[1]) for s in d["sources"]},
         source_kinds={s[0]: s[2] for s in d["sources"]},
         scores=dict(zip(names, d["scores"])),

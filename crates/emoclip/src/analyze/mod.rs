@@ -3,14 +3,14 @@
 //! A library module: the CLI only parses arguments and prints, so a Python binding or an HTTP service can
 //! drive the same steps. It depends only on shared layers ([`crate::media`], [`crate::detect`], the models,
 //! [`crate::tokenizer`], [`crate::output`]), never on another feature's internals (`prep`, `train`, `probe`,
-//! `embed`): caption sentences come in as [`window::Span`]s, a trained head as the file format of [`head`].
+//! `embed`): caption sentences come in as [`window::Span`]s, a trained head as the file format of [`crate::head`] (written by `probe --save-head`).
 //!
 //! # Pipeline (per video)
 //!
 //! ```text
 //!  plan windows ─► frame plan ─► decode ═► detect ─► track ─► encode ─► score ─► write
 //!  window.rs       frames.rs     (media)   (detect)  track.rs  subjects.rs zeroshot.rs timeline.rs
-//!  segments.rs                   bounded             motion.rs (models)    head.rs     outputs.rs
+//!  segments.rs                   bounded             motion.rs (models)  (head)      outputs.rs
 //!                                queue                                     prompts.rs  report.rs
 //! ```
 //!
@@ -37,15 +37,13 @@
 //!    persons (`--batch`). Frames shared by neighbouring windows could also share their per-frame encoder
 //!    outputs for the same mask (the temporal head runs per window).
 //! 6. **Score** every embedding: zero-shot against a prompt set ([`prompts`], text embeddings computed once per
-//!    run and ensembled over templates in [`zeroshot`]) and/or trained linear heads ([`head`], refused when
+//!    run and ensembled over templates in [`zeroshot`]) and/or trained linear heads ([`crate::head`], refused when
 //!    fitted on another encoder).
 //! 7. **Write** under `OUT/<video-id>/` ([`outputs`]): `timeline.jsonl` / `timeline.csv`
 //!    ([`timeline`]), `embeddings.npy` + `embeddings.jsonl`, `boxes.json` (the documented box format, reusable
 //!    with `--boxes`) + `tracks.json`, `report.html` ([`report`]), each written under a temporary name and
 //!    renamed, then the `.done` marker, so a finished video is skipped on a rerun and nothing is half-written.
-pub mod fingerprint;
 pub mod frames;
-pub mod head;
 pub mod motion;
 pub mod outputs;
 pub mod prompts;
@@ -60,9 +58,7 @@ pub mod window;
 pub mod write;
 pub mod zeroshot;
 
-pub use fingerprint::encoder_id;
 pub use frames::{plan_frames, FramePlan, FrameTiming, StreamSelector};
-pub use head::{Head, HeadTask};
 pub use prompts::{PromptSet, Prompts};
 pub use run::{AnalyzeEvent, AnalyzeStats, Analyzer, CachedBoxes, VideoAnalysis, VideoInput};
 pub use segments::load_segments;

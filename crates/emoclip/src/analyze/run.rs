@@ -22,7 +22,6 @@ use image::RgbImage;
 use serde::Serialize;
 
 use super::frames::StreamSelector;
-use super::head::{EncoderId, Head, HeadTask};
 use super::outputs::EmbeddingIndex;
 use super::prompts::Prompts;
 use super::report::Thumbnail;
@@ -32,7 +31,9 @@ use super::timeline::{ScoreKind, ScoreSource, Subject, Timeline, TimelineRow};
 use super::track::{TrackLog, Tracker};
 use super::window::{self, Window, WindowSource};
 use super::zeroshot::ZeroShot;
+use crate::encoder::EncoderId;
 use crate::encoder::{Embedder, Prepared};
+use crate::head::{Head, HeadTask};
 use crate::media::{self, BoxFile, MaskMode, MediaKind, PersonBox};
 use crate::tokenizer::{ClipTokenizer, Truncation};
 use crate::{Error, Result};
@@ -897,6 +898,7 @@ impl Analyzer {
                         window: win.index,
                         t_start: win.start,
                         t_end: win.end,
+                        label: win.label.clone(),
                         subject: j.subject,
                         mean_box: j.mean_box,
                         frames_with_box: j.frames_with_box,

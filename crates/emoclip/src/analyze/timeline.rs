@@ -74,6 +74,8 @@ pub struct TimelineRow {
     pub window: usize,
     pub t_start: f64,
     pub t_end: f64,
+    /// The caption sentence or segment label the window came from (`--captions`, `--segments`).
+    pub label: Option<String>,
     pub subject: Subject,
     /// Mean `[x1, y1, x2, y2]` of the subject's boxes over the window's frames (original pixels); for the scene,
     /// of the union box of all persons; `None` when there was no box.
@@ -135,6 +137,8 @@ struct JsonRow<'a> {
     window: usize,
     t_start: f64,
     t_end: f64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    label: Option<&'a str>,
     subject: Subject,
     mean_box: Option<[f32; 4]>,
     frames_with_box: usize,
@@ -201,6 +205,7 @@ impl Timeline {
                 window: r.window,
                 t_start: r.t_start,
                 t_end: r.t_end,
+                label: r.label.as_deref(),
                 subject: r.subject,
                 mean_box: r.mean_box,
                 frames_with_box: r.frames_with_box,
@@ -215,7 +220,8 @@ impl Timeline {
     }
 
     /// `timeline.csv`: `video, window, t_start, t_end, subject, box_x1…box_y2, frames_with_box, flags`
-    /// (`;`-separated), `top1, top1_score, …`, then every score column.
+    /// (`;`-separated), `label` (caption sentence / segment label, empty for fixed windows),
+    /// `top1, top1_score, …`, then every score column.
     pub fn to_csv(&self) -> Result<Vec<u8>> {
         let mut w = csv::Writer::from_writer(vec![]);
         let csv_err = |e: csv::Error| Error::Msg(format!("timeline.csv: {e}"));
@@ -226,6 +232,7 @@ impl Timeline {
                 .collect();
         header.push("frames_with_box".into());
         header.push("flags".into());
+        header.push("label".into());
         for k in 1..=self.top_k {
             header.push(format!("top{k}"));
             header.push(format!("top{k}_score"));
@@ -246,6 +253,7 @@ impl Timeline {
             }
             rec.push(r.frames_with_box.to_string());
             rec.push(r.flags.join(";"));
+            rec.push(r.label.clone().unwrap_or_default());
             let top = self.top(r);
             for k in 0..self.top_k {
                 match top.get(k) {
@@ -285,6 +293,7 @@ mod tests {
                 window: w,
                 t_start: w as f64 * 2.0,
                 t_end: w as f64 * 2.0 + 4.0,
+                label: (w == 1).then(|| "She said, \"fine\".".to_string()),
                 subject,
                 mean_box: (subject != Subject::Scene).then_some([1.0, 2.0, 3.0, 4.0]),
                 frames_with_box: 8,
@@ -325,6 +334,9 @@ mod tests {
         assert_eq!(v["mean_box"], serde_json::Value::Null);
         assert_eq!(v["top"][0]["label"], "joy");
         assert_eq!(text.lines().count(), 3);
+        assert!(v.get("label").is_none(), "no label on a fixed window");
+        let last: serde_json::Value = serde_json::from_str(text.lines().nth(2).unwrap()).unwrap();
+        assert_eq!(last["label"], "She said, \"fine\".");
     }
 
     #[test]
@@ -334,12 +346,14 @@ mod tests {
         let mut lines = csv.lines();
         assert_eq!(
             lines.next().unwrap(),
-            "video,window,t_start,t_end,subject,box_x1,box_y1,box_x2,box_y2,frames_with_box,flags,top1,top1_score,top2,top2_score,basic:joy,basic:anger,bold/vad:valence"
+            "video,window,t_start,t_end,subject,box_x1,box_y1,box_x2,box_y2,frames_with_box,flags,label,top1,top1_score,top2,top2_score,basic:joy,basic:anger,bold/vad:valence"
         );
         assert_eq!(
             lines.next().unwrap(),
-            "clip,0,0.000,4.000,scene,,,,,8,no-person,joy,0.7,anger,0.30000000000000004,0.7,0.30000000000000004,-0.25"
+            "clip,0,0.000,4.000,scene,,,,,8,no-person,,joy,0.7,anger,0.30000000000000004,0.7,0.30000000000000004,-0.25"
         );
-        assert_eq!(lines.count(), 2);
+        let rest: Vec<&str> = lines.collect();
+        assert_eq!(rest.len(), 2);
+        assert!(rest[1].contains(r#",,"She said, ""fine"".",joy,0.5,"#), "{}", rest[1]);
     }
 }

@@ -3,6 +3,7 @@
 //! The official evaluator scales by a fixed 100; `emoclip similarity` and `analyze` use the model's own
 //! `exp(logit_scale)` (the caller passes it), which is what the model was trained with.
 use super::prompts::Prompts;
+use crate::probability::softmax;
 use crate::{Error, Result};
 
 /// Class embeddings of one prompt set, ready to score visual embeddings.
@@ -55,14 +56,6 @@ pub fn ensemble(per_class: &[Vec<Vec<f32>>]) -> Result<Vec<Vec<f32>>> {
             Ok(normalized(&mean).into_iter().map(|x| x as f32).collect())
         })
         .collect()
-}
-
-/// Softmax in f64 (max-subtracted).
-pub fn softmax(logits: &[f64]) -> Vec<f64> {
-    let m = logits.iter().cloned().fold(f64::NEG_INFINITY, f64::max);
-    let e: Vec<f64> = logits.iter().map(|l| (l - m).exp()).collect();
-    let s: f64 = e.iter().sum();
-    e.into_iter().map(|x| x / s).collect()
 }
 
 impl ZeroShot {

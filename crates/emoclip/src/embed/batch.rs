@@ -96,6 +96,18 @@ pub fn pipelined<P: Send>(
     indices: &[usize],
     batch: usize,
     prepare: impl Fn(usize) -> Result<P> + Sync,
+    consume: impl FnMut(Vec<(usize, Result<P>)>) -> ControlFlow<()>,
+) -> Result<()> {
+    pipelined_in(None, indices, batch, prepare, consume)
+}
+
+/// [`pipelined`] with the producer's parallel preparation in `pool` (rayon's global pool when `None`): a caller
+/// that runs inside its own pool (the Python package's `threads=`) keeps decoding inside it too.
+pub fn pipelined_in<P: Send>(
+    pool: Option<&rayon::ThreadPool>,
+    indices: &[usize],
+    batch: usize,
+    prepare: impl Fn(usize) -> Result<P> + Sync,
     mut consume: impl FnMut(Vec<(usize, Result<P>)>) -> ControlFlow<()>,
 ) -> Result<()> {
     let chunks: Vec<&[usize]> = indices.chunks(batch.max(1)).collect();
@@ -106,14 +118,21 @@ pub fn pipelined<P: Send>(
         let (prepare, stop, chunks) = (&prepare, &stop, &chunks);
         s.spawn(move || {
             for chunk in chunks {
-                let prepared: Vec<(usize, Result<P>)> = chunk
-                    .par_iter()
-                    .map(|&i| {
-                        // A stopped run prepares nothing more; the batch is dropped below.
-                        let r = if stop.load(Ordering::Relaxed) { Err(Error::Msg(String::new())) } else { prepare(i) };
-                        (i, r)
-                    })
-                    .collect();
+                let run = || -> Vec<(usize, Result<P>)> {
+                    chunk
+                        .par_iter()
+                        .map(|&i| {
+                            // A stopped run prepares nothing more; the batch is dropped below.
+                            let r =
+                                if stop.load(Ordering::Relaxed) { Err(Error::Msg(String::new())) } else { prepare(i) };
+                            (i, r)
+                        })
+                        .collect()
+                };
+                let prepared = match pool {
+                    Some(p) => p.install(run),
+                    None => run(),
+                };
                 if stop.load(Ordering::Relaxed) || tx.send(prepared).is_err() {
                     return;
                 }

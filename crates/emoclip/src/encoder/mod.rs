@@ -3,8 +3,10 @@
 //! sampled frames (videos) → resize/crop/normalise + subject masks from person boxes → L2-normalised vectors,
 //! and text → vectors. Plain CLIP (the paper's baseline) mean-pools its per-frame image features.
 //! Used by the features `embed`, `probe` (through the CLI), `analyze` and the Python package.
+pub mod fingerprint;
 pub mod load;
 
+pub use fingerprint::{encoder_fingerprint, encoder_id, EncoderId, Preprocess};
 pub use load::{load_encoder, ModelKind, RandomSpec};
 
 use crate::clip::Clip;

@@ -1,9 +1,13 @@
 //! Linear-probe evaluation of a feature matrix over a [`Manifest`], as EmotionCLIP `linear_eval.py` with scikit-learn: fit on train, pick C on val, refit, score val and test.
 use super::manifest::{Label, Manifest, Split, Task};
+use super::ovr::BinaryEstimator;
 use super::{
     accuracy_score, average_precision_macro, f1_weighted, holdout_split, mean_squared_error, pearsonr, r2_score,
     roc_auc_macro, savgol_filter, top1_in_labels, CSearch, LogisticRegression, Mat, OneVsRest, Ridge,
 };
+use super::{LogisticModel, OneVsRestModel, RidgeModel};
+use crate::encoder::EncoderId;
+use crate::head::{FeatureNorm, FeatureSpec, Head, HeadTask, HEAD_FORMAT, HEAD_VERSION};
 use crate::{Error, Result};
 
 /// Validation score of a C (higher is better).
@@ -62,6 +66,111 @@ pub struct ProbeResult {
     pub metrics: Vec<(String, Vec<f64>)>,
     pub per_class: Vec<PerClass>,
     pub notes: Vec<String>,
+    /// The classifier / regressor of the final fit (on train, with the chosen C): what `--save-head` writes.
+    pub fitted: Option<FittedLinear>,
+}
+
+/// The parameters of a fitted linear model, in scikit-learn's layout (`coef_`, `intercept_`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct FittedLinear {
+    pub task: HeadTask,
+    /// Names of the rows' outputs: the classes seen in training (logistic), every class (one-vs-rest) or
+    /// every target (ridge).
+    pub labels: Vec<String>,
+    pub coef: Vec<Vec<f64>>,
+    pub intercept: Vec<f64>,
+    /// One-vs-rest: per class, the constant probability of a class with one label value in train.
+    pub constant: Option<Vec<Option<f64>>>,
+    /// Feature dimension.
+    pub dim: usize,
+}
+
+impl FittedLinear {
+    /// A multinomial / binary logistic model: its rows are the classes present in train (`names[class]`).
+    pub fn logistic(m: &LogisticModel, names: &[String]) -> Result<Self> {
+        let labels = m
+            .classes
+            .iter()
+            .map(|&c| names.get(c as usize).cloned().ok_or_else(|| Error::Msg(format!("class index {c} has no name"))))
+            .collect::<Result<_>>()?;
+        Ok(Self {
+            task: HeadTask::Logistic,
+            labels,
+            coef: (0..m.coef.rows).map(|i| m.coef.row(i).to_vec()).collect(),
+            intercept: m.intercept.clone(),
+            constant: None,
+            dim: m.coef.cols,
+        })
+    }
+
+    /// A one-vs-rest model: one row per class; a constant predictor gets a zero row and its constant.
+    pub fn one_vs_rest(m: &OneVsRestModel, names: &[String]) -> Self {
+        let d = m.n_features;
+        let (mut coef, mut intercept, mut constant) = (vec![], vec![], vec![]);
+        for e in &m.estimators {
+            match e {
+                BinaryEstimator::Fitted(b) => {
+                    coef.push(b.coef.row(0).to_vec());
+                    intercept.push(b.intercept[0]);
+                    constant.push(None);
+                }
+                BinaryEstimator::Constant(c) => {
+                    coef.push(vec![0.0; d]);
+                    intercept.push(0.0);
+                    constant.push(Some(*c));
+                }
+            }
+        }
+        let constant = constant.iter().any(Option::is_some).then_some(constant);
+        Self { task: HeadTask::OneVsRest, labels: names.to_vec(), coef, intercept, constant, dim: d }
+    }
+
+    /// A multi-output ridge regression: one row per target.
+    pub fn ridge(m: &RidgeModel, names: &[String]) -> Self {
+        Self {
+            task: HeadTask::Ridge,
+            labels: names.to_vec(),
+            coef: (0..m.coef.rows).map(|i| m.coef.row(i).to_vec()).collect(),
+            intercept: m.intercept.clone(),
+            constant: None,
+            dim: m.coef.cols,
+        }
+    }
+}
+
+impl ProbeResult {
+    /// The saved-head form of the final fit, for features of `encoder` (L2-normalised, as the probe's).
+    /// `name` prefixes the score columns in `analyze` (e.g. `meld/emotion`).
+    pub fn head(&self, name: &str, encoder: EncoderId) -> Result<Head> {
+        let f = self.fitted.as_ref().ok_or_else(|| Error::Msg(format!("{name}: no fitted model to save")))?;
+        let mut fit = std::collections::BTreeMap::new();
+        if let Some(c) = self.c {
+            fit.insert("C".to_string(), serde_json::json!(c));
+        }
+        fit.insert("C_source".to_string(), serde_json::json!(self.c_source));
+        fit.insert("n_train".to_string(), serde_json::json!(self.counts[0]));
+        for (split, v) in self.splits.iter().zip(0..) {
+            let metrics: serde_json::Map<String, serde_json::Value> =
+                self.metrics.iter().map(|(m, vals)| (m.clone(), serde_json::json!(vals[v]))).collect();
+            fit.insert(format!("metrics_{split}"), serde_json::Value::Object(metrics));
+        }
+        if !self.notes.is_empty() {
+            fit.insert("notes".to_string(), serde_json::json!(self.notes));
+        }
+        Ok(Head {
+            format: HEAD_FORMAT.into(),
+            version: HEAD_VERSION,
+            name: name.to_string(),
+            task: f.task,
+            labels: f.labels.clone(),
+            coef: f.coef.clone(),
+            intercept: f.intercept.clone(),
+            constant: f.constant.clone(),
+            features: FeatureSpec { normalize: FeatureNorm::L2, dim: f.dim },
+            encoder,
+            fit,
+        })
+    }
 }
 
 impl ProbeResult {
@@ -201,6 +310,7 @@ pub fn evaluate(m: &Manifest, x: &Mat, opts: &EvalOptions) -> Result<ProbeResult
         metrics: vec![],
         per_class: vec![],
         notes: vec![],
+        fitted: None,
     };
     match m.task {
         Task::Single => single_label(m, x, opts, &sp, &mut out)?,
@@ -237,6 +347,7 @@ fn single_label(m: &Manifest, x: &Mat, opts: &EvalOptions, sp: &Splits, out: &mu
     push(out, "Accuracy", acc);
     push(out, "F1 (weighted)", f1);
     (out.c, out.c_source, out.trials) = (Some(c), src, trials);
+    out.fitted = Some(FittedLinear::logistic(&model, &m.classes)?);
     Ok(())
 }
 
@@ -299,6 +410,7 @@ fn multi_label(m: &Manifest, x: &Mat, opts: &EvalOptions, sp: &Splits, out: &mut
     push(out, "classes without AP", und_ap);
     push(out, "classes without ROC-AUC", und_auc);
     (out.c, out.c_source, out.trials) = (Some(c), src, trials);
+    out.fitted = Some(FittedLinear::one_vs_rest(&model, &m.classes));
     Ok(())
 }
 
@@ -310,6 +422,7 @@ fn regression(m: &Manifest, x: &Mat, opts: &EvalOptions, sp: &Splits, out: &mut 
     }
     let model = Ridge::new(opts.alpha).fit(&x.select_rows(&sp.train)?, &targets(m, &sp.train)?)?;
     out.c_source = format!("Ridge(alpha={}), no search", opts.alpha);
+    out.fitted = Some(FittedLinear::ridge(&model, &m.targets));
     let t = m.targets.len();
     let mut r2 = vec![];
     let mut mse = vec![vec![]; t];

@@ -2,6 +2,7 @@
 use rayon::prelude::*;
 
 use super::{axpy, dot, Mat};
+use crate::probability::sigmoid;
 use crate::{Error, Result};
 
 /// Rows per parallel chunk when evaluating the objective (fixed, so sums are deterministic).
@@ -240,16 +241,6 @@ pub(crate) fn argmax(r: &[f64]) -> usize {
         }
     }
     best
-}
-
-#[inline]
-pub(crate) fn sigmoid(z: f64) -> f64 {
-    if z >= 0.0 {
-        1.0 / (1.0 + (-z).exp())
-    } else {
-        let e = z.exp();
-        e / (1.0 + e)
-    }
 }
 
 /// `log(1 + e^t)` without overflow.

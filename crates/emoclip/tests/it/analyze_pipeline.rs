@@ -24,7 +24,7 @@ fn embedder() -> Embedder {
 
 fn analyzer(people: PeopleSource, batch: usize) -> Analyzer {
     let cfg = emoclip::weights::load::read_config(&common::fixture("analyze/tiny_config.json")).unwrap();
-    let id = emoclip::analyze::encoder_id("random@3", Some(&cfg), ModelKind::EmotionClip, Normalization::IMAGENET, 8)
+    let id = emoclip::encoder::encoder_id("random@3", Some(&cfg), ModelKind::EmotionClip, Normalization::IMAGENET, 8)
         .unwrap();
     let settings = AnalyzeSettings {
         windows: WindowSource::Fixed { window: 4.0, stride: 2.0 },

@@ -83,6 +83,7 @@ fn synthetic_timeline() -> (Timeline, f64) {
                 window: w,
                 t_start: t0,
                 t_end: t1,
+                label: None,
                 subject: s,
                 mean_box: mean_box(&boxes),
                 frames_with_box: boxes.len(),

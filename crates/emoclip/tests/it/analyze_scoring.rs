@@ -7,9 +7,10 @@
 //! probabilities 1e-6; head outputs 1e-12 (same f64 arithmetic on the same f32 inputs).
 use std::path::Path;
 
-use emoclip::analyze::head::{EncoderId, Head, Prediction};
 use emoclip::analyze::prompts::{PromptSet, EMOTIC};
 use emoclip::analyze::zeroshot::ZeroShot;
+use emoclip::encoder::EncoderId;
+use emoclip::head::{Head, Prediction};
 use serde_json::Value;
 
 use crate::common::fixture;

@@ -26,7 +26,7 @@
 //! - `features.normalize`: what is applied to an embedding before the head. `l2` (default) is the official
 //!   `linear_eval.py` feature extraction (`F.normalize(features, dim=-1)`), and what `emoclip embed` / the
 //!   probe's feature cache store; `none` applies the head to the embedding as given.
-//! - `encoder.fingerprint`: [`encoder_fingerprint`] of the weights and config the features came from;
+//! - `encoder.fingerprint`: [`crate::encoder::encoder_fingerprint`] of the weights and config the features came from;
 //!   [`Head::check_encoder`] refuses a head fitted on another encoder, or with other preprocessing.
 //! - `fit`: free-form provenance (not interpreted).
 use std::collections::BTreeMap;
@@ -34,9 +34,10 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
-use sha2::{Digest, Sha256};
 
+use crate::encoder::EncoderId;
 use crate::output::write_atomic;
+use crate::probability::{sigmoid, softmax};
 use crate::{Error, Result};
 
 /// The `format` field of a head file.
@@ -72,29 +73,6 @@ pub struct FeatureSpec {
     pub dim: usize,
 }
 
-/// Preprocessing that changes the features as much as the weights do.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct Preprocess {
-    /// `imagenet` (the official EmotionCLIP pipeline) or `clip`.
-    pub normalization: String,
-    /// Frames per clip.
-    pub frames: usize,
-}
-
-/// Which encoder produced the features.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct EncoderId {
-    /// [`encoder_fingerprint`] of the encoder's weights and config.
-    pub fingerprint: String,
-    /// Human-readable description (not compared).
-    #[serde(default, skip_serializing_if = "String::is_empty")]
-    pub name: String,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub preprocess: Option<Preprocess>,
-}
-
 /// A saved linear head (format in the module documentation).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -127,45 +105,6 @@ pub enum Prediction {
     Labels(Vec<bool>),
     /// Regression values (`ridge`).
     Values(Vec<f64>),
-}
-
-/// SHA-256 over the encoder's config text and every tensor (sorted by name: name, dtype, shape, raw
-/// little-endian bytes), as `sha256:<hex>`. The same weights in another file format or order give the same
-/// fingerprint; any changed value, shape or config field gives another.
-pub fn encoder_fingerprint<'a>(
-    config: &str,
-    tensors: impl IntoIterator<Item = (&'a str, &'a str, &'a [usize], &'a [u8])>,
-) -> String {
-    let mut list: Vec<(&str, &str, &[usize], &[u8])> = tensors.into_iter().collect();
-    list.sort_by(|a, b| a.0.cmp(b.0));
-    let mut h = Sha256::new();
-    h.update(b"emoclip-encoder-fingerprint-v1\0");
-    h.update((config.len() as u64).to_le_bytes());
-    h.update(config.as_bytes());
-    for (name, dtype, shape, bytes) in list {
-        for part in [name.as_bytes(), dtype.as_bytes()] {
-            h.update((part.len() as u64).to_le_bytes());
-            h.update(part);
-        }
-        h.update((shape.len() as u64).to_le_bytes());
-        for d in shape {
-            h.update((*d as u64).to_le_bytes());
-        }
-        h.update((bytes.len() as u64).to_le_bytes());
-        h.update(bytes);
-    }
-    let digest = h.finalize();
-    let hex: String = digest.iter().map(|b| format!("{b:02x}")).collect();
-    format!("sha256:{hex}")
-}
-
-fn sigmoid(z: f64) -> f64 {
-    if z >= 0.0 {
-        1.0 / (1.0 + (-z).exp())
-    } else {
-        let e = z.exp();
-        e / (1.0 + e)
-    }
 }
 
 impl Head {
@@ -308,7 +247,7 @@ impl Head {
                 let p = sigmoid(z[0]);
                 vec![1.0 - p, p]
             }
-            HeadTask::Logistic => super::zeroshot::softmax(&z),
+            HeadTask::Logistic => softmax(&z),
             HeadTask::OneVsRest => z
                 .iter()
                 .enumerate()
@@ -360,6 +299,7 @@ impl Head {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::encoder::Preprocess;
 
     fn head(task: HeadTask, labels: &[&str], coef: Vec<Vec<f64>>, intercept: Vec<f64>) -> Head {
         Head {
@@ -375,29 +315,6 @@ mod tests {
             encoder: EncoderId { fingerprint: "sha256:aa".into(), name: String::new(), preprocess: None },
             fit: BTreeMap::new(),
         }
-    }
-
-    #[test]
-    fn fingerprint_depends_on_values_not_order() {
-        let a = [1u8, 2, 3, 4];
-        let b = [9u8, 9, 9, 9];
-        let f1 = encoder_fingerprint("{}", [("x", "F32", &[1usize][..], &a[..]), ("y", "F32", &[1][..], &b[..])]);
-        let f2 = encoder_fingerprint("{}", [("y", "F32", &[1usize][..], &b[..]), ("x", "F32", &[1][..], &a[..])]);
-        assert_eq!(f1, f2);
-        assert!(f1.starts_with("sha256:") && f1.len() == 7 + 64);
-        let c = [1u8, 2, 3, 5];
-        assert_ne!(
-            f1,
-            encoder_fingerprint("{}", [("x", "F32", &[1usize][..], &c[..]), ("y", "F32", &[1][..], &b[..])])
-        );
-        assert_ne!(
-            f1,
-            encoder_fingerprint("{ }", [("x", "F32", &[1usize][..], &a[..]), ("y", "F32", &[1][..], &b[..])])
-        );
-        assert_ne!(
-            f1,
-            encoder_fingerprint("{}", [("x", "F32", &[2usize][..], &a[..]), ("y", "F32", &[1][..], &b[..])])
-        );
     }
 
     #[test]

@@ -1,16 +1,70 @@
-//! The identity of an encoder's features ([`head::EncoderId`](super::head::EncoderId)): the fingerprint of its weights and config, its name and its preprocessing, as written into a head by `emoclip probe --save-head` and checked by `analyze --head`.
+//! The identity of an encoder's features ([`EncoderId`]): the fingerprint of its weights and config, its name and its preprocessing, as written into a head by `emoclip probe --save-head` and checked by `analyze --head`.
 //!
-//! A checkpoint is fingerprinted over its tensors ([`super::head::encoder_fingerprint`]: names, dtypes,
+//! A checkpoint is fingerprinted over its tensors ([`encoder_fingerprint`]: names, dtypes,
 //! shapes, bytes, sorted by name) and its resolved config, so the same weights converted to another file
 //! format give the same fingerprint. A `random[:CONFIG][@SEED]` spec is fingerprinted over the spec and the
 //! config (its weights are a pure function of both, see [`crate::encoder::RandomSpec`]).
 use candle_core::{DType, Tensor};
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
 
-use super::head::{encoder_fingerprint, EncoderId, Preprocess};
 use crate::emotionclip::EmotionClipConfig;
 use crate::encoder::{ModelKind, RandomSpec};
 use crate::media::Normalization;
 use crate::{Error, Result};
+
+/// Preprocessing that changes the features as much as the weights do.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Preprocess {
+    /// `imagenet` (the official EmotionCLIP pipeline) or `clip`.
+    pub normalization: String,
+    /// Frames per clip.
+    pub frames: usize,
+}
+
+/// Which encoder produced the features.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EncoderId {
+    /// [`encoder_fingerprint`] of the encoder's weights and config.
+    pub fingerprint: String,
+    /// Human-readable description (not compared).
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub name: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub preprocess: Option<Preprocess>,
+}
+
+/// SHA-256 over the encoder's config text and every tensor (sorted by name: name, dtype, shape, raw
+/// little-endian bytes), as `sha256:<hex>`. The same weights in another file format or order give the same
+/// fingerprint; any changed value, shape or config field gives another.
+pub fn encoder_fingerprint<'a>(
+    config: &str,
+    tensors: impl IntoIterator<Item = (&'a str, &'a str, &'a [usize], &'a [u8])>,
+) -> String {
+    let mut list: Vec<(&str, &str, &[usize], &[u8])> = tensors.into_iter().collect();
+    list.sort_by(|a, b| a.0.cmp(b.0));
+    let mut h = Sha256::new();
+    h.update(b"emoclip-encoder-fingerprint-v1\0");
+    h.update((config.len() as u64).to_le_bytes());
+    h.update(config.as_bytes());
+    for (name, dtype, shape, bytes) in list {
+        for part in [name.as_bytes(), dtype.as_bytes()] {
+            h.update((part.len() as u64).to_le_bytes());
+            h.update(part);
+        }
+        h.update((shape.len() as u64).to_le_bytes());
+        for d in shape {
+            h.update((*d as u64).to_le_bytes());
+        }
+        h.update((bytes.len() as u64).to_le_bytes());
+        h.update(bytes);
+    }
+    let digest = h.finalize();
+    let hex: String = digest.iter().map(|b| format!("{b:02x}")).collect();
+    format!("sha256:{hex}")
+}
 
 /// `imagenet`, `clip` or `custom` for a normalisation.
 pub fn normalization_name(n: Normalization) -> &'static str {
@@ -97,6 +151,29 @@ pub fn encoder_id(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn fingerprint_depends_on_values_not_order() {
+        let a = [1u8, 2, 3, 4];
+        let b = [9u8, 9, 9, 9];
+        let f1 = encoder_fingerprint("{}", [("x", "F32", &[1usize][..], &a[..]), ("y", "F32", &[1][..], &b[..])]);
+        let f2 = encoder_fingerprint("{}", [("y", "F32", &[1usize][..], &b[..]), ("x", "F32", &[1][..], &a[..])]);
+        assert_eq!(f1, f2);
+        assert!(f1.starts_with("sha256:") && f1.len() == 7 + 64);
+        let c = [1u8, 2, 3, 5];
+        assert_ne!(
+            f1,
+            encoder_fingerprint("{}", [("x", "F32", &[1usize][..], &c[..]), ("y", "F32", &[1][..], &b[..])])
+        );
+        assert_ne!(
+            f1,
+            encoder_fingerprint("{ }", [("x", "F32", &[1usize][..], &a[..]), ("y", "F32", &[1][..], &b[..])])
+        );
+        assert_ne!(
+            f1,
+            encoder_fingerprint("{}", [("x", "F32", &[2usize][..], &a[..]), ("y", "F32", &[1][..], &b[..])])
+        );
+    }
 
     #[test]
     fn random_specs_differ_by_seed_config_and_preprocessing() {
