@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The Python package's tests (crates/emoclip-py/tests, pytest; scripts/test.sh runs this after the Rust tests).
-# A project venv (.venv-py, or $EMOCLIP_PY_VENV) gets pinned pytest and numpy from PyPI on first use; the
+# A project venv (.venv-py, or $EMOCLIP_PY_VENV) gets pinned pytest, numpy and pandas (to test `to_pandas`; not a
+# dependency of the package) from PyPI on first use; the
 # extension is built by the same cargo build as the Rust tests and installed editable (what `maturin develop`
 # does), and the tests compare it with the `emoclip` binary of that build. Measured: right after
 # `cargo test --workspace` the build here only compiles pyo3/numpy/emoclip-py (~30 s on 2 loaded cores);
@@ -11,8 +12,8 @@ ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$ROOT"
 VENV="${EMOCLIP_PY_VENV:-$ROOT/.venv-py}"
 PYTHON="${PYTHON:-python3}"
-PINS=("pytest==9.2.0" "numpy==2.4.6")
-if ! "$VENV/bin/python" -c "import pytest, numpy" 2>/dev/null; then
+PINS=("pytest==9.2.0" "numpy==2.4.6" "pandas==3.1.1")
+if ! "$VENV/bin/python" -c "import pytest, numpy, pandas" 2>/dev/null; then
     "$PYTHON" -m venv "$VENV"
     "$VENV/bin/pip" install --quiet --disable-pip-version-check "${PINS[@]}"
 fi

@@ -39,3 +39,20 @@ def test_analyze_equals_cli(model, tmp_path):
         assert list(want["scores"]) == a.columns
         assert_bits_equal(py_scores, cli_scores)
     assert_bits_equal(a.embeddings, np.load(d / "embeddings.npy"))
+
+
+def test_segment_labels_and_to_pandas(model, tmp_path):
+    pd = __import__("pytest").importorskip("pandas")
+    video = VIDEOS[2]
+    need_media(video)
+    segs = tmp_path / "segments.csv"
+    segs.write_text('start,end,label\n0,1.5,opening\n2,3.5,"later, again"\n')
+    a = emoclip.analyze(model, video, segments=segs, prompts=["sentiment"])
+    assert sorted(set(a.window.tolist())) == [0, 1]
+    assert [a.label[i] for i in range(len(a))] == ["opening" if w == 0 else "later, again" for w in a.window]
+    df = a.to_pandas()
+    assert len(df) == len(a) and list(df["label"]) == a.label
+    assert list(df["subject"]) == [a.subject_name(i) for i in range(len(a))]
+    cols = [c for c in df.columns if c.startswith("sentiment:")]
+    assert cols == a.columns
+    np.testing.assert_array_equal(df[cols].to_numpy(np.float32), a.scores["sentiment"])

@@ -622,7 +622,10 @@ class VideoAnalysis:
             import pandas as pd  # type: ignore
         except ImportError:
             raise ImportError("to_pandas() needs pandas: pip install pandas") from None
-        return pd.DataFrame(self.rows())
+        df = pd.DataFrame(self.rows())
+        if len(df) and "label" not in df.columns:  # fixed windows: the column is there, empty
+            df.insert(int(df.columns.get_loc("flags")) + 1, "label", self.label)
+        return df
 
 
 @_api

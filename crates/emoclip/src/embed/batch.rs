@@ -138,7 +138,7 @@ pub fn pipelined_in<P: Send>(
                 }
             }
         });
-        for prepared in rx.iter() {
+        while let Some(prepared) = receive(&rx) {
             let items = prepared.len();
             if consume(prepared).is_break() {
                 // Dropping the receiver (end of this scope's loop) also unblocks a producer waiting to send.
@@ -149,6 +149,30 @@ pub fn pipelined_in<P: Send>(
         }
         Ok(())
     })
+}
+
+/// The next prepared batch, `None` when the producer is done. A rayon worker (a caller inside its own pool, as
+/// the Python package's jobs are) must not block here: with a pool of one thread the producer's parallel
+/// preparation waits for that very thread. It runs pending pool work while it waits instead.
+fn receive<T>(rx: &std::sync::mpsc::Receiver<T>) -> Option<T> {
+    if rayon::current_thread_index().is_none() {
+        return rx.recv().ok();
+    }
+    loop {
+        match rx.try_recv() {
+            Ok(v) => return Some(v),
+            Err(std::sync::mpsc::TryRecvError::Disconnected) => return None,
+            Err(std::sync::mpsc::TryRecvError::Empty) => {
+                if rayon::yield_now() != Some(rayon::Yield::Executed) {
+                    match rx.recv_timeout(std::time::Duration::from_micros(200)) {
+                        Ok(v) => return Some(v),
+                        Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => return None,
+                        Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {}
+                    }
+                }
+            }
+        }
+    }
 }
 
 impl Embedder {

@@ -237,3 +237,31 @@ fn embed_each_prepares_ahead_keeps_order_and_stops_on_break() {
     assert_eq!(plan, Some((4, 3)));
     assert_eq!((c.hits, c.embedded), (4, 3));
 }
+
+/// A caller inside its own one-thread pool (the Python package runs each call so): the consumer is the pool's
+/// only worker, and the producer's parallel preparation runs in that pool. It must finish, not deadlock.
+#[test]
+fn pipelined_in_a_one_thread_pool_runs_to_the_end() {
+    let pool = std::sync::Arc::new(rayon::ThreadPoolBuilder::new().num_threads(1).build().unwrap());
+    let (tx, rx) = std::sync::mpsc::channel();
+    let p = pool.clone();
+    std::thread::spawn(move || {
+        let r = p.install(|| {
+            let mut seen = vec![];
+            emoclip::embed::batch::pipelined_in(
+                Some(&p),
+                &(0..9).collect::<Vec<_>>(),
+                2,
+                |i| Ok(i * 10),
+                |batch| {
+                    seen.extend(batch.into_iter().map(|(i, r)| (i, r.unwrap())));
+                    std::ops::ControlFlow::Continue(())
+                },
+            )
+            .map(|()| seen)
+        });
+        let _ = tx.send(r);
+    });
+    let seen = rx.recv_timeout(std::time::Duration::from_secs(30)).expect("deadlock: no result in 30 s").unwrap();
+    assert_eq!(seen, (0..9).map(|i| (i, i * 10)).collect::<Vec<_>>());
+}
