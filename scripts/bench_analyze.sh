@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Benchmark of `emoclip analyze` on long generated videos (a script, not a timed test).
 #
-#   scripts/bench_analyze.sh [--minutes 30] [--long-minutes 120] [--weights random] [--detector FILE] [--skip-long]
+#   scripts/bench_analyze.sh [--minutes 30] [--long-minutes 120] [--weights random] [--dtype f32|bf16] [--batch N]
+#                            [--detector FILE] [--skip-long]
 #
 # Makes target/videos/long_<M>min.mp4 (1280x720, 25 fps) with scripts/make_long_video.sh, builds the release
 # binary, runs `emoclip analyze` on it (full-size ViT-B/32 EmotionCLIP with random weights by default; with
@@ -13,15 +14,17 @@
 # decoding, is the bottleneck.
 set -euo pipefail
 ROOT="$(cd "$(dirname "$0")/.." && pwd)"
-MINUTES=30; LONG=120; WEIGHTS=random; DETECTOR=""; SKIP_LONG=0
+MINUTES=30; LONG=120; WEIGHTS=random; DTYPE=f32; BATCH=8; DETECTOR=""; SKIP_LONG=0
 while [[ $# -gt 0 ]]; do
   case "$1" in
     --minutes) MINUTES="$2"; shift 2 ;;
     --long-minutes) LONG="$2"; shift 2 ;;
     --weights) WEIGHTS="$2"; shift 2 ;;
+    --dtype) DTYPE="$2"; shift 2 ;;
+    --batch) BATCH="$2"; shift 2 ;;
     --detector) DETECTOR="$2"; shift 2 ;;
     --skip-long) SKIP_LONG=1; shift ;;
-    -h|--help) sed -n '2,13p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    -h|--help) sed -n '2,14p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
     *) echo "unknown option $1" >&2; exit 1 ;;
   esac
 done
@@ -47,8 +50,8 @@ run() { # minutes
   local out="target/bench_analyze/${m}min" log="target/bench_analyze/${m}min.time"
   rm -rf "$out"; mkdir -p "$out"
   local det=(); [[ -n "$DETECTOR" ]] && det=(--detector "$DETECTOR")
-  echo "== $m min: emoclip analyze --weights $WEIGHTS ${det[*]}"
-  /usr/bin/time -v "$BIN" analyze "$VID/long_${m}min.mp4" --out "$out" --weights "$WEIGHTS" "${det[@]}" 2> "$log" || { tail -20 "$log"; exit 1; }
+  echo "== $m min: emoclip --threads 2 analyze --weights $WEIGHTS --dtype $DTYPE --batch $BATCH ${det[*]}"
+  /usr/bin/time -v "$BIN" --threads 2 analyze "$VID/long_${m}min.mp4" --out "$out" --weights "$WEIGHTS" --dtype "$DTYPE" --batch "$BATCH" "${det[@]}" 2> "$log" || { tail -20 "$log"; exit 1; }
   python3 - "$out/long_${m}min.mp4/.done" "$log" <<'PY'
 import json, re, sys
 d = json.load(open(sys.argv[1])); s = d["stats"]; t = open(sys.argv[2]).read()
