@@ -168,7 +168,7 @@ pub fn run(a: BenchArgs, threads: Option<usize>) -> Result<i32> {
         Some(py) => Some(run_pytorch(py, &a, n_threads)?),
     };
     // Text runs on its first `len` tokens: up to the last pooled (EOT) position.
-    let text_len = m.backbone.text.pool_positions(&ids.to_vec2::<u32>()?).into_iter().map(|p| p + 1).max();
+    let text_len = m.backbone.text()?.pool_positions(&ids.to_vec2::<u32>()?).into_iter().map(|p| p + 1).max();
     let vflops = video_flops(&m.config);
     let tflops = text_flops(&m.config.backbone, 8, text_len.unwrap_or(77) as usize);
     let peak = emoclip::nn::cpu::gemm_bf16::measure_peak(50);

@@ -181,7 +181,7 @@ impl Analyzer {
     /// Loads the prompt sets (text embeddings computed once, ensembled over templates) and the heads
     /// (refused when fitted on another encoder than `encoder`). `embedder.num_frames` must equal
     /// `settings.frames_per_clip`.
-    pub fn new(embedder: Embedder, encoder: EncoderId, settings: AnalyzeSettings) -> Result<Self> {
+    pub fn new(mut embedder: Embedder, encoder: EncoderId, settings: AnalyzeSettings) -> Result<Self> {
         if settings.batch == 0 {
             return Err(Error::Msg("--batch 0: use 1 or more clips per forward pass".into()));
         }
@@ -235,6 +235,9 @@ impl Analyzer {
             })?;
             zeroshot.push(z);
         }
+        // Text is encoded once per run, above: the text tower's weights (a third of ViT-B/32 EmotionCLIP's) are
+        // not needed for the rest of it.
+        embedder.encoder.release_text();
         let mut heads = vec![];
         for p in &settings.heads {
             let head = Head::load(p)?;

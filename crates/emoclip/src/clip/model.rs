@@ -8,7 +8,8 @@ use candle_nn::VarBuilder;
 #[derive(Clone, Debug)]
 pub struct Clip {
     pub visual: VisionTransformer,
-    pub text: TextTransformer,
+    /// `None` after [`Clip::release_text`] (video analysis needs text only for its prompts, once).
+    pub text: Option<TextTransformer>,
     /// Scalar (shape `[]`), `ln(1/0.07)` at init; similarity scale is `exp(logit_scale)`.
     pub logit_scale: Tensor,
     pub config: OpenClipConfig,
@@ -22,7 +23,7 @@ impl Clip {
         let text = TextTransformer::load(vb.clone(), cfg)?;
         let init = candle_nn::Init::Const((1.0f64 / 0.07).ln());
         let logit_scale = scale_vb.get_with_hints((), "logit_scale", init)?;
-        Ok(Self { visual, text, logit_scale, config: cfg.clone() })
+        Ok(Self { visual, text: Some(text), logit_scale, config: cfg.clone() })
     }
 
     pub fn encode_image(&self, images: &Tensor) -> Result<Tensor> {
@@ -30,6 +31,21 @@ impl Clip {
     }
 
     pub fn encode_text(&self, ids: &Tensor) -> Result<Tensor> {
-        self.text.forward(ids)
+        self.text()?.forward(ids)
+    }
+
+    /// The text tower, unless it was released.
+    pub fn text(&self) -> Result<&TextTransformer> {
+        self.text.as_ref().ok_or_else(|| {
+            candle_core::Error::Msg(
+                "the text tower was released to save memory (Clip::release_text); load the model again to encode text"
+                    .into(),
+            )
+        })
+    }
+
+    /// Drops the text tower's weights (and their bf16 copies) when no more text will be encoded.
+    pub fn release_text(&mut self) {
+        self.text = None;
     }
 }

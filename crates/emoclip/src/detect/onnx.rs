@@ -36,9 +36,12 @@ pub fn session(model: &Path) -> Result<Session> {
     environment()?;
     let env =
         ENV.get().and_then(|e| e.as_ref().ok()).ok_or_else(|| Error::Msg("ONNX Runtime not initialised".into()))?;
-    Session::builder(env)
-        .and_then(|mut b| b.commit_from_file(model))
-        .map_err(|e| Error::checkpoint(model, format!("cannot load the ONNX model: {e}")))
+    let err = |e: &dyn std::fmt::Display| Error::checkpoint(model, format!("cannot load the ONNX model: {e}"));
+    let builder = Session::builder(env).map_err(|e| err(&e))?;
+    // Idle intra-op threads block instead of spinning: on a few cores a spinning thread takes the CPU from the
+    // EmotionCLIP encoder that runs beside detection (`emoclip analyze`).
+    let mut builder = builder.with_intra_op_spinning(false).map_err(|e| err(&e))?;
+    builder.commit_from_file(model).map_err(|e| err(&e))
 }
 
 fn environment() -> Result<()> {

@@ -40,8 +40,16 @@ impl Encoder {
         self.clip().visual.image_size
     }
 
+    /// Drops the text tower ([`Clip::release_text`]): `encode_text` fails afterwards.
+    pub fn release_text(&mut self) {
+        match self {
+            Encoder::Emotion(m) => m.backbone.release_text(),
+            Encoder::Clip(c) => c.release_text(),
+        }
+    }
+
     pub fn context_length(&self) -> usize {
-        self.clip().text.context_length
+        self.clip().config.text_cfg.context_length
     }
 
     /// Frames per video clip the model requires: the temporal transformer's learned frame positions
