@@ -98,12 +98,16 @@ impl ModelArgs {
     pub(crate) fn load(&self) -> Result<(emoclip::encoder::Encoder, Device, DType)> {
         let device = parse_device(&self.device)?;
         let dtype = self.dtype.into();
-        let config = match &self.config {
-            Some(p) => Some(emoclip::weights::load::read_config(p)?),
-            None => None::<EmotionClipConfig>,
-        };
-        let enc = load_encoder(&self.weights, config.as_ref(), self.model.into(), dtype, &device)?;
+        let enc = load_encoder(&self.weights, self.config()?.as_ref(), self.model.into(), dtype, &device)?;
         Ok((enc, device, dtype))
+    }
+
+    /// The `--config` file, read and validated (None without the option).
+    fn config(&self) -> Result<Option<EmotionClipConfig>> {
+        Ok(match &self.config {
+            Some(p) => Some(emoclip::weights::load::read_config(p)?),
+            None => None,
+        })
     }
 
     /// The identity of these weights' features with `norm` and `frames` per clip (what a saved head records
@@ -113,11 +117,7 @@ impl ModelArgs {
         norm: emoclip::media::Normalization,
         frames: usize,
     ) -> Result<emoclip::encoder::EncoderId> {
-        let config = match &self.config {
-            Some(p) => Some(emoclip::weights::load::read_config(p)?),
-            None => None::<EmotionClipConfig>,
-        };
-        emoclip::encoder::encoder_id(&self.weights, config.as_ref(), self.model.into(), norm, frames)
+        emoclip::encoder::encoder_id(&self.weights, self.config()?.as_ref(), self.model.into(), norm, frames)
             .context("fingerprinting the encoder")
     }
 }

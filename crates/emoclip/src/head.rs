@@ -37,7 +37,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::encoder::EncoderId;
 use crate::output::write_atomic;
-use crate::probability::{sigmoid, softmax};
+use crate::probability::{argmax, sigmoid, softmax};
 use crate::{Error, Result};
 
 /// The `format` field of a head file.
@@ -262,16 +262,7 @@ impl Head {
         let z = self.decision(x)?;
         Ok(match self.task {
             HeadTask::Logistic if z.len() == 1 => Prediction::Class(usize::from(z[0] > 0.0)),
-            HeadTask::Logistic => {
-                // first maximum, as numpy argmax
-                let mut best = 0;
-                for (j, &v) in z.iter().enumerate() {
-                    if v > z[best] {
-                        best = j;
-                    }
-                }
-                Prediction::Class(best)
-            }
+            HeadTask::Logistic => Prediction::Class(argmax(&z)),
             HeadTask::OneVsRest => Prediction::Labels(
                 z.iter()
                     .enumerate()

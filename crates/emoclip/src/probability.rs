@@ -1,4 +1,4 @@
-//! Probabilities from scores in `f64`: the max-subtracted softmax and the overflow-free logistic sigmoid (scipy's `expit`), shared by zero-shot scoring, saved linear heads and the probe's classifiers.
+//! Probabilities from scores in `f64`: the max-subtracted softmax, the overflow-free logistic sigmoid (scipy's `expit`) and numpy's `argmax`, shared by zero-shot scoring, saved linear heads and the probe's classifiers.
 
 /// Softmax (max-subtracted, as scikit-learn's `softmax` and `torch.softmax`).
 pub fn softmax(logits: &[f64]) -> Vec<f64> {
@@ -19,6 +19,17 @@ pub fn sigmoid(z: f64) -> f64 {
     }
 }
 
+/// Index of the first maximum (numpy `argmax`); 0 for an empty slice.
+pub fn argmax(r: &[f64]) -> usize {
+    let mut best = 0;
+    for (j, &v) in r.iter().enumerate() {
+        if v > r[best] {
+            best = j;
+        }
+    }
+    best
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -31,5 +42,11 @@ mod tests {
         assert_eq!(sigmoid(-800.0), 0.0);
         assert_eq!(sigmoid(800.0), 1.0);
         assert!((sigmoid(-2.0) - 1.0 / (1.0 + 2f64.exp())).abs() < 1e-16);
+    }
+
+    #[test]
+    fn argmax_takes_the_first_maximum() {
+        assert_eq!(argmax(&[0.1, 0.7, 0.7, -1.0]), 1);
+        assert_eq!(argmax(&[2.0]), 0);
     }
 }

@@ -2,7 +2,7 @@
 use rayon::prelude::*;
 
 use super::{axpy, dot, Mat};
-use crate::probability::sigmoid;
+use crate::probability::{argmax, sigmoid, softmax};
 use crate::{Error, Result};
 
 /// Rows per parallel chunk when evaluating the objective (fixed, so sums are deterministic).
@@ -215,9 +215,8 @@ impl LogisticModel {
         }
         let mut out = z;
         for r in out.data.chunks_mut(self.coef.rows) {
-            let m = r.iter().cloned().fold(f64::NEG_INFINITY, f64::max);
-            let s: f64 = r.iter().map(|v| (v - m).exp()).sum();
-            r.iter_mut().for_each(|v| *v = (*v - m).exp() / s);
+            let p = softmax(r);
+            r.copy_from_slice(&p);
         }
         Ok(out)
     }
@@ -230,17 +229,6 @@ impl LogisticModel {
         }
         Ok(z.data.chunks(self.coef.rows).map(|r| self.classes[argmax(r)]).collect())
     }
-}
-
-/// Index of the first maximum (numpy `argmax`).
-pub(crate) fn argmax(r: &[f64]) -> usize {
-    let mut best = 0;
-    for (j, &v) in r.iter().enumerate() {
-        if v > r[best] {
-            best = j;
-        }
-    }
-    best
 }
 
 /// `log(1 + e^t)` without overflow.

@@ -1,6 +1,6 @@
 //! Evaluation metrics equal to scikit-learn `metrics` (`average_precision_score`, `roc_auc_score`, `r2_score`, `accuracy_score`, `f1_score(average='weighted')`, `mean_squared_error`) and scipy `stats.pearsonr`.
-use super::logistic::argmax;
 use super::{check_finite, Mat};
+use crate::probability::argmax;
 use crate::{Error, Result};
 
 fn same_len(a: usize, b: usize, what: &str) -> Result<()> {
