@@ -44,6 +44,16 @@ impl Clip {
         })
     }
 
+    /// Bf16 CPU inference only: both towers keep just their packed bf16 matrix weights (half the memory of
+    /// the f32 weights they replace); f32, autograd or another device fail clearly afterwards.
+    pub fn keep_only_bf16(&mut self) -> Result<()> {
+        self.visual.keep_only_bf16()?;
+        match &mut self.text {
+            Some(t) => t.keep_only_bf16(),
+            None => Ok(()),
+        }
+    }
+
     /// Drops the text tower's weights (and their bf16 copies) when no more text will be encoded.
     pub fn release_text(&mut self) {
         self.text = None;

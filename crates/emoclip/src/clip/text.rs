@@ -62,6 +62,11 @@ impl TextTransformer {
         })
     }
 
+    /// Bf16 CPU inference only: the transformer keeps just its packed bf16 weights.
+    pub fn keep_only_bf16(&mut self) -> Result<()> {
+        self.transformer.keep_only_bf16()
+    }
+
     /// Additive causal mask `[L, L]`: `-inf` above the diagonal.
     pub fn causal_mask(len: usize, device: &Device) -> Result<Tensor> {
         let v: Vec<f32> =

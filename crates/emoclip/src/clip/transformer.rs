@@ -34,6 +34,13 @@ impl ResidualAttentionBlock {
         })
     }
 
+    /// Bf16 CPU inference only: keeps just the packed bf16 weights ([`Linear::keep_only_bf16`]).
+    pub fn keep_only_bf16(&mut self) -> Result<()> {
+        self.attn.keep_only_bf16()?;
+        self.c_fc.keep_only_bf16()?;
+        self.c_proj.keep_only_bf16()
+    }
+
     /// `x + attn(ln_1(x)); x + mlp(ln_2(x))`, batch-first `[B, L, D]`.
     pub fn forward(&self, xs: &Tensor, mask: Option<&Tensor>) -> Result<Tensor> {
         let h = self.ln_1.forward(xs)?;
@@ -66,6 +73,11 @@ impl Transformer {
             .map(|i| ResidualAttentionBlock::load(vb.pp(i), width, heads, mlp_width, act, eps))
             .collect::<Result<Vec<_>>>()?;
         Ok(Self { resblocks })
+    }
+
+    /// Bf16 CPU inference only: every block keeps just its packed bf16 weights.
+    pub fn keep_only_bf16(&mut self) -> Result<()> {
+        self.resblocks.iter_mut().try_for_each(|b| b.keep_only_bf16())
     }
 
     pub fn forward(&self, xs: &Tensor, mask: Option<&Tensor>) -> Result<Tensor> {

@@ -60,6 +60,17 @@ impl VisionTransformer {
         })
     }
 
+    /// Bf16 CPU inference only: the patch embedding and the transformer keep just their packed bf16 weights
+    /// ([`crate::nn::Linear::keep_only_bf16`]).
+    pub fn keep_only_bf16(&mut self) -> Result<()> {
+        if !self.conv1_bf16.is_pack_only() {
+            let w = &self.conv1_weight;
+            self.conv1_bf16 = self.conv1_bf16.pack_only(&w.reshape((w.dim(0)?, ()))?, None)?;
+            self.conv1_weight = Tensor::zeros(0, w.dtype(), w.device())?;
+        }
+        self.transformer.keep_only_bf16()
+    }
+
     pub fn grid(&self) -> usize {
         self.image_size / self.patch_size
     }
@@ -85,6 +96,13 @@ impl VisionTransformer {
             .permute((0, 2, 4, 1, 3, 5))?
             .contiguous()?
             .reshape((b * g * g, 3 * p * p))?;
+        if self.conv1_bf16.is_pack_only() {
+            if !crate::nn::matmul_bf16::active(&[&x]) || crate::nn::tracked(&[&x]) {
+                return Err(crate::nn::matmul_bf16::dropped_f32_error());
+            }
+            let y = crate::nn::matmul_bf16::linear(&x, &self.conv1_weight, None, None, &self.conv1_bf16)?;
+            return y.reshape((b, g * g, self.width));
+        }
         let w = self.conv1_weight.reshape((self.width, 3 * p * p))?;
         let y = if crate::nn::matmul_bf16::active(&[&x, &w]) {
             // bf16 mode: the same product on the bf16 kernel (weight packed once for inference).

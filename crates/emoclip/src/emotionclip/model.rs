@@ -32,6 +32,13 @@ impl EmotionClip {
         Ok(Self { backbone, visual_head, hmn_embedding, config: cfg.clone() })
     }
 
+    /// Bf16 CPU inference only: the towers and the temporal head keep just their packed bf16 matrix weights
+    /// ([`crate::nn::Linear::keep_only_bf16`]); f32, autograd or another device fail clearly afterwards.
+    pub fn keep_only_bf16(&mut self) -> Result<()> {
+        self.backbone.keep_only_bf16()?;
+        self.visual_head.keep_only_bf16()
+    }
+
     /// Frame features `[N, embed]` (unnormalised) for frames `[N, 3, H, W]` and subject masks `[N, H, W]`
     /// (1 inside a person box). Masks are ignored by the vanilla encoder; `None` means "no subject"
     /// (an all-zero mask, as the official code does for frames without a detected person).

@@ -30,6 +30,13 @@ impl EncoderLayer {
         })
     }
 
+    /// Bf16 CPU inference only: keeps just the packed bf16 weights ([`Linear::keep_only_bf16`]).
+    pub fn keep_only_bf16(&mut self) -> Result<()> {
+        self.self_attn.keep_only_bf16()?;
+        self.linear1.keep_only_bf16()?;
+        self.linear2.keep_only_bf16()
+    }
+
     /// `x: [B, T, D]`; `train` switches dropout on.
     pub fn forward(&self, x: &Tensor, train: bool) -> Result<Tensor> {
         let sa = self.self_attn.forward(x, x, None, train)?;
@@ -70,6 +77,14 @@ impl VisualHead {
                 let norm = LayerNorm::load(fl.pp("norm"), embed_dim, 1e-5)?;
                 Ok(VisualHead::Transformer { frame_position_embedding, layers, norm })
             }
+        }
+    }
+
+    /// Bf16 CPU inference only: every layer keeps just its packed bf16 weights.
+    pub fn keep_only_bf16(&mut self) -> Result<()> {
+        match self {
+            VisualHead::Mean => Ok(()),
+            VisualHead::Transformer { layers, .. } => layers.iter_mut().try_for_each(|l| l.keep_only_bf16()),
         }
     }
 

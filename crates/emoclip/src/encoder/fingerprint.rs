@@ -45,11 +45,28 @@ pub fn encoder_fingerprint<'a>(
 ) -> String {
     let mut list: Vec<(&str, &str, &[usize], &[u8])> = tensors.into_iter().collect();
     list.sort_by(|a, b| a.0.cmp(b.0));
-    let mut h = Sha256::new();
-    h.update(b"emoclip-encoder-fingerprint-v1\0");
-    h.update((config.len() as u64).to_le_bytes());
-    h.update(config.as_bytes());
+    let mut h = FingerprintHasher::new(config);
     for (name, dtype, shape, bytes) in list {
+        h.tensor(name, dtype, shape, bytes);
+    }
+    h.finish()
+}
+
+/// [`encoder_fingerprint`] one tensor at a time (the caller feeds them sorted by name), so a checkpoint is
+/// hashed without a second copy of all its bytes.
+struct FingerprintHasher(Sha256);
+
+impl FingerprintHasher {
+    fn new(config: &str) -> Self {
+        let mut h = Sha256::new();
+        h.update(b"emoclip-encoder-fingerprint-v1\0");
+        h.update((config.len() as u64).to_le_bytes());
+        h.update(config.as_bytes());
+        Self(h)
+    }
+
+    fn tensor(&mut self, name: &str, dtype: &str, shape: &[usize], bytes: &[u8]) {
+        let h = &mut self.0;
         for part in [name.as_bytes(), dtype.as_bytes()] {
             h.update((part.len() as u64).to_le_bytes());
             h.update(part);
@@ -61,9 +78,12 @@ pub fn encoder_fingerprint<'a>(
         h.update((bytes.len() as u64).to_le_bytes());
         h.update(bytes);
     }
-    let digest = h.finalize();
-    let hex: String = digest.iter().map(|b| format!("{b:02x}")).collect();
-    format!("sha256:{hex}")
+
+    fn finish(self) -> String {
+        let digest = self.0.finalize();
+        let hex: String = digest.iter().map(|b| format!("{b:02x}")).collect();
+        format!("sha256:{hex}")
+    }
 }
 
 /// `imagenet`, `clip` or `custom` for a normalisation.
@@ -136,14 +156,14 @@ pub fn encoder_id(
     let cfg = ck.resolve_config(config)?;
     let cfg_text =
         format!("{};model={}", serde_json::to_string(&cfg).map_err(|e| Error::Msg(e.to_string()))?, kind_name(kind));
-    let mut parts: Vec<(String, String, Vec<usize>, Vec<u8>)> = Vec::with_capacity(ck.tensors.len());
-    for (name, t) in &ck.tensors {
-        parts.push((name.clone(), format!("{:?}", t.dtype()), t.dims().to_vec(), tensor_bytes(t)?));
+    let mut names: Vec<&String> = ck.tensors.keys().collect();
+    names.sort();
+    let mut h = FingerprintHasher::new(&cfg_text);
+    for name in names {
+        let t = &ck.tensors[name];
+        h.tensor(name, &format!("{:?}", t.dtype()), t.dims(), &tensor_bytes(t)?);
     }
-    let fingerprint = encoder_fingerprint(
-        &cfg_text,
-        parts.iter().map(|(n, d, s, b)| (n.as_str(), d.as_str(), s.as_slice(), b.as_slice())),
-    );
+    let fingerprint = h.finish();
     let name = path.file_name().map_or_else(|| spec.to_string(), |n| n.to_string_lossy().into_owned());
     Ok(EncoderId { fingerprint, name: format!("{name} ({})", kind_name(kind)), preprocess })
 }

@@ -48,6 +48,16 @@ impl Encoder {
         }
     }
 
+    /// Bf16 CPU inference only: the matrix weights are packed for the bf16 kernel now and their f32 copies
+    /// dropped (about a third less memory for ViT-B/32); f32 use fails clearly afterwards.
+    pub fn keep_only_bf16(&mut self) -> Result<()> {
+        match self {
+            Encoder::Emotion(m) => m.keep_only_bf16()?,
+            Encoder::Clip(c) => c.keep_only_bf16()?,
+        }
+        Ok(())
+    }
+
     pub fn context_length(&self) -> usize {
         self.clip().config.text_cfg.context_length
     }
@@ -118,7 +128,15 @@ pub struct Embedder {
 
 impl Embedder {
     /// Errors when `num_frames` (frames sampled per video) is 0 or not the count the model's temporal head takes.
-    pub fn new(encoder: Encoder, pre: Preprocessor, device: Device, dtype: DType, num_frames: usize) -> Result<Self> {
+    /// In bf16 on a CPU with the bf16 kernel the encoder keeps only its packed bf16 weights
+    /// ([`Encoder::keep_only_bf16`]): an embedder only infers.
+    pub fn new(
+        mut encoder: Encoder,
+        pre: Preprocessor,
+        device: Device,
+        dtype: DType,
+        num_frames: usize,
+    ) -> Result<Self> {
         if num_frames == 0 {
             return Err(Error::Msg("--frames 0: a clip needs at least one frame; use --frames 8 (the default)".into()));
         }
@@ -137,6 +155,9 @@ impl Embedder {
                 encoder.image_size(),
                 encoder.image_size()
             )));
+        }
+        if crate::nn::autocast::split(dtype, &device).1 == Some(DType::BF16) && crate::nn::cpu::gemm_bf16::available() {
+            encoder.keep_only_bf16()?;
         }
         Ok(Self { encoder, pre, device, dtype, num_frames })
     }

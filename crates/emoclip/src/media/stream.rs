@@ -126,7 +126,7 @@ pub fn is_gap(a: f64, b: f64, fps: f64) -> bool {
 mod imp {
     use super::*;
     use crate::media::cli_graph::{to_image, CliGraph};
-    use crate::media::video::{decode_pass, init, open, pick_stream};
+    use crate::media::video::{decode_pass, init, open, pick_stream, read_packet};
     use ffmpeg_next as ff;
 
     pub fn video_meta(path: &Path) -> Result<VideoMeta> {
@@ -153,7 +153,7 @@ mod imp {
         let tb = info.time_base.0 as f64 / info.time_base.1 as f64;
         let mut end: Option<f64> = None;
         let mut packet = ff::Packet::empty();
-        while packet.read(&mut ictx).is_ok() {
+        while read_packet(&mut packet, &mut ictx) {
             if packet.stream() != info.index {
                 continue;
             }

@@ -176,6 +176,15 @@ impl StreamInfo {
     }
 }
 
+/// Reads the next packet of `ictx` into `packet`; false at the end or on a read error. Hand-written because
+/// ffmpeg-next's `Packet::read` passes a packet that still holds the previous one to `av_read_frame`, which
+/// overwrites it without releasing it: every packet of the file leaked (about 70 KiB per second of 720p video).
+pub(super) fn read_packet(packet: &mut ff::Packet, ictx: &mut ff::format::context::Input) -> bool {
+    // SAFETY: `packet` is a valid AVPacket; unref on an empty packet is a no-op.
+    unsafe { ff::ffi::av_packet_unref(ff::packet::Mut::as_mut_ptr(packet)) };
+    packet.read(ictx).is_ok()
+}
+
 /// Pass 1: the number of video packets and a prediction of the CLI's output frames, without decoding.
 fn predict(path: &Path) -> Result<(StreamInfo, usize, usize)> {
     let mut ictx = open(path)?;
@@ -183,7 +192,7 @@ fn predict(path: &Path) -> Result<(StreamInfo, usize, usize)> {
     let mut stamps: Vec<(Option<i64>, Option<i64>, i64)> = Vec::new();
     let mut packet = ff::Packet::empty();
     // Any read error ends the stream, as in the ffmpeg CLI.
-    while packet.read(&mut ictx).is_ok() {
+    while read_packet(&mut packet, &mut ictx) {
         if packet.stream() == info.index {
             info.offset_packet(&mut packet);
             stamps.push((packet.pts(), packet.dts(), packet.duration()));
@@ -420,7 +429,7 @@ pub(super) fn decode_pass(
     };
 
     let mut packet = ff::Packet::empty();
-    while packet.read(&mut ictx).is_ok() {
+    while read_packet(&mut packet, &mut ictx) {
         if packet.stream() != info.index {
             continue;
         }

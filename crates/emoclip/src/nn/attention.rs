@@ -52,6 +52,19 @@ impl MultiheadAttention {
         Ok(Self { in_proj, q, kv, out_proj, num_heads, dropout })
     }
 
+    /// Bf16 inference on the CPU only ([`Linear::keep_only_bf16`]): the fused projection and `out_proj` keep
+    /// only their packed bf16 weights; `q`/`kv` (views of the fused weight) are dropped with it, and
+    /// cross-attention then projects through the fused weight.
+    pub fn keep_only_bf16(&mut self) -> Result<()> {
+        self.in_proj.keep_only_bf16()?;
+        self.out_proj.keep_only_bf16()?;
+        for l in [&mut self.q, &mut self.kv] {
+            l.weight = Tensor::zeros(0, l.weight.dtype(), l.weight.device())?;
+            l.bias = None;
+        }
+        Ok(())
+    }
+
     /// `query: [B, Lq, D]` attends over `kv: [B, S, D]` (self-attention: the same tensor); `mask`: additive,
     /// broadcastable to `[B, H, Lq, S]` (e.g. `[L, L]` causal, `[B, 1, L, L]` per sample, or a key padding mask
     /// `[B, 1, 1, S]` of 0 / −inf); `train` switches dropout on. Returns `[B, Lq, D]`.
@@ -66,8 +79,15 @@ impl MultiheadAttention {
             (qkv.get(0)?, qkv.get(1)?.contiguous()?, qkv.get(2)?.contiguous()?)
         } else {
             let s = kv.dim(1)?;
-            let q = self.q.forward(query)?.reshape((b, lq, h, hd))?.transpose(1, 2)?; // [B, H, Lq, hd]
-            let kvp = self.kv.forward(kv)?.reshape((b, s, 2, h, hd))?.permute((2, 0, 3, 1, 4))?; // [2, B, H, S, hd]
+            let (q, kvp) = if self.in_proj.bf16.is_pack_only() {
+                // Only the fused weight is left (bf16 inference): project both and keep the rows each needs.
+                let q = self.in_proj.forward(query)?.narrow(D::Minus1, 0, d)?;
+                (q, self.in_proj.forward(kv)?.narrow(D::Minus1, d, 2 * d)?)
+            } else {
+                (self.q.forward(query)?, self.kv.forward(kv)?)
+            };
+            let q = q.reshape((b, lq, h, hd))?.transpose(1, 2)?; // [B, H, Lq, hd]
+            let kvp = kvp.reshape((b, s, 2, h, hd))?.permute((2, 0, 3, 1, 4))?; // [2, B, H, S, hd]
             (q, kvp.get(0)?.contiguous()?, kvp.get(1)?.contiguous()?)
         };
         let q = (q.contiguous()? * scale)?;

@@ -29,6 +29,26 @@ impl Linear {
         self.forward_act(xs, None)
     }
 
+    /// For bf16 inference on the CPU only: packs the weight for the bf16 kernel now and drops the f32 weight
+    /// (it is replaced by an empty tensor), halving the layer's memory. Afterwards the layer runs only under
+    /// bf16 [`super::autocast`] on the CPU without autograd and fails clearly otherwise.
+    pub fn keep_only_bf16(&mut self) -> Result<()> {
+        if self.bf16.is_pack_only() {
+            return Ok(());
+        }
+        self.bf16 = self.bf16.pack_only(&self.weight, self.bias.as_ref())?;
+        self.weight = Tensor::zeros(0, self.weight.dtype(), self.weight.device())?;
+        Ok(())
+    }
+
+    /// Output width (`out` of the `[out, in]` weight).
+    pub fn out_dim(&self) -> Result<usize> {
+        match self.bf16.packed_dims() {
+            Some((n, _)) if self.bf16.is_pack_only() => Ok(n),
+            _ => self.weight.dim(0),
+        }
+    }
+
     /// `act(x Wᵀ + b)`; in inference on CPU the bias and activation run as one fused parallel pass.
     pub fn forward_act(&self, xs: &Tensor, act: Option<super::Activation>) -> Result<Tensor> {
         let dims = xs.dims();
@@ -38,9 +58,13 @@ impl Linear {
         let rows: usize = dims[..dims.len() - 1].iter().product();
         let x2 = xs.reshape((rows, in_dim))?;
         let mut out_dims = dims[..dims.len() - 1].to_vec();
-        out_dims.push(self.weight.dim(0)?);
+        out_dims.push(self.out_dim()?);
         let bf16 = super::matmul_bf16::active(&[&x2, &self.weight]);
-        if bf16 && !super::tracked(&[&x2, &self.weight]) && !self.bias.as_ref().is_some_and(|b| b.track_op()) {
+        let inference = !super::tracked(&[&x2, &self.weight]) && !self.bias.as_ref().is_some_and(|b| b.track_op());
+        if self.bf16.is_pack_only() && !(bf16 && inference) {
+            return Err(super::matmul_bf16::dropped_f32_error());
+        }
+        if bf16 && inference {
             // Inference on the bf16 kernel: packed weight, bias and activation fused into the output pass.
             let y = super::matmul_bf16::linear(&x2, &self.weight, self.bias.as_ref(), act, &self.bf16)?;
             return y.reshape(out_dims);

@@ -18,17 +18,24 @@ pub fn active(ts: &[&Tensor]) -> bool {
 
 /// A weight's packed bf16 form, made on first use and kept with the layer (clones share it). Keyed by the
 /// weight tensor's id, so assigning another tensor to the layer repacks; a weight whose storage is changed in
-/// place must be a tracked variable (then nothing is cached: training packs per call).
+/// place must be a tracked variable (then nothing is cached: training packs per call). After
+/// [`WeightCache::pack_only`] the packed form is all the layer has: its f32 weight is gone.
 #[derive(Clone, Default)]
 pub struct WeightCache(Arc<Mutex<Option<Cached>>>);
 
-/// The id of the weight tensor a packed form was made from, and the packed form.
-type Cached = (TensorId, Arc<Packed>);
+/// The id of the weight tensor a packed form was made from (`None`: the f32 weight was dropped), and the
+/// packed form.
+type Cached = (Option<TensorId>, Arc<Packed>);
 
 impl std::fmt::Debug for WeightCache {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let packed = self.0.lock().map(|g| g.is_some()).unwrap_or(false);
-        write!(f, "WeightCache(packed: {packed})")
+        let state = match self.0.lock().as_deref() {
+            Ok(Some((Some(_), _))) => "packed",
+            Ok(Some((None, _))) => "packed only (f32 weight dropped)",
+            Ok(None) => "empty",
+            Err(_) => "poisoned",
+        };
+        write!(f, "WeightCache({state})")
     }
 }
 
@@ -38,15 +45,28 @@ pub struct Packed {
     bias: Option<Vec<f32>>,
 }
 
+/// The error for a layer used outside bf16 inference after [`WeightCache::pack_only`].
+pub fn dropped_f32_error() -> candle_core::Error {
+    candle_core::Error::Msg(
+        "this layer keeps only its bf16 weights (the model was loaded for bf16 inference on the CPU), so it cannot \
+         run in f32, on another device or with autograd; load the model again with dtype f32 for that"
+            .into(),
+    )
+}
+
 impl WeightCache {
+    fn lock(&self) -> Result<std::sync::MutexGuard<'_, Option<Cached>>> {
+        self.0.lock().map_err(|_| candle_core::Error::Msg("bf16 weight cache poisoned".into()))
+    }
+
     /// The packed form of `weight [N, ...]` (flattened to `[N, K]`) and `bias [N]`, packing it now if it is not
-    /// cached yet.
+    /// cached yet. After [`Self::pack_only`] the arguments are not read.
     fn get(&self, weight: &Tensor, bias: Option<&Tensor>) -> Result<Arc<Packed>> {
-        let mut g = self.0.lock().map_err(|_| candle_core::Error::Msg("bf16 weight cache poisoned".into()))?;
-        if let Some((id, p)) = g.as_ref() {
-            if *id == weight.id() {
-                return Ok(p.clone());
-            }
+        let mut g = self.lock()?;
+        match g.as_ref() {
+            Some((None, p)) => return Ok(p.clone()),
+            Some((Some(id), p)) if *id == weight.id() => return Ok(p.clone()),
+            _ => {}
         }
         let n = weight.dim(0)?;
         let k = weight.elem_count() / n.max(1);
@@ -56,8 +76,26 @@ impl WeightCache {
             None => None,
         };
         let p = Arc::new(Packed { b: PackedB::from_weight(&w, n, k), bias });
-        *g = Some((weight.id(), p.clone()));
+        *g = Some((Some(weight.id()), p.clone()));
         Ok(p)
+    }
+
+    /// A new cache holding `weight` and `bias` packed (reusing this cache's packed form when it has one), not
+    /// tied to the tensor, so the caller can drop its f32 copy: only bf16 inference ([`linear`]) runs with it.
+    /// Clones sharing this cache (and their f32 weights) are not affected.
+    pub fn pack_only(&self, weight: &Tensor, bias: Option<&Tensor>) -> Result<Self> {
+        let p = self.get(weight, bias)?;
+        Ok(Self(Arc::new(Mutex::new(Some((None, p))))))
+    }
+
+    /// True after [`Self::pack_only`].
+    pub fn is_pack_only(&self) -> bool {
+        self.0.lock().map(|g| matches!(g.as_ref(), Some((None, _)))).unwrap_or(false)
+    }
+
+    /// `(N, K)` of the packed weight, if packed.
+    pub fn packed_dims(&self) -> Option<(usize, usize)> {
+        self.0.lock().ok()?.as_ref().map(|(_, p)| (p.b.n, p.b.k))
     }
 }
 
@@ -72,7 +110,7 @@ pub fn linear(
     cache: &WeightCache,
 ) -> Result<Tensor> {
     let packed = cache.get(weight, bias)?;
-    if packed.bias.is_some() != bias.is_some() {
+    if !cache.is_pack_only() && packed.bias.is_some() != bias.is_some() {
         candle_core::bail!("bf16 linear: the cached weight was packed with a different bias");
     }
     x.apply_op1_no_bwd(&PackedLinear { packed, act })

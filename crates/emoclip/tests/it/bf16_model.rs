@@ -120,3 +120,62 @@ fn bf16_mode_matches_f32_on_full_size_vit_b_32() {
     worst = worst.min(compare("ViT-B/32 encode_text", || m.encode_text(&ids).unwrap()));
     eprintln!("full-size ViT-B/32 (random weights): minimum cosine {worst:.6}");
 }
+
+/// `keep_only_bf16` (what an `Embedder` in bf16 does on load): the f32 weights go, the bf16 results stay
+/// bit-identical, the clone it was made from keeps working in f32, and f32 use of the slimmed model fails
+/// with a message saying why.
+#[test]
+fn keeping_only_bf16_weights_changes_no_result_and_refuses_f32() {
+    if !gemm_bf16::cpu_supported() {
+        eprintln!("skipped: this CPU has no AVX-512 BF16 (keep_only_bf16 is only used with the kernel)");
+        return;
+    }
+    let io: HashMap<String, Tensor> =
+        candle_core::safetensors::load(fixture("models/io.safetensors"), &Device::Cpu).unwrap();
+    for (file, subject) in
+        [("emotionclip_sap.pt", SubjectMode::Sap), ("emotionclip_saam.safetensors", SubjectMode::Saam)]
+    {
+        let ck = Checkpoint::open(&fixture(&format!("models/{file}"))).unwrap();
+        let opts = LoadOptions { config: Some(tiny_config(subject)), ..LoadOptions::default() };
+        let (full, _) = ck.load_emotionclip(&opts).unwrap();
+        let run = |m: &emoclip::emotionclip::EmotionClip| -> Vec<Vec<f32>> {
+            let _bf16 = autocast(Some(DType::BF16));
+            [
+                m.encode_video(&io["video"], Some(&io["video_mask"])).unwrap(),
+                m.encode_image(&io["image"], Some(&io["image_mask"])).unwrap(),
+                m.encode_text(&io["text"]).unwrap(),
+            ]
+            .iter()
+            .map(|t| t.flatten_all().unwrap().to_vec1::<f32>().unwrap())
+            .collect()
+        };
+        let want = run(&full);
+        let f32_before = full.encode_video(&io["video"], Some(&io["video_mask"])).unwrap();
+        let mut slim = full.clone();
+        slim.keep_only_bf16().unwrap();
+        assert_eq!(slim.backbone.visual.conv1_weight.elem_count(), 0, "{file}: the f32 patch weight is still held");
+        let blk = &slim.backbone.visual.transformer.resblocks[0];
+        for (name, l) in [("attn.in_proj", &blk.attn.in_proj), ("c_fc", &blk.c_fc), ("c_proj", &blk.c_proj)] {
+            assert_eq!(l.weight.elem_count(), 0, "{file}: {name} still holds its f32 weight");
+        }
+        assert_eq!(run(&slim), want, "{file}: results changed after dropping the f32 weights");
+        let err = slim.encode_video(&io["video"], Some(&io["video_mask"])).unwrap_err().to_string();
+        assert!(err.contains("keeps only its bf16 weights") && err.contains("dtype f32"), "{file}: {err}");
+        let err = slim.encode_text(&io["text"]).unwrap_err().to_string();
+        assert!(err.contains("keeps only its bf16 weights"), "{file}: {err}");
+        // The model it was cloned from still runs in f32, unchanged.
+        let f32_after = full.encode_video(&io["video"], Some(&io["video_mask"])).unwrap();
+        assert_eq!(f32_after.to_vec2::<f32>().unwrap(), f32_before.to_vec2::<f32>().unwrap(), "{file}");
+        // Cross-attention through the fused projection (q/kv views are dropped with it) equals the f32 model's
+        // q/kv path in bf16.
+        let attn = &full.backbone.visual.transformer.resblocks[0].attn;
+        let slim_attn = &slim.backbone.visual.transformer.resblocks[0].attn;
+        let d = attn.out_proj.out_dim().unwrap();
+        let q = Tensor::randn(0f32, 1.0, (2, 3, d), &Device::Cpu).unwrap();
+        let kv = Tensor::randn(0f32, 1.0, (2, 5, d), &Device::Cpu).unwrap();
+        let _bf16 = autocast(Some(DType::BF16));
+        let a = attn.forward(&q, &kv, None, false).unwrap().flatten_all().unwrap().to_vec1::<f32>().unwrap();
+        let b = slim_attn.forward(&q, &kv, None, false).unwrap().flatten_all().unwrap().to_vec1::<f32>().unwrap();
+        assert_eq!(a, b, "{file}: cross-attention changed after dropping the f32 weights");
+    }
+}
