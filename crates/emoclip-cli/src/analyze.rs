@@ -227,11 +227,12 @@ pub fn run(a: AnalyzeArgs) -> Result<i32> {
     }
 
     let t0 = std::time::Instant::now();
-    let (encoder, device, dtype) = a.model.load()?;
     let norm: emoclip::media::Normalization = a.norm.into();
+    // Fingerprint first: it reads the checkpoint once more, and its buffers are reused by the model load.
+    let id = a.model.encoder_id(norm, settings.frames_per_clip)?;
+    let (encoder, device, dtype) = a.model.load()?;
     let pre = emoclip::encoder::preprocessor_for(encoder.image_size(), norm);
     let embedder = Embedder::new(encoder, pre, device, dtype, settings.frames_per_clip)?;
-    let id = a.model.encoder_id(norm, settings.frames_per_clip)?;
     let analyzer = Analyzer::new(embedder, id, settings)?;
     for w in &analyzer.warnings {
         tracing::warn!("{w}");
