@@ -44,10 +44,9 @@ impl ResidualAttentionBlock {
     /// `x + attn(ln_1(x)); x + mlp(ln_2(x))`, batch-first `[B, L, D]`.
     pub fn forward(&self, xs: &Tensor, mask: Option<&Tensor>) -> Result<Tensor> {
         let h = self.ln_1.forward(xs)?;
-        let xs = (xs + self.attn.forward(&h, &h, mask, false)?)?;
+        let xs = self.attn.forward_residual(&h, &h, mask, false, xs)?;
         let h = self.c_fc.forward_act(&self.ln_2.forward(&xs)?, Some(self.act))?;
-        let h = self.c_proj.forward(&h)?;
-        xs + h
+        self.c_proj.forward_residual(&h, &xs)
     }
 }
 

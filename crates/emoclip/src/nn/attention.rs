@@ -69,6 +69,24 @@ impl MultiheadAttention {
     /// broadcastable to `[B, H, Lq, S]` (e.g. `[L, L]` causal, `[B, 1, L, L]` per sample, or a key padding mask
     /// `[B, 1, 1, S]` of 0 / −inf); `train` switches dropout on. Returns `[B, Lq, D]`.
     pub fn forward(&self, query: &Tensor, kv: &Tensor, mask: Option<&Tensor>, train: bool) -> Result<Tensor> {
+        self.out_proj.forward(&self.heads(query, kv, mask, train)?)
+    }
+
+    /// `residual + forward(query, kv, mask, train)`, the addition fused into `out_proj`'s output pass where
+    /// [`Linear::forward_residual`] can (a pre-norm block's skip connection).
+    pub fn forward_residual(
+        &self,
+        query: &Tensor,
+        kv: &Tensor,
+        mask: Option<&Tensor>,
+        train: bool,
+        residual: &Tensor,
+    ) -> Result<Tensor> {
+        self.out_proj.forward_residual(&self.heads(query, kv, mask, train)?, residual)
+    }
+
+    /// The attention heads concatenated, `[B, Lq, D]`, before `out_proj`.
+    fn heads(&self, query: &Tensor, kv: &Tensor, mask: Option<&Tensor>, train: bool) -> Result<Tensor> {
         let (b, lq, d) = query.dims3()?;
         let h = self.num_heads;
         let hd = d / h;
@@ -91,8 +109,7 @@ impl MultiheadAttention {
             (q, kvp.get(0)?.contiguous()?, kvp.get(1)?.contiguous()?)
         };
         let q = (q.contiguous()? * scale)?;
-        let y = attend(&q, &k, &v, mask, self.dropout, train)?;
-        self.out_proj.forward(&y)
+        attend(&q, &k, &v, mask, self.dropout, train)
     }
 }
 

@@ -41,6 +41,27 @@ impl Linear {
         Ok(())
     }
 
+    /// `residual + (x Wᵀ + b)` (a pre-norm block's skip connection). In bf16 inference on the CPU kernel the
+    /// addition happens in the product's output pass (the same f32 additions, one pass over memory fewer).
+    pub fn forward_residual(&self, xs: &Tensor, residual: &Tensor) -> Result<Tensor> {
+        let dims = xs.dims();
+        let Some(&in_dim) = dims.last() else {
+            candle_core::bail!("linear layer applied to a scalar");
+        };
+        let rows: usize = dims[..dims.len() - 1].iter().product();
+        let x2 = xs.reshape((rows, in_dim))?;
+        let fused = super::matmul_bf16::active(&[&x2, &self.weight, residual])
+            && !super::tracked(&[&x2, &self.weight, residual])
+            && !self.bias.as_ref().is_some_and(|b| b.track_op());
+        if !fused {
+            return residual + self.forward(xs)?;
+        }
+        let n = self.out_dim()?;
+        let r2 = residual.reshape((rows, n))?;
+        let y = super::matmul_bf16::linear_residual(&x2, &self.weight, self.bias.as_ref(), &r2, &self.bf16)?;
+        y.reshape(residual.shape())
+    }
+
     /// Output width (`out` of the `[out, in]` weight).
     pub fn out_dim(&self) -> Result<usize> {
         match self.bf16.packed_dims() {

@@ -116,9 +116,60 @@ pub fn linear(
     x.apply_op1_no_bwd(&PackedLinear { packed, act })
 }
 
+/// `residual + (x · weightᵀ + bias)` for `x [M, K]` and `residual [M, N]` (a pre-norm block's skip
+/// connection), the addition fused into the product's output pass; otherwise as [`linear`].
+pub fn linear_residual(
+    x: &Tensor,
+    weight: &Tensor,
+    bias: Option<&Tensor>,
+    residual: &Tensor,
+    cache: &WeightCache,
+) -> Result<Tensor> {
+    let packed = cache.get(weight, bias)?;
+    if !cache.is_pack_only() && packed.bias.is_some() != bias.is_some() {
+        candle_core::bail!("bf16 linear: the cached weight was packed with a different bias");
+    }
+    x.apply_op2_no_bwd(&residual.contiguous()?, &PackedLinear { packed, act: None })
+}
+
 struct PackedLinear {
     packed: Arc<Packed>,
     act: Option<Activation>,
+}
+
+impl PackedLinear {
+    /// `x [M, K]` (any strides) converted for the kernel, checked against the packed weight.
+    fn input(&self, s: &CpuStorage, l: &Layout) -> Result<ConvA> {
+        let CpuStorage::F32(x) = s else { candle_core::bail!("bf16 linear: f32 input only") };
+        let (m, k) = match l.dims() {
+            [m, k] => (*m, *k),
+            d => candle_core::bail!("bf16 linear: input must be [M, K], got {d:?}"),
+        };
+        if k != self.packed.b.k {
+            candle_core::bail!("bf16 linear: input width {k} for a weight of width {}", self.packed.b.k);
+        }
+        let (rs, cs) = (l.stride()[0], l.stride()[1]);
+        Ok(ConvA::convert(&x[l.start_offset()..], m, k, rs, cs))
+    }
+}
+
+impl CustomOp2 for PackedLinear {
+    fn name(&self) -> &'static str {
+        "emoclip-bf16-linear-residual"
+    }
+
+    fn cpu_fwd(&self, s1: &CpuStorage, l1: &Layout, s2: &CpuStorage, l2: &Layout) -> Result<(CpuStorage, Shape)> {
+        let a = self.input(s1, l1)?;
+        let (m, n) = (a.m, self.packed.b.n);
+        let CpuStorage::F32(r) = s2 else { candle_core::bail!("bf16 linear: f32 residual only") };
+        if l2.dims() != [m, n] || !l2.is_contiguous() {
+            candle_core::bail!("bf16 linear: residual {:?} for an output [{m}, {n}] (contiguous)", l2.dims());
+        }
+        let r = &r[l2.start_offset()..l2.start_offset() + m * n];
+        let epilogue = Epilogue::BiasResidual(self.packed.bias.as_deref(), r);
+        let out = gemm_bf16::gemm_new(&a, &self.packed.b, epilogue, true);
+        Ok((CpuStorage::F32(out), Shape::from((m, n))))
+    }
 }
 
 impl CustomOp1 for PackedLinear {
@@ -127,18 +178,9 @@ impl CustomOp1 for PackedLinear {
     }
 
     fn cpu_fwd(&self, s: &CpuStorage, l: &Layout) -> Result<(CpuStorage, Shape)> {
-        let CpuStorage::F32(x) = s else { candle_core::bail!("bf16 linear: f32 input only") };
-        let (m, k) = match l.dims() {
-            [m, k] => (*m, *k),
-            d => candle_core::bail!("bf16 linear: input must be [M, K], got {d:?}"),
-        };
+        let a = self.input(s, l)?;
         let pb = &self.packed.b;
-        if k != pb.k {
-            candle_core::bail!("bf16 linear: input width {k} for a weight of width {}", pb.k);
-        }
-        let n = pb.n;
-        let (rs, cs) = (l.stride()[0], l.stride()[1]);
-        let a = ConvA::convert(&x[l.start_offset()..], m, k, rs, cs);
+        let (m, n) = (a.m, pb.n);
         let bias = self.packed.bias.as_deref();
         let act = self.act;
         let custom = move |_row: usize, col0: usize, v: &mut [f32]| match bias {

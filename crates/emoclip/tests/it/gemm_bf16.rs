@@ -220,6 +220,38 @@ fn packed_linear_fuses_bias_and_activation_and_repacks_a_new_weight() {
     assert!(max_abs_diff(&got2, &want2) < 1e-5, "stale packed weight: {}", max_abs_diff(&got2, &want2));
 }
 
+/// The skip connection fused into the output pass (`Linear::forward_residual`, what every pre-norm block does
+/// in bf16 inference) gives bit for bit the residual added after the product; with a 3-d input, odd row and
+/// column counts (partial register tiles) and K over one block (two passes over C).
+#[test]
+fn fused_residual_equals_adding_it_after() {
+    if !gemm_bf16::cpu_supported() {
+        eprintln!("no AVX-512 BF16 on this CPU");
+        return;
+    }
+    let dev = Device::Cpu;
+    for (b, l, k, n) in [(2, 19, 40, 70), (3, 50, 800, 768), (1, 1, 3, 1)] {
+        let x = Tensor::randn(0f32, 1.0, (b, l, k), &dev).unwrap();
+        let res = Tensor::randn(0f32, 1.0, (b, l, n), &dev).unwrap();
+        let w = Tensor::randn(0f32, 0.3, (n, k), &dev).unwrap();
+        let bias = Tensor::randn(0f32, 0.3, n, &dev).unwrap();
+        let lin = Linear::from_parts(w, Some(bias));
+        let _bf16 = autocast(Some(DType::BF16));
+        let want = (&res + lin.forward(&x).unwrap()).unwrap();
+        let got = lin.forward_residual(&x, &res).unwrap();
+        assert_eq!(got.dims(), want.dims());
+        let (g, w) = (
+            got.flatten_all().unwrap().to_vec1::<f32>().unwrap(),
+            want.flatten_all().unwrap().to_vec1::<f32>().unwrap(),
+        );
+        assert_eq!(g, w, "fused residual differs for [{b}, {l}, {k}] × [{k}, {n}]");
+        // A non-contiguous residual (a transposed view) is made contiguous first.
+        let res_t = res.transpose(0, 1).unwrap().contiguous().unwrap().transpose(0, 1).unwrap();
+        let got_t = lin.forward_residual(&x, &res_t).unwrap().flatten_all().unwrap().to_vec1::<f32>().unwrap();
+        assert_eq!(got_t, w, "non-contiguous residual");
+    }
+}
+
 /// Training under bf16 autocast (`precision = "bf16"`): `Linear` (x Wᵀ + b, f32 master weights tracked as
 /// variables) multiplies on the kernel forward and backward. With `loss = Σ y ⊙ G` the gradients `dX = G·W` and
 /// `dW = Gᵀ·X` are computed by the backward alone, so their error proves which arithmetic the backward ran: within

@@ -338,6 +338,9 @@ pub enum Epilogue<'a> {
     Bias(&'a [f32]),
     /// `gelu_erf(c + bias[column])` (PyTorch `nn.GELU()`; erf as [`crate::nn::cpu::bias_act::erf_fast`]), in registers.
     Gelu(Option<&'a [f32]>),
+    /// `(c + bias[column]) + residual[row, column]` (a pre-norm block's skip connection; `residual` row-major
+    /// `[M, N]`), in L1 right after the tile is stored: the same f32 additions as adding the residual after.
+    BiasResidual(Option<&'a [f32]>, &'a [f32]),
     /// Any function of each finished output row segment `(row, first column, values)`, after the store.
     Custom(&'a (dyn Fn(usize, usize, &mut [f32]) + Sync)),
 }
@@ -390,8 +393,11 @@ unsafe fn gemm_raw(a: &ConvA, b: &PackedB, c: *mut f32, ldc: usize, epilogue: Ep
         return;
     }
     assert!(cpu_supported(), "gemm_bf16 called on a CPU without AVX-512 BF16");
-    if let Epilogue::Bias(x) | Epilogue::Gelu(Some(x)) = epilogue {
+    if let Epilogue::Bias(x) | Epilogue::Gelu(Some(x)) | Epilogue::BiasResidual(Some(x), _) = epilogue {
         assert!(x.len() >= n, "gemm_bf16: bias of {} for {n} columns", x.len());
+    }
+    if let Epilogue::BiasResidual(_, r) = epilogue {
+        assert!(r.len() >= m * n, "gemm_bf16: residual of {} for {m} × {n}", r.len());
     }
     let out = OutPtr(c);
     let panels = n.div_ceil(NR);
@@ -425,10 +431,12 @@ unsafe fn run_task(
     epilogue: Epilogue,
 ) {
     let (m, n, kp) = (a.m, b.n, a.kp);
-    let (bias, gelu) = match epilogue {
-        Epilogue::Bias(x) => (x.as_ptr(), false),
-        Epilogue::Gelu(x) => (x.map_or(std::ptr::null(), |x| x.as_ptr()), true),
-        _ => (std::ptr::null(), false),
+    let opt = |x: Option<&[f32]>| x.map_or(std::ptr::null(), |x| x.as_ptr());
+    let (bias, gelu, residual) = match epilogue {
+        Epilogue::Bias(x) => (x.as_ptr(), false, std::ptr::null()),
+        Epilogue::Gelu(x) => (opt(x), true, std::ptr::null()),
+        Epilogue::BiasResidual(x, r) => (opt(x), false, r.as_ptr()),
+        _ => (std::ptr::null(), false, std::ptr::null()),
     };
     let mut k0 = 0;
     loop {
@@ -452,7 +460,12 @@ unsafe fn run_task(
                     #[cfg(target_arch = "x86_64")]
                     {
                         let post = if last {
-                            x86::Post { bias: if bias.is_null() { bias } else { bias.add(col0) }, gelu }
+                            x86::Post {
+                                bias: if bias.is_null() { bias } else { bias.add(col0) },
+                                gelu,
+                                residual: if residual.is_null() { residual } else { residual.add(row0 * n + col0) },
+                                ldr: n,
+                            }
                         } else {
                             x86::Post::default()
                         };
@@ -669,11 +682,14 @@ mod x86 {
     pub(super) struct Post {
         pub bias: *const f32,
         pub gelu: bool,
+        /// The tile's first element of a row-major residual with row stride `ldr` (null: none).
+        pub residual: *const f32,
+        pub ldr: usize,
     }
 
     impl Default for Post {
         fn default() -> Self {
-            Self { bias: std::ptr::null(), gelu: false }
+            Self { bias: std::ptr::null(), gelu: false, residual: std::ptr::null(), ldr: 0 }
         }
     }
 
@@ -774,7 +790,7 @@ mod x86 {
         }
         // Bias and GELU on the tile just stored (in L1): touching the accumulators here would make LLVM keep
         // them in a stack array for the whole loop.
-        if !post.bias.is_null() || post.gelu {
+        if !post.bias.is_null() || post.gelu || !post.residual.is_null() {
             let zero = _mm512_setzero_ps();
             let bias = if post.bias.is_null() {
                 [zero; 4]
@@ -787,6 +803,9 @@ mod x86 {
                     let mut x = _mm512_add_ps(_mm512_maskz_loadu_ps(m[v], p), bias[v]);
                     if post.gelu {
                         x = gelu(x);
+                    }
+                    if !post.residual.is_null() {
+                        x = _mm512_add_ps(x, _mm512_maskz_loadu_ps(m[v], post.residual.add(r * post.ldr + 16 * v)));
                     }
                     _mm512_mask_storeu_ps(p, m[v], x);
                 }
