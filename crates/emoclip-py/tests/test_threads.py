@@ -4,6 +4,7 @@ import _thread
 import faulthandler
 import json
 import os
+import signal
 import threading
 import time
 
@@ -14,6 +15,15 @@ import emoclip
 from conftest import VIDEOS, assert_bits_equal, need_media
 
 LONG = [VIDEOS[1]] * 12  # Megamind.avi: decoding 8 frames of each takes a while
+
+
+@pytest.fixture
+def sigint_raises():
+    """Python's own Ctrl-C handler for the test: a process started in the background by a non-interactive shell
+    (`nohup … &`, some CI runners) inherits SIGINT as ignored, and `_thread.interrupt_main` then does nothing."""
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    yield
+    signal.signal(signal.SIGINT, previous)
 
 
 def test_gil_is_released_during_a_call(model, tmp_path, vtest_boxes):
@@ -50,7 +60,7 @@ def test_python_threads_run_during_a_long_call(model):
     assert out["emb"].shape == (12, model.embed_dim)
 
 
-def test_ctrl_c_interrupts_within_a_batch(model):
+def test_ctrl_c_interrupts_within_a_batch(model, sigint_raises):
     need_media(VIDEOS[1])
     seen = []
     t_interrupt = []
@@ -70,7 +80,7 @@ def test_ctrl_c_interrupts_within_a_batch(model):
     assert_bits_equal(model.encode_videos(VIDEOS[:1]), model.encode_videos(VIDEOS[:1]))
 
 
-def test_interrupt_from_a_timer_thread(model):
+def test_interrupt_from_a_timer_thread(model, sigint_raises):
     need_media(VIDEOS[1])
     done = []
     timer = threading.Timer(0.2, _thread.interrupt_main)
