@@ -44,44 +44,35 @@ impl Linear {
     /// `residual + (x Wᵀ + b)` (a pre-norm block's skip connection). In bf16 inference on the CPU kernel the
     /// addition happens in the product's output pass (the same f32 additions, one pass over memory fewer).
     pub fn forward_residual(&self, xs: &Tensor, residual: &Tensor) -> Result<Tensor> {
-        let dims = xs.dims();
-        let Some(&in_dim) = dims.last() else {
-            candle_core::bail!("linear layer applied to a scalar");
-        };
-        let rows: usize = dims[..dims.len() - 1].iter().product();
-        let x2 = xs.reshape((rows, in_dim))?;
-        let fused = super::matmul_bf16::active(&[&x2, &self.weight, residual])
-            && !super::tracked(&[&x2, &self.weight, residual])
-            && !self.bias.as_ref().is_some_and(|b| b.track_op());
-        if !fused {
+        let x2 = rows(xs)?;
+        if !(super::matmul_bf16::active(&[&x2, &self.weight, residual]) && self.inference(&[&x2, residual])) {
             return residual + self.forward(xs)?;
         }
-        let n = self.out_dim()?;
-        let r2 = residual.reshape((rows, n))?;
+        let r2 = residual.reshape((x2.dim(0)?, self.out_dim()?))?;
         let y = super::matmul_bf16::linear_residual(&x2, &self.weight, self.bias.as_ref(), &r2, &self.bf16)?;
         y.reshape(residual.shape())
     }
 
     /// Output width (`out` of the `[out, in]` weight).
     pub fn out_dim(&self) -> Result<usize> {
-        match self.bf16.packed_dims() {
-            Some((n, _)) if self.bf16.is_pack_only() => Ok(n),
-            _ => self.weight.dim(0),
+        match self.bf16.pack_only_dims() {
+            Some((n, _)) => Ok(n),
+            None => self.weight.dim(0),
         }
+    }
+
+    /// True when neither `xs`, the weight nor the bias take part in autograd.
+    fn inference(&self, xs: &[&Tensor]) -> bool {
+        !super::tracked(xs) && !self.weight.track_op() && !self.bias.as_ref().is_some_and(|b| b.track_op())
     }
 
     /// `act(x Wᵀ + b)`; in inference on CPU the bias and activation run as one fused parallel pass.
     pub fn forward_act(&self, xs: &Tensor, act: Option<super::Activation>) -> Result<Tensor> {
-        let dims = xs.dims();
-        let Some(&in_dim) = dims.last() else {
-            candle_core::bail!("linear layer applied to a scalar");
-        };
-        let rows: usize = dims[..dims.len() - 1].iter().product();
-        let x2 = xs.reshape((rows, in_dim))?;
-        let mut out_dims = dims[..dims.len() - 1].to_vec();
+        let x2 = rows(xs)?;
+        let mut out_dims = xs.dims()[..xs.rank() - 1].to_vec();
         out_dims.push(self.out_dim()?);
         let bf16 = super::matmul_bf16::active(&[&x2, &self.weight]);
-        let inference = !super::tracked(&[&x2, &self.weight]) && !self.bias.as_ref().is_some_and(|b| b.track_op());
+        let inference = self.inference(&[&x2]);
         if self.bf16.is_pack_only() && !(bf16 && inference) {
             return Err(super::matmul_bf16::dropped_f32_error());
         }
@@ -114,4 +105,13 @@ impl Linear {
         }
         y.reshape(out_dims)
     }
+}
+
+/// `xs [.., K]` with its leading dimensions flattened into one: `[M, K]`.
+fn rows(xs: &Tensor) -> Result<Tensor> {
+    let dims = xs.dims();
+    let Some(&in_dim) = dims.last() else {
+        candle_core::bail!("linear layer applied to a scalar");
+    };
+    xs.reshape((dims[..dims.len() - 1].iter().product::<usize>(), in_dim))
 }

@@ -60,12 +60,18 @@ impl WeightCache {
     }
 
     /// The packed form of `weight [N, ...]` (flattened to `[N, K]`) and `bias [N]`, packing it now if it is not
-    /// cached yet. After [`Self::pack_only`] the arguments are not read.
+    /// cached yet; an error when the cached form was packed with a bias and `bias` is none, or the other way
+    /// round. After [`Self::pack_only`] the arguments are not read.
     fn get(&self, weight: &Tensor, bias: Option<&Tensor>) -> Result<Arc<Packed>> {
         let mut g = self.lock()?;
         match g.as_ref() {
             Some((None, p)) => return Ok(p.clone()),
-            Some((Some(id), p)) if *id == weight.id() => return Ok(p.clone()),
+            Some((Some(id), p)) if *id == weight.id() => {
+                if p.bias.is_some() != bias.is_some() {
+                    candle_core::bail!("bf16 linear: the cached weight was packed with a different bias");
+                }
+                return Ok(p.clone());
+            }
             _ => {}
         }
         let n = weight.dim(0)?;
@@ -93,9 +99,12 @@ impl WeightCache {
         self.0.lock().map(|g| matches!(g.as_ref(), Some((None, _)))).unwrap_or(false)
     }
 
-    /// `(N, K)` of the packed weight, if packed.
-    pub fn packed_dims(&self) -> Option<(usize, usize)> {
-        self.0.lock().ok()?.as_ref().map(|(_, p)| (p.b.n, p.b.k))
+    /// `(N, K)` of the weight after [`Self::pack_only`] (the packed form is then the only record of them).
+    pub fn pack_only_dims(&self) -> Option<(usize, usize)> {
+        match self.0.lock().ok()?.as_ref() {
+            Some((None, p)) => Some((p.b.n, p.b.k)),
+            _ => None,
+        }
     }
 }
 
@@ -110,9 +119,6 @@ pub fn linear(
     cache: &WeightCache,
 ) -> Result<Tensor> {
     let packed = cache.get(weight, bias)?;
-    if !cache.is_pack_only() && packed.bias.is_some() != bias.is_some() {
-        candle_core::bail!("bf16 linear: the cached weight was packed with a different bias");
-    }
     x.apply_op1_no_bwd(&PackedLinear { packed, act })
 }
 
@@ -126,9 +132,6 @@ pub fn linear_residual(
     cache: &WeightCache,
 ) -> Result<Tensor> {
     let packed = cache.get(weight, bias)?;
-    if !cache.is_pack_only() && packed.bias.is_some() != bias.is_some() {
-        candle_core::bail!("bf16 linear: the cached weight was packed with a different bias");
-    }
     x.apply_op2_no_bwd(&residual.contiguous()?, &PackedLinear { packed, act: None })
 }
 
