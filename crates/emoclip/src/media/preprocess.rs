@@ -82,30 +82,40 @@ impl Preprocessor {
         resize_bicubic_pil(img, w, h)
     }
 
-    /// The `crop×crop` u8 image after resize and centre crop (what PIL would hand `ToTensor`).
+    /// The `crop×crop` u8 image after resize and centre crop (what PIL would hand `ToTensor`). Only the
+    /// cropped part of the resized frame is computed.
     pub fn resize_crop(&self, img: &RgbImage) -> RgbImage {
-        let resized = self.resize(img);
-        let (w, h) = (resized.width(), resized.height());
+        let (w, h) = self.resized_size(img.width(), img.height());
         let (ox, oy) = (crop_offset(w, self.crop), crop_offset(h, self.crop));
-        RgbImage::from_fn(self.crop, self.crop, |x, y| {
-            let (sx, sy) = (x as i64 + ox, y as i64 + oy);
-            if sx >= 0 && sy >= 0 && sx < w as i64 && sy < h as i64 {
-                *resized.get_pixel(sx as u32, sy as u32)
-            } else {
-                image::Rgb([0, 0, 0]) // torchvision pads with 0 when the crop is larger
-            }
-        })
+        // The part of the resized frame inside the crop; torchvision pads the rest with 0.
+        let span = |o: i64, size: u32| {
+            let start = o.max(0) as u32;
+            (start, (o + self.crop as i64).clamp(start as i64, size as i64) as u32)
+        };
+        let ((x0, x1), (y0, y1)) = (span(ox, w), span(oy, h));
+        let inner = resize_bicubic_pil_window(img, (w, h), (x0, x1), (y0, y1));
+        if (x1 - x0, y1 - y0) == (self.crop, self.crop) {
+            return inner;
+        }
+        let mut out = RgbImage::new(self.crop, self.crop);
+        let (px, py) = ((x0 as i64 - ox) as u32, (y0 as i64 - oy) as u32);
+        image::imageops::replace(&mut out, &inner, px.into(), py.into());
+        out
     }
 
     /// Model input for one frame: CHW, `3*crop*crop` values, normalised.
     pub fn pixels(&self, img: &RgbImage) -> Vec<f32> {
         let cropped = self.resize_crop(img);
         let plane = (self.crop * self.crop) as usize;
+        // Every u8 value's normalised f32, computed once (the same operations as `Normalization::apply`).
+        let lut: [[f32; 256]; 3] = std::array::from_fn(|c| std::array::from_fn(|v| self.norm.apply(c, v as u8)));
         let mut out = vec![0f32; 3 * plane];
-        for (i, px) in cropped.pixels().enumerate() {
-            for c in 0..3 {
-                out[c * plane + i] = self.norm.apply(c, px.0[c]);
-            }
+        let (r, rest) = out.split_at_mut(plane);
+        let (g, b) = rest.split_at_mut(plane);
+        for (i, px) in cropped.as_raw().chunks_exact(3).enumerate() {
+            r[i] = lut[0][px[0] as usize];
+            g[i] = lut[1][px[1] as usize];
+            b[i] = lut[2][px[2] as usize];
         }
         out
     }
@@ -232,69 +242,95 @@ fn coefficients(in_size: u32, out_size: u32) -> Vec<(usize, Vec<i32>)> {
 }
 
 #[inline]
-fn clip8(acc: i64) -> u8 {
+fn clip8(acc: i32) -> u8 {
     (acc >> PRECISION_BITS).clamp(0, 255) as u8
 }
 
 /// Pillow-exact antialiased bicubic resize of an RGB image (`Image.resize(size, BICUBIC)`).
 pub fn resize_bicubic_pil(src: &RgbImage, out_w: u32, out_h: u32) -> RgbImage {
+    resize_bicubic_pil_window(src, (out_w, out_h), (0, out_w), (0, out_h))
+}
+
+/// The columns `x0..x1` and rows `y0..y1` of [`resize_bicubic_pil`]`(src, out_w, out_h)`, computing only
+/// those pixels (each is independent of the others, so the result is the same as resizing and then cropping).
+/// Hand-written because no crate reproduces Pillow's bicubic (see the module doc). Sums are 32-bit as in
+/// Pillow's `ImagingResampleHorizontal_8bpc` (|sum| ≤ 255 · Σ|k| < 2^31 for these kernels).
+pub fn resize_bicubic_pil_window(
+    src: &RgbImage,
+    (out_w, out_h): (u32, u32),
+    (x0, x1): (u32, u32),
+    (y0, y1): (u32, u32),
+) -> RgbImage {
     let (in_w, in_h) = src.dimensions();
+    let (x1, y1) = (x1.min(out_w), y1.min(out_h));
+    let (x0, y0) = (x0.min(x1), y0.min(y1));
+    let (ww, wh) = (x1 - x0, y1 - y0);
     if (in_w, in_h) == (out_w, out_h) {
-        return src.clone();
+        return image::imageops::crop_imm(src, x0, y0, ww, wh).to_image();
     }
-    if in_w == 0 || in_h == 0 || out_w == 0 || out_h == 0 {
-        return RgbImage::new(out_w, out_h);
+    if in_w == 0 || in_h == 0 || ww == 0 || wh == 0 {
+        return RgbImage::new(ww, wh);
     }
-    let half = 1i64 << (PRECISION_BITS - 1);
-    let vert = coefficients(in_h, out_h);
-    // rows of the source the vertical pass reads
-    let y_first = vert[0].0;
-    let y_last = vert.last().map_or(in_h as usize, |(s, k)| s + k.len());
+    let half = 1i32 << (PRECISION_BITS - 1);
     let raw = src.as_raw();
     let in_stride = in_w as usize * 3;
-
-    // Horizontal pass over the needed rows only (skipped when the width is unchanged).
-    let (tmp, tmp_w, row0) = if in_w != out_w {
-        let horiz = coefficients(in_w, out_w);
-        let tw = out_w as usize;
-        let mut tmp = vec![0u8; (y_last - y_first) * tw * 3];
-        tmp.par_chunks_mut(tw * 3).enumerate().for_each(|(r, out_row)| {
-            let row = &raw[(y_first + r) * in_stride..(y_first + r + 1) * in_stride];
-            for (xx, (xmin, k)) in horiz.iter().enumerate() {
-                let mut acc = [half; 3];
-                for (j, &kj) in k.iter().enumerate() {
-                    let p = (xmin + j) * 3;
-                    for c in 0..3 {
-                        acc[c] += row[p + c] as i64 * kj as i64;
-                    }
-                }
-                for c in 0..3 {
-                    out_row[xx * 3 + c] = clip8(acc[c]);
-                }
-            }
-        });
-        (std::borrow::Cow::Owned(tmp), tw, y_first)
-    } else {
-        (std::borrow::Cow::Borrowed(raw.as_slice()), in_w as usize, 0)
+    let stride = ww as usize * 3;
+    // Source rows the window's output rows read (the first and last coefficient windows bound them).
+    let vert = if in_h != out_h { coefficients(in_h, out_h) } else { Vec::new() };
+    let (row0, row1) = match (vert.get(y0 as usize), vert.get(y1 as usize - 1)) {
+        (Some(a), Some(b)) => (a.0, b.0 + b.1.len()),
+        _ => (y0 as usize, y1 as usize),
     };
 
-    if in_h == out_h {
-        // Only the horizontal pass was needed (all rows were used: y_first = 0).
-        return RgbImage::from_raw(out_w, out_h, tmp.into_owned()).unwrap_or_else(|| RgbImage::new(out_w, out_h));
-    }
-    let stride = tmp_w * 3;
-    let mut out = vec![0u8; out_h as usize * stride];
-    out.par_chunks_mut(stride).enumerate().for_each(|(yy, out_row)| {
-        let (ymin, k) = &vert[yy];
-        for x in 0..stride {
-            let mut acc = half;
-            for (j, &kj) in k.iter().enumerate() {
-                acc += tmp[(ymin + j - row0) * stride + x] as i64 * kj as i64;
+    // Horizontal pass over the needed rows and the window's columns (a copy when the width is unchanged).
+    let mut tmp = vec![0u8; (row1 - row0) * stride];
+    if in_w != out_w {
+        let horiz = &coefficients(in_w, out_w)[x0 as usize..x1 as usize];
+        tmp.par_chunks_mut(stride).enumerate().for_each(|(r, out_row)| {
+            let row = &raw[(row0 + r) * in_stride..(row0 + r + 1) * in_stride];
+            for ((xmin, k), out_px) in horiz.iter().zip(out_row.chunks_exact_mut(3)) {
+                let taps = &row[xmin * 3..(xmin + k.len()) * 3];
+                let mut acc = [half; 3];
+                for (&kj, p) in k.iter().zip(taps.chunks_exact(3)) {
+                    acc[0] += p[0] as i32 * kj;
+                    acc[1] += p[1] as i32 * kj;
+                    acc[2] += p[2] as i32 * kj;
+                }
+                out_px[0] = clip8(acc[0]);
+                out_px[1] = clip8(acc[1]);
+                out_px[2] = clip8(acc[2]);
             }
-            out_row[x] = clip8(acc);
+        });
+    } else {
+        for (r, out_row) in tmp.chunks_exact_mut(stride).enumerate() {
+            let start = (row0 + r) * in_stride + x0 as usize * 3;
+            out_row.copy_from_slice(&raw[start..start + stride]);
         }
-    });
-    RgbImage::from_raw(out_w, out_h, out).unwrap_or_else(|| RgbImage::new(out_w, out_h))
+    }
+    if in_h == out_h {
+        return RgbImage::from_raw(ww, wh, tmp).unwrap_or_else(|| RgbImage::new(ww, wh));
+    }
+
+    // Vertical pass: each output row accumulates whole source rows (the inner loop runs along the row, which
+    // the compiler vectorises).
+    let mut out = vec![0u8; wh as usize * stride];
+    out.par_chunks_mut(stride).enumerate().for_each_init(
+        || vec![0i32; stride],
+        |acc, (yy, out_row)| {
+            let (ymin, k) = &vert[y0 as usize + yy];
+            acc.fill(half);
+            for (j, &kj) in k.iter().enumerate() {
+                let row = &tmp[(ymin + j - row0) * stride..(ymin + j - row0 + 1) * stride];
+                for (a, &p) in acc.iter_mut().zip(row) {
+                    *a += p as i32 * kj;
+                }
+            }
+            for (o, &a) in out_row.iter_mut().zip(acc.iter()) {
+                *o = clip8(a);
+            }
+        },
+    );
+    RgbImage::from_raw(ww, wh, out).unwrap_or_else(|| RgbImage::new(ww, wh))
 }
 
 #[cfg(test)]
@@ -332,6 +368,28 @@ mod tests {
         assert_eq!(v.len(), 3 * 224 * 224);
         assert_eq!(v[0], p.norm.apply(0, 10));
         assert_eq!(v[2 * 224 * 224 + 5], p.norm.apply(2, 250));
+    }
+
+    #[test]
+    fn a_window_of_the_resize_equals_the_resize_cropped() {
+        let mut seed = 7u64;
+        let mut next = move |m: u32| {
+            seed = seed.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+            ((seed >> 33) % m as u64) as u32
+        };
+        // downscale, upscale, one axis unchanged, both unchanged
+        for (iw, ih, ow, oh) in [(97, 61, 40, 25), (13, 9, 50, 31), (64, 48, 64, 20), (30, 41, 75, 41), (20, 20, 20, 20)] {
+            let img = RgbImage::from_fn(iw, ih, |_, _| image::Rgb([next(256) as u8, next(256) as u8, next(256) as u8]));
+            let full = resize_bicubic_pil(&img, ow, oh);
+            assert_eq!(full.dimensions(), (ow, oh));
+            for _ in 0..20 {
+                let (x0, y0) = (next(ow), next(oh));
+                let (x1, y1) = (x0 + 1 + next(ow - x0), y0 + 1 + next(oh - y0));
+                let win = resize_bicubic_pil_window(&img, (ow, oh), (x0, x1), (y0, y1));
+                let want = image::imageops::crop_imm(&full, x0, y0, x1 - x0, y1 - y0).to_image();
+                assert_eq!(win, want, "{iw}x{ih} -> {ow}x{oh}, window x {x0}..{x1}, y {y0}..{y1}");
+            }
+        }
     }
 
     #[test]

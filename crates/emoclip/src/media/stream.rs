@@ -126,7 +126,7 @@ pub fn is_gap(a: f64, b: f64, fps: f64) -> bool {
 mod imp {
     use super::*;
     use crate::media::cli_graph::{to_image, CliGraph};
-    use crate::media::video::{decode_pass, init, open, pick_stream, read_packet};
+    use crate::media::video::{decode_pass, init, open, pick_stream, read_packet, DecoderThreads};
     use ffmpeg_next as ff;
 
     pub fn video_meta(path: &Path) -> Result<VideoMeta> {
@@ -220,7 +220,7 @@ mod imp {
         let mut decoded = 0usize;
         let mut last_damaged = false;
         let mut cfr_gaps: Vec<(f64, f64)> = vec![];
-        let result = decode_pass(path, &mut |info, d| {
+        let result = decode_pass(path, DecoderThreads::Auto, &mut |info, d| {
             decoded += 1;
             let tb = info.time_base.0 as f64 / info.time_base.1 as f64;
             let time = match d.pts {
