@@ -378,7 +378,9 @@ mod tests {
             ((seed >> 33) % m as u64) as u32
         };
         // downscale, upscale, one axis unchanged, both unchanged
-        for (iw, ih, ow, oh) in [(97, 61, 40, 25), (13, 9, 50, 31), (64, 48, 64, 20), (30, 41, 75, 41), (20, 20, 20, 20)] {
+        for (iw, ih, ow, oh) in
+            [(97, 61, 40, 25), (13, 9, 50, 31), (64, 48, 64, 20), (30, 41, 75, 41), (20, 20, 20, 20)]
+        {
             let img = RgbImage::from_fn(iw, ih, |_, _| image::Rgb([next(256) as u8, next(256) as u8, next(256) as u8]));
             let full = resize_bicubic_pil(&img, ow, oh);
             assert_eq!(full.dimensions(), (ow, oh));
