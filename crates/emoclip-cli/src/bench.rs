@@ -363,7 +363,106 @@ fn run_embed(a: BenchArgs, threads: Option<usize>) -> Result<i32> {
         bound / n,
         bound / model
     );
+    if n_threads >= 2 {
+        run_embed_split(&a, &emb, &files, &prepared, n_threads)?;
+    }
     Ok(0)
+}
+
+/// The embed loop where the model is the bottleneck, as on a GPU (or a machine with cores to spare for
+/// decoding): the model in a pool of `threads - 1`, decoding and preprocessing in a pool of its own thread.
+/// Beside the model alone in the same pool (also while the preparation runs beside it, independently), and what
+/// a perfect overlap takes: the model alone plus preparing the first batch, which nothing can overlap.
+fn run_embed_split(
+    a: &BenchArgs,
+    emb: &emoclip::encoder::Embedder,
+    files: &[std::path::PathBuf],
+    prepared: &[emoclip::encoder::Prepared],
+    threads: usize,
+) -> Result<()> {
+    use emoclip::encoder::{MediaInput, Prepared};
+    use rayon::prelude::*;
+    use std::ops::ControlFlow;
+    let model_pool = rayon::ThreadPoolBuilder::new().num_threads(threads - 1).build()?;
+    let prep_pool = rayon::ThreadPoolBuilder::new().num_threads(1).build()?;
+    let indices: Vec<usize> = (0..files.len()).collect();
+    let prepare = |chunk: &[usize]| -> Result<Vec<Prepared>> {
+        prep_pool
+            .install(|| {
+                chunk
+                    .par_iter()
+                    .map(|&i| emb.prepare(&MediaInput::new(files[i].clone(), None)))
+                    .collect::<emoclip::Result<_>>()
+            })
+            .map_err(Into::into)
+    };
+    let encode_all = || -> Result<f64> {
+        let s = Instant::now();
+        model_pool.install(|| prepared.chunks(a.batch).try_for_each(|c| emb.encode(c).map(|_| ())))?;
+        Ok(s.elapsed().as_secs_f64())
+    };
+    let (mut t_model, mut t_prep, mut t_first, mut t_pipe, mut t_beside) = (vec![], vec![], vec![], vec![], vec![]);
+    for round in 0..a.warmup.min(1) + a.iters.max(1) {
+        let m = encode_all()?;
+        // The model while all clips are prepared on the other thread, neither waiting for the other: what the
+        // two cost each other in shared caches, memory bandwidth and the kernel's memory bookkeeping.
+        let b = std::thread::scope(|s| -> Result<f64> {
+            let prep = s.spawn(|| indices.chunks(a.batch).try_for_each(|c| prepare(c).map(|_| ())));
+            let b = encode_all();
+            prep.join().map_err(|_| anyhow::anyhow!("the preparation thread panicked"))??;
+            b
+        })?;
+        let s = Instant::now();
+        prepare(&indices[..a.batch.min(indices.len())])?;
+        let f = s.elapsed().as_secs_f64();
+        let s = Instant::now();
+        for chunk in indices.chunks(a.batch) {
+            prepare(chunk)?;
+        }
+        let p = s.elapsed().as_secs_f64();
+        let s = Instant::now();
+        let run = model_pool.install(|| {
+            let input = |i: usize| -> emoclip::Result<MediaInput> { Ok(MediaInput::new(files[i].clone(), None)) };
+            emb.embed_each_in(Some(&prep_pool), &indices, a.batch, input, &mut |_| ControlFlow::Continue(()))
+        })?;
+        let e = s.elapsed().as_secs_f64();
+        if !run.failures.is_empty() || run.rows.len() != files.len() {
+            bail!("embedding failed: {:?}", run.failures);
+        }
+        if round >= a.warmup.min(1) {
+            t_model.push(m);
+            t_first.push(f);
+            t_prep.push(p);
+            t_pipe.push(e);
+            t_beside.push(b);
+        }
+    }
+    let n = files.len() as f64;
+    let model = median(t_model.clone());
+    println!(
+        "\nthe same loop with the model as the bottleneck (as on a GPU): the model on {} thread(s), decoding and \
+         preprocessing on 1 thread of their own\n",
+        threads - 1
+    );
+    println!("| run | s (all clips) | s / clip | vs model only |");
+    println!("|---|---|---|---|");
+    let bound = model + median(t_first.clone());
+    for (name, t) in [
+        ("model only (clips prepared beforehand)", &t_model),
+        ("model only, while all clips are prepared beside it", &t_beside),
+        ("decode + preprocess only", &t_prep),
+        ("embed loop, pipelined (Embedder::embed_each_in)", &t_pipe),
+    ] {
+        let m = median(t.clone());
+        let runs: Vec<String> = t.iter().map(|x| format!("{x:.2}")).collect();
+        println!("| {name} | {m:.3} ({}) | {:.3} | {:.2}x |", runs.join(", "), m / n, m / model);
+    }
+    println!(
+        "| expected: model only + preparing the first batch (the part nothing overlaps) | {bound:.3} | {:.3} | {:.2}x |",
+        bound / n,
+        bound / model
+    );
+    Ok(())
 }
 
 /// CPU seconds this process has used (all threads, user + system).

@@ -188,9 +188,22 @@ impl Embedder {
         input: impl Fn(usize) -> Result<MediaInput> + Sync,
         on: &mut dyn FnMut(EmbedEvent) -> ControlFlow<()>,
     ) -> Result<Embedded> {
+        self.embed_each_in(None, indices, batch, input, on)
+    }
+
+    /// [`Self::embed_each`] with decoding and preprocessing in `pool` ([`pipelined_in`]); the model runs in the
+    /// caller's pool.
+    pub fn embed_each_in(
+        &self,
+        pool: Option<&rayon::ThreadPool>,
+        indices: &[usize],
+        batch: usize,
+        input: impl Fn(usize) -> Result<MediaInput> + Sync,
+        on: &mut dyn FnMut(EmbedEvent) -> ControlFlow<()>,
+    ) -> Result<Embedded> {
         let mut out = Embedded::default();
         let prepare = |i: usize| input(i).and_then(|m| self.prepare(&m));
-        pipelined(indices, batch, prepare, |prepared| {
+        pipelined_in(pool, indices, batch, prepare, |prepared| {
             let items = prepared.len();
             let (mut ok_idx, mut ok) = (Vec::new(), Vec::new());
             for (i, p) in prepared {

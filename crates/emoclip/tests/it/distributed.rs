@@ -25,7 +25,10 @@ fn tiny(dir: &Path, out: &str, n: usize, batch: usize, accum: usize, max_steps: 
     if !model_json.exists() {
         let mut mc = EmotionClipConfig::tiny();
         mc.temporal.dropout = 0.0;
-        std::fs::write(&model_json, mc.to_json()).unwrap();
+        // Ranks call this side by side: a temp name, then a rename, so no rank reads a half-written config.
+        let mut tmp = tempfile::NamedTempFile::new_in(dir).unwrap();
+        std::io::Write::write_all(&mut tmp, mc.to_json().as_bytes()).unwrap();
+        tmp.persist(&model_json).unwrap();
     }
     let toml = std::fs::read_to_string(PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../configs/train_tiny.toml"))
         .unwrap();

@@ -265,3 +265,32 @@ fn pipelined_in_a_one_thread_pool_runs_to_the_end() {
     let seen = rx.recv_timeout(std::time::Duration::from_secs(30)).expect("deadlock: no result in 30 s").unwrap();
     assert_eq!(seen, (0..9).map(|i| (i, i * 10)).collect::<Vec<_>>());
 }
+
+/// `embed_each_in`: the model in one pool, decoding and preprocessing in another (the model-bound set-up of
+/// `bench --embed`). Every item is prepared on the preparation pool's thread, and the vectors equal
+/// `embed_each`'s bit for bit.
+#[test]
+fn embed_each_in_prepares_in_the_given_pool_with_the_same_vectors() {
+    let Some(image) = common::sample_media("person.jpg") else {
+        eprintln!("media/person.jpg missing; skipped");
+        return;
+    };
+    let emb = micro_embedder();
+    let indices: Vec<usize> = (0..5).collect();
+    let model_pool = rayon::ThreadPoolBuilder::new().num_threads(1).thread_name(|_| "model".into()).build().unwrap();
+    let prep_pool = rayon::ThreadPoolBuilder::new().num_threads(1).thread_name(|_| "prep".into()).build().unwrap();
+    let threads = std::sync::Mutex::new(Vec::new());
+    let input = |_: usize| -> emoclip::Result<MediaInput> {
+        threads.lock().unwrap().push(std::thread::current().name().unwrap_or("").to_string());
+        Ok(MediaInput::new(image.clone(), None))
+    };
+    let split = model_pool
+        .install(|| emb.embed_each_in(Some(&prep_pool), &indices, 2, input, &mut |_| ControlFlow::Continue(())))
+        .unwrap();
+    assert_eq!(threads.into_inner().unwrap(), ["prep"; 5]);
+    let plain = emb
+        .embed_each(&indices, 2, |_| Ok(MediaInput::new(image.clone(), None)), &mut |_| ControlFlow::Continue(()))
+        .unwrap();
+    assert_eq!(split.rows, plain.rows);
+    assert!(split.failures.is_empty());
+}
