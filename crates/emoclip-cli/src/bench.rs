@@ -127,11 +127,8 @@ pub fn run(a: BenchArgs, threads: Option<usize>) -> Result<i32> {
     let mut enc = load_encoder(&format!("random:{}", a.config), None, ModelKind::EmotionClip, dtype, &dev)?;
     // bf16: f32 weights, bf16 matrix products on this thread (as `emoclip embed --dtype bf16`).
     let _autocast = emoclip::nn::autocast::autocast(emoclip::nn::autocast::split(dtype, &dev).1);
-    let kernel = bf16 && emoclip::nn::cpu::gemm_bf16::available();
-    if kernel {
-        // As an `Embedder` in bf16: weights packed for the kernel now, f32 copies dropped.
-        enc.keep_only_bf16()?;
-    }
+    // As an `Embedder`: in bf16 the weights are packed for the kernel now and their f32 copies dropped.
+    let kernel = enc.for_inference(dtype, &dev)?;
     let Encoder::Emotion(m) = &enc else { bail!("internal: expected EmotionCLIP") };
     if bf16 && !kernel {
         eprintln!("this CPU has no AVX-512 BF16 (or EMOCLIP_BF16_KERNEL=off): bf16 runs the f32 path");

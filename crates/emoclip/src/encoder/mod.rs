@@ -58,6 +58,17 @@ impl Encoder {
         Ok(())
     }
 
+    /// Readies the encoder for inference in `dtype` on `device`: in bf16 on a CPU with the bf16 kernel it keeps
+    /// only the packed bf16 weights ([`Self::keep_only_bf16`]). Returns whether that kernel runs the products.
+    pub fn for_inference(&mut self, dtype: DType, device: &Device) -> Result<bool> {
+        let kernel =
+            crate::nn::autocast::split(dtype, device).1 == Some(DType::BF16) && crate::nn::cpu::gemm_bf16::available();
+        if kernel {
+            self.keep_only_bf16()?;
+        }
+        Ok(kernel)
+    }
+
     pub fn context_length(&self) -> usize {
         self.clip().config.text_cfg.context_length
     }
@@ -156,9 +167,7 @@ impl Embedder {
                 encoder.image_size()
             )));
         }
-        if crate::nn::autocast::split(dtype, &device).1 == Some(DType::BF16) && crate::nn::cpu::gemm_bf16::available() {
-            encoder.keep_only_bf16()?;
-        }
+        encoder.for_inference(dtype, &device)?;
         Ok(Self { encoder, pre, device, dtype, num_frames })
     }
 
