@@ -267,14 +267,9 @@ fn run_embed(a: BenchArgs, threads: Option<usize>) -> Result<i32> {
     let input = |i: usize| -> emoclip::Result<MediaInput> { Ok(MediaInput::new(files[i].clone(), None)) };
     let indices: Vec<usize> = (0..files.len()).collect();
     let prepare_all = || -> Result<Vec<Prepared>> {
-        use rayon::prelude::*;
         let mut out = Vec::new();
         for chunk in indices.chunks(a.batch) {
-            let batch: Vec<Prepared> = chunk
-                .par_iter()
-                .map(|&i| emb.prepare(&MediaInput::new(files[i].clone(), None)))
-                .collect::<emoclip::Result<_>>()?;
-            out.extend(batch);
+            out.extend(prepare_batch(&emb, &files, chunk)?);
         }
         Ok(out)
     };
@@ -306,12 +301,7 @@ fn run_embed(a: BenchArgs, threads: Option<usize>) -> Result<i32> {
         let q = clock(&mut || {
             // The loop without the overlap: each batch prepared, then encoded.
             for chunk in indices.chunks(a.batch) {
-                use rayon::prelude::*;
-                let items: Vec<Prepared> = chunk
-                    .par_iter()
-                    .map(|&i| emb.prepare(&MediaInput::new(files[i].clone(), None)))
-                    .collect::<emoclip::Result<_>>()?;
-                emb.encode(&items)?;
+                emb.encode(&prepare_batch(&emb, &files, chunk)?)?;
             }
             Ok(())
         })?;
@@ -366,6 +356,17 @@ fn run_embed(a: BenchArgs, threads: Option<usize>) -> Result<i32> {
     Ok(0)
 }
 
+/// The clips `chunk` of `files` decoded and preprocessed in parallel, in the current pool (as the embed loop's
+/// producer prepares a batch).
+fn prepare_batch(
+    emb: &emoclip::encoder::Embedder,
+    files: &[std::path::PathBuf],
+    chunk: &[usize],
+) -> emoclip::Result<Vec<emoclip::encoder::Prepared>> {
+    use rayon::prelude::*;
+    chunk.par_iter().map(|&i| emb.prepare(&emoclip::encoder::MediaInput::new(files[i].clone(), None))).collect()
+}
+
 /// The embed loop where the model is the bottleneck, as on a GPU (or a machine with cores to spare for
 /// decoding): the model in a pool of `threads - 1`, decoding and preprocessing in a pool of its own thread.
 /// Beside the model alone in the same pool (also while the preparation runs beside it, independently), and what
@@ -378,20 +379,12 @@ fn run_embed_split(
     threads: usize,
 ) -> Result<()> {
     use emoclip::encoder::{MediaInput, Prepared};
-    use rayon::prelude::*;
     use std::ops::ControlFlow;
     let model_pool = rayon::ThreadPoolBuilder::new().num_threads(threads - 1).build()?;
     let prep_pool = rayon::ThreadPoolBuilder::new().num_threads(1).build()?;
     let indices: Vec<usize> = (0..files.len()).collect();
     let prepare = |chunk: &[usize]| -> Result<Vec<Prepared>> {
-        prep_pool
-            .install(|| {
-                chunk
-                    .par_iter()
-                    .map(|&i| emb.prepare(&MediaInput::new(files[i].clone(), None)))
-                    .collect::<emoclip::Result<_>>()
-            })
-            .map_err(Into::into)
+        prep_pool.install(|| prepare_batch(emb, files, chunk)).map_err(Into::into)
     };
     let encode_all = || -> Result<f64> {
         let s = Instant::now();
