@@ -1,6 +1,6 @@
 //! Pre-norm residual attention block and stack (open_clip `ResidualAttentionBlock` / `Transformer`).
 use crate::nn::{Activation, LayerNorm, Linear, MultiheadAttention};
-use candle_core::{Result, Tensor};
+use candle_core::{Result, Tensor, D};
 use candle_nn::VarBuilder;
 
 #[derive(Clone, Debug)]
@@ -48,6 +48,23 @@ impl ResidualAttentionBlock {
         let h = self.c_fc.forward_act(&self.ln_2.forward(&xs)?, Some(self.act))?;
         self.c_proj.forward_residual(&h, &xs)
     }
+
+    /// [`Self::forward`]'s output for the first `n` tokens only, `[B, n, D]`: every token still gives keys and
+    /// values, but only the first `n` are queries, and only they pass `out_proj` and the MLP. Each output row
+    /// is the same sequence of operations as in the full block. `mask` has the full block's shape.
+    pub fn forward_first(&self, xs: &Tensor, n: usize, mask: Option<&Tensor>) -> Result<Tensor> {
+        let h = self.ln_1.forward(xs)?;
+        let q = h.narrow(1, 0, n)?.contiguous()?;
+        let residual = xs.narrow(1, 0, n)?.contiguous()?;
+        // An additive mask with a row per query keeps the rows of these queries.
+        let mask = match mask {
+            Some(m) if m.rank() >= 2 && m.dim(D::Minus2)? > 1 => Some(m.narrow(m.rank() - 2, 0, n)?),
+            other => other.cloned(),
+        };
+        let xs = self.attn.forward_residual(&q, &h, mask.as_ref(), false, &residual)?;
+        let h = self.c_fc.forward_act(&self.ln_2.forward(&xs)?, Some(self.act))?;
+        self.c_proj.forward_residual(&h, &xs)
+    }
 }
 
 #[derive(Clone, Debug)]
@@ -85,5 +102,21 @@ impl Transformer {
             xs = b.forward(&xs, mask)?;
         }
         Ok(xs)
+    }
+
+    /// The output of token 0 (CLS), `[B, D]`. In bf16 inference on the CPU kernel, whose output rows do not
+    /// depend on the other rows, the last block computes only that token ([`ResidualAttentionBlock::forward_first`]:
+    /// 9 of its 12 D² multiply-adds per token skipped, bit-identical); otherwise the whole stack runs, so f32
+    /// and autograd are unchanged.
+    pub fn forward_cls(&self, xs: &Tensor, mask: Option<&Tensor>) -> Result<Tensor> {
+        let first_only = crate::nn::matmul_bf16::active(&[xs]) && !crate::nn::tracked(&[xs]);
+        let Some((last, rest)) = self.resblocks.split_last().filter(|_| first_only) else {
+            return self.forward(xs, mask)?.narrow(1, 0, 1)?.squeeze(1);
+        };
+        let mut xs = xs.clone();
+        for b in rest {
+            xs = b.forward(&xs, mask)?;
+        }
+        last.forward_first(&xs, 1, mask)?.squeeze(1)
     }
 }

@@ -135,8 +135,7 @@ impl VisionTransformer {
             x = Tensor::cat(&[&x, &e.to_dtype(x.dtype())?], 1)?;
         }
         let x = self.ln_pre.forward(&x)?;
-        let x = self.transformer.forward(&x, mask)?;
-        let cls = x.narrow(1, 0, 1)?.squeeze(1)?;
+        let cls = self.transformer.forward_cls(&x, mask)?;
         self.ln_post.forward(&cls)?.matmul(&self.proj)
     }
 

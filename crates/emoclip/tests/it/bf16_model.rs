@@ -179,3 +179,39 @@ fn keeping_only_bf16_weights_changes_no_result_and_refuses_f32() {
         assert_eq!(a, b, "{file}: cross-attention changed after dropping the f32 weights");
     }
 }
+
+/// In bf16 inference the vision tower's last block computes only the CLS token (`Transformer::forward_cls`):
+/// bit-identical to running the whole stack and taking row 0, with and without SAAM's per-sample mask, with
+/// the f32 weights kept and with only the packed bf16 weights; `ResidualAttentionBlock::forward_first` on
+/// several leading tokens equals those rows of the full block.
+#[test]
+fn bf16_last_block_on_the_cls_token_alone_is_bit_identical() {
+    if !gemm_bf16::cpu_supported() {
+        eprintln!("skipped: this CPU has no AVX-512 BF16 (the shortcut is only taken on the kernel)");
+        return;
+    }
+    let ck = Checkpoint::open(&fixture("models/emotionclip_saam.safetensors")).unwrap();
+    let opts = LoadOptions { config: Some(tiny_config(SubjectMode::Saam)), ..LoadOptions::default() };
+    let (full, _) = ck.load_emotionclip(&opts).unwrap();
+    let mut slim = full.clone();
+    slim.keep_only_bf16().unwrap();
+    let tf = &full.backbone.visual.transformer;
+    let d = tf.resblocks[0].c_proj.out_dim().unwrap();
+    let grid2 = full.backbone.visual.num_patches();
+    let (b, l) = (3, grid2 + 2);
+    let x = Tensor::randn(0f32, 1.0, (b, l, d), &Device::Cpu).unwrap();
+    let cover: Vec<f32> = (0..b * grid2).map(|i| ((i * 7) % 3) as f32 - 1.0).collect();
+    let mask = emoclip::emotionclip::saam::attention_mask(&Tensor::from_vec(cover, (b, grid2), &Device::Cpu).unwrap())
+        .unwrap();
+    let rows = |t: Tensor| -> Vec<f32> { t.flatten_all().unwrap().to_vec1().unwrap() };
+    let _bf16 = autocast(Some(DType::BF16));
+    for mask in [None, Some(&mask)] {
+        let want = rows(tf.forward(&x, mask).unwrap().narrow(1, 0, 1).unwrap());
+        assert_eq!(rows(tf.forward_cls(&x, mask).unwrap()), want, "forward_cls (mask: {})", mask.is_some());
+        let slim_tf = &slim.backbone.visual.transformer;
+        assert_eq!(rows(slim_tf.forward_cls(&x, mask).unwrap()), want, "packed-only forward_cls");
+        let last = tf.resblocks.last().unwrap();
+        let block = rows(last.forward(&x, mask).unwrap().narrow(1, 0, 4).unwrap());
+        assert_eq!(rows(last.forward_first(&x, 4, mask).unwrap()), block, "forward_first of 4 tokens");
+    }
+}
