@@ -91,10 +91,11 @@ impl MultiheadAttention {
         let h = self.num_heads;
         let hd = d / h;
         let scale = 1.0 / (hd as f64).sqrt();
+        // q, k, v as views of the projections, [B, H, L, hd].
         let (q, k, v) = if query.id() == kv.id() {
             let qkv = self.in_proj.forward(query)?; // [B, L, 3D]
             let qkv = qkv.reshape((b, lq, 3, h, hd))?.permute((2, 0, 3, 1, 4))?; // [3, B, H, L, hd]
-            (qkv.get(0)?, qkv.get(1)?.contiguous()?, qkv.get(2)?.contiguous()?)
+            (qkv.get(0)?, qkv.get(1)?, qkv.get(2)?)
         } else {
             let s = kv.dim(1)?;
             let (q, kvp) = if self.in_proj.bf16.is_pack_only() {
@@ -106,10 +107,14 @@ impl MultiheadAttention {
             };
             let q = q.reshape((b, lq, h, hd))?.transpose(1, 2)?; // [B, H, Lq, hd]
             let kvp = kvp.reshape((b, s, 2, h, hd))?.permute((2, 0, 3, 1, 4))?; // [2, B, H, S, hd]
-            (q, kvp.get(0)?.contiguous()?, kvp.get(1)?.contiguous()?)
+            (q, kvp.get(0)?, kvp.get(1)?)
         };
+        if super::attention_bf16::usable(&q, &k, &v) && !(train && self.dropout > 0.0) {
+            // bf16 inference: one pass per (sample, head) on the views, bit-identical to the composed path.
+            return super::attention_bf16::attention(&q, &k, &v, mask, scale);
+        }
         let q = (q.contiguous()? * scale)?;
-        attend(&q, &k, &v, mask, self.dropout, train)
+        attend(&q, &k.contiguous()?, &v.contiguous()?, mask, self.dropout, train)
     }
 }
 

@@ -3,6 +3,7 @@
 //! input takes part in a graph (pure inference) and a composed, differentiable version otherwise.
 pub mod activation;
 pub mod attention;
+pub mod attention_bf16;
 pub mod autocast;
 pub mod cpu;
 pub mod layer_norm;

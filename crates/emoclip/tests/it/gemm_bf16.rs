@@ -298,3 +298,68 @@ fn linear_training_gradients_run_on_the_kernel_within_bf16_bounds() {
         assert!((db[j] as f64 - want).abs() <= 1e-5 * (1.0 + want.abs()), "db[{j}] = {} vs {want}", db[j]);
     }
 }
+
+/// The fused bf16 attention (`nn::attention_bf16`, one task per sample and head on views of the projection)
+/// equals the composed path (`attend` on contiguous, pre-scaled q and contiguous k, v) bit for bit: self-
+/// attention from a fused `[B, L, 3D]` projection without a mask, with a per-sample `[B, 1, L, L]` mask
+/// (−inf entries, as SAAM) and a causal `[L, L]` one; cross-attention of one query over odd-length keys; an
+/// odd head width; and through `MultiheadAttention::forward`.
+#[test]
+fn fused_bf16_attention_equals_the_composed_path_bit_for_bit() {
+    if !gemm_bf16::cpu_supported() {
+        eprintln!("no AVX-512 BF16 on this CPU");
+        return;
+    }
+    let dev = Device::Cpu;
+    let bits = |t: &Tensor| -> Vec<u32> {
+        t.flatten_all().unwrap().to_vec1::<f32>().unwrap().iter().map(|x| x.to_bits()).collect()
+    };
+    let _bf16 = autocast(Some(DType::BF16));
+    for (b, h, l, hd) in [(2, 3, 51, 64), (3, 2, 7, 13), (1, 4, 1, 8)] {
+        let d = h * hd;
+        let qkv = Tensor::randn(0f32, 1.0, (b, l, 3 * d), &dev).unwrap();
+        let qkv5 = qkv.reshape((b, l, 3, h, hd)).unwrap().permute((2, 0, 3, 1, 4)).unwrap();
+        let (q, k, v) = (qkv5.get(0).unwrap(), qkv5.get(1).unwrap(), qkv5.get(2).unwrap());
+        let scale = 1.0 / (hd as f64).sqrt();
+        let sample_mask: Vec<f32> =
+            (0..b * l * l).map(|i| if i % 5 == 1 { f32::NEG_INFINITY } else { (i % 3) as f32 * 0.25 }).collect();
+        let sample_mask = Tensor::from_vec(sample_mask, (b, 1, l, l), &dev).unwrap();
+        let causal: Vec<f32> = (0..l * l).map(|i| if i % l > i / l { f32::NEG_INFINITY } else { 0.0 }).collect();
+        let causal = Tensor::from_vec(causal, (l, l), &dev).unwrap();
+        for mask in [None, Some(&sample_mask), Some(&causal)] {
+            let qs = (q.contiguous().unwrap() * scale).unwrap();
+            let kc = k.contiguous().unwrap();
+            let vc = v.contiguous().unwrap();
+            let want = emoclip::nn::attention::attend(&qs, &kc, &vc, mask, 0.0, false).unwrap();
+            let got = emoclip::nn::attention_bf16::attention(&q, &k, &v, mask, scale).unwrap();
+            assert_eq!(got.dims(), want.dims());
+            assert_eq!(bits(&got), bits(&want), "{b}×{h}×{l}×{hd}, mask {:?}", mask.map(|m| m.dims().to_vec()));
+        }
+        // One query (the CLS row) over all keys, from a separate tensor.
+        let q1 = Tensor::randn(0f32, 1.0, (b, 1, d), &dev).unwrap();
+        let q1 = q1.reshape((b, 1, h, hd)).unwrap().transpose(1, 2).unwrap();
+        let qs = (q1.contiguous().unwrap() * scale).unwrap();
+        let want =
+            emoclip::nn::attention::attend(&qs, &k.contiguous().unwrap(), &v.contiguous().unwrap(), None, 0.0, false)
+                .unwrap();
+        let got = emoclip::nn::attention_bf16::attention(&q1, &k, &v, None, scale).unwrap();
+        assert_eq!(bits(&got), bits(&want), "one query, {b}×{h}×{l}×{hd}");
+    }
+    // Through the layer: the fused path (inference) equals the composed one (taken when the input is tracked).
+    let (dim, heads, l) = (48, 4, 9);
+    let w = Tensor::randn(0f32, 0.2, (3 * dim, dim), &dev).unwrap();
+    let bias = Tensor::randn(0f32, 0.2, 3 * dim, &dev).unwrap();
+    let ow = Tensor::randn(0f32, 0.2, (dim, dim), &dev).unwrap();
+    let mha = emoclip::nn::MultiheadAttention::from_parts(
+        Linear::from_parts(w, Some(bias)),
+        Linear::from_parts(ow, None),
+        heads,
+        0.0,
+    )
+    .unwrap();
+    let x = Tensor::randn(0f32, 1.0, (2, l, dim), &dev).unwrap();
+    let fused = mha.forward(&x, &x, None, false).unwrap();
+    let var = candle_core::Var::from_tensor(&x).unwrap();
+    let composed = mha.forward(var.as_tensor(), var.as_tensor(), None, false).unwrap();
+    assert_eq!(bits(&fused), bits(&composed.detach()), "MultiheadAttention: fused vs composed");
+}

@@ -385,8 +385,13 @@ pub fn gemm_new(a: &ConvA, b: &PackedB, epilogue: Epilogue, parallel: bool) -> V
     out
 }
 
-/// [`gemm`] on a raw output. SAFETY: `c` is valid for writes of rows `0..M` × columns `0..N` at stride `ldc`.
-unsafe fn gemm_raw(a: &ConvA, b: &PackedB, c: *mut f32, ldc: usize, epilogue: Epilogue, parallel: bool) {
+/// [`gemm`] on a raw output (for outputs that several tasks write side by side, e.g. attention heads into
+/// their columns of one row-major tensor).
+///
+/// # Safety
+/// `c` is valid for writes of rows `0..M` × columns `0..N` at stride `ldc`, and nothing else accesses those
+/// elements meanwhile.
+pub unsafe fn gemm_raw(a: &ConvA, b: &PackedB, c: *mut f32, ldc: usize, epilogue: Epilogue, parallel: bool) {
     assert_eq!(a.k, b.k, "gemm_bf16: inner dimensions differ");
     let (m, n) = (a.m, b.n);
     if m == 0 || n == 0 {
