@@ -21,6 +21,11 @@ pub struct BenchArgs {
     pub iters: usize,
     #[arg(long, default_value_t = 2)]
     pub warmup: usize,
+    /// Rounds of measurement; with --pytorch each round times emoclip and then PyTorch, so a slow drift of
+    /// this machine's speed (other tenants, clock) falls on both. Figures are medians over the rounds, and the
+    /// ratio of each round is printed.
+    #[arg(long, default_value_t = 1, value_parser = crate::commands::at_least_one)]
+    pub rounds: usize,
     /// Python interpreter with torch installed: also time the PyTorch reference in this run.
     #[arg(long)]
     pub pytorch: Option<String>,
@@ -102,6 +107,18 @@ fn video_flops(cfg: &emoclip::emotionclip::EmotionClipConfig) -> f64 {
     t * frame + head
 }
 
+/// FLOPs of `encode_video` on one clip that bf16 inference does not compute: in the frame tower's last block
+/// only the CLS token is a query and passes `out_proj` and the MLP (`clip::Transformer::forward_cls`).
+fn skipped_flops(cfg: &emoclip::emotionclip::EmotionClipConfig) -> f64 {
+    let v = &cfg.backbone.vision_cfg;
+    let d = v.width as f64;
+    let g = (v.image_size / v.patch_size) as f64;
+    let extra = if cfg.subject == emoclip::emotionclip::SubjectMode::None { 0.0 } else { 1.0 };
+    let l = g * g + 1.0 + extra;
+    // Per frame: (L − 1) rows of out_proj and the MLP, and (L − 1) query rows of the two attention products.
+    cfg.video_len as f64 * (l - 1.0) * (2.0 * (d * d + 2.0 * d * d * v.mlp_ratio) + 4.0 * l * d)
+}
+
 /// FLOPs of `encode_text` on `n` prompts run on their first `len` tokens.
 fn text_flops(cfg: &emoclip::clip::OpenClipConfig, n: usize, len: usize) -> f64 {
     let t = &cfg.text_cfg;
@@ -145,38 +162,54 @@ pub fn run(a: BenchArgs, threads: Option<usize>) -> Result<i32> {
         Ok((v, Tensor::from_vec(mask, (b, t, s, s), &dev)?))
     };
     let (v1, m1) = clip(1)?;
-    let single = time(a.warmup, a.iters, || {
-        m.encode_video(&v1, Some(&m1))?.to_vec2::<f32>()?;
-        Ok(())
-    })?;
     let (vb, mb) = clip(a.batch)?;
-    let batched = time(a.warmup.min(1), a.iters, || {
-        m.encode_video(&vb, Some(&mb))?.to_vec2::<f32>()?;
-        Ok(())
-    })?;
     let tok = emoclip::tokenizer::ClipTokenizer::new()?;
     let prompts: Vec<String> = (0..8).map(|i| format!("a photo of a person who feels emotion number {i}")).collect();
     let refs: Vec<&str> = prompts.iter().map(String::as_str).collect();
     let ids = tok.tokenize_tensor(&refs, 77, emoclip::tokenizer::Truncation::ForceEot, &dev)?;
-    let text = time(a.warmup.min(1), a.iters, || {
-        m.encode_text(&ids)?.to_vec2::<f32>()?;
-        Ok(())
-    })?;
     let n_threads = threads.unwrap_or_else(|| std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1));
-    let rust = Speed { clip_s: single, clips_per_s: a.batch as f64 / batched, text_s: text };
-    let torch = match &a.pytorch {
-        None => None,
-        Some(py) => Some(run_pytorch(py, &a, n_threads)?),
+    let ours = || -> Result<Speed> {
+        let single = time(a.warmup, a.iters, || {
+            m.encode_video(&v1, Some(&m1))?.to_vec2::<f32>()?;
+            Ok(())
+        })?;
+        let batched = time(a.warmup.min(1), a.iters, || {
+            m.encode_video(&vb, Some(&mb))?.to_vec2::<f32>()?;
+            Ok(())
+        })?;
+        let text = time(a.warmup.min(1), a.iters, || {
+            m.encode_text(&ids)?.to_vec2::<f32>()?;
+            Ok(())
+        })?;
+        Ok(Speed { clip_s: single, clips_per_s: a.batch as f64 / batched, text_s: text })
     };
+    // Rounds: ours, then PyTorch's, in turn.
+    let (mut rust_rounds, mut torch_rounds) = (Vec::new(), Vec::new());
+    for r in 0..a.rounds {
+        if a.rounds > 1 {
+            eprintln!("round {}/{}", r + 1, a.rounds);
+        }
+        rust_rounds.push(ours()?);
+        if let Some(py) = &a.pytorch {
+            torch_rounds.push(run_pytorch(py, &a, n_threads)?);
+        }
+    }
+    let rust = Speed::median(&rust_rounds);
+    let torch = TorchSpeed::median(&torch_rounds);
     // Text runs on its first `len` tokens: up to the last pooled (EOT) position.
     let text_len = m.backbone.text()?.pool_positions(&ids.to_vec2::<u32>()?).into_iter().map(|p| p + 1).max();
     let vflops = video_flops(&m.config);
     let tflops = text_flops(&m.config.backbone, 8, text_len.unwrap_or(77) as usize);
     let peak = emoclip::nn::cpu::gemm_bf16::measure_peak(50);
     let precision = if kernel { "bf16 (AVX-512 BF16 kernel)" } else { "fp32" };
+    let rounds = if a.rounds > 1 {
+        format!("median over {} rounds (emoclip, then PyTorch, in turn) of medians of {} runs", a.rounds, a.iters)
+    } else {
+        format!("median of {} runs", a.iters)
+    };
     println!(
-        "\nEmotionCLIP {} (SAP, 8 frames, temporal transformer), {precision} CPU, {n_threads} thread(s), median of {} runs\n",
-        a.config, a.iters
+        "\nEmotionCLIP {} (SAP, 8 frames, temporal transformer), {precision} CPU, {n_threads} thread(s), {rounds}\n",
+        a.config
     );
     println!(
         "| implementation | s / clip (batch 1) | clips/s (batch {}) | s / 8 prompts (text) | GFLOP/s (batch 1, batch {}, text) |",
@@ -213,11 +246,40 @@ pub fn run(a: BenchArgs, threads: Option<usize>) -> Result<i32> {
             ratio("PyTorch bf16", b);
         }
     }
+    if a.rounds > 1 {
+        // Each round's ratios against PyTorch's fastest precision timed (bf16 when timed).
+        for (i, (ours, theirs)) in rust_rounds.iter().zip(&torch_rounds).enumerate() {
+            let (t, name) = match &theirs.bf16 {
+                Some((b, _)) => (b, "bf16"),
+                None => (&theirs.fp32, "fp32"),
+            };
+            println!(
+                "round {}: emoclip {:.3} s/clip, {:.2} clips/s; PyTorch {name} {:.3} s/clip, {:.2} clips/s; ratio {:.2}x / {:.2}x",
+                i + 1,
+                ours.clip_s,
+                ours.clips_per_s,
+                t.clip_s,
+                t.clips_per_s,
+                t.clip_s / ours.clip_s,
+                ours.clips_per_s / t.clips_per_s
+            );
+        }
+    }
     println!(
-        "\nmodel FLOPs (2 per multiply-add, matrix products): {:.1} GFLOP per clip, {:.2} GFLOP per 8 prompts ({} tokens)",
+        "\nmodel FLOPs (2 per multiply-add, matrix products): {:.1} GFLOP per clip, {:.2} GFLOP per 8 prompts ({} tokens); \
+         GFLOP/s above are effective (these FLOPs / time){}",
         vflops / 1e9,
         tflops / 1e9,
-        text_len.unwrap_or(77)
+        text_len.unwrap_or(77),
+        if kernel {
+            format!(
+                ": emoclip bf16 skips {:.1} GFLOP per clip of them (the frame tower's last block computes only the \
+                 CLS token, the one the model uses)",
+                skipped_flops(&m.config) / 1e9
+            )
+        } else {
+            String::new()
+        }
     );
     if let Some((ghz, per_cycle)) = peak {
         let cores = n_threads.min(std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1));
@@ -466,10 +528,19 @@ fn process_cpu_s() -> f64 {
 }
 
 /// One implementation's inference speed.
+#[derive(Clone, Copy)]
 struct Speed {
     clip_s: f64,
     clips_per_s: f64,
     text_s: f64,
+}
+
+impl Speed {
+    /// Each figure's median over `runs` (non-empty).
+    fn median(runs: &[Speed]) -> Speed {
+        let m = |f: fn(&Speed) -> f64| median(runs.iter().map(f).collect());
+        Speed { clip_s: m(|s| s.clip_s), clips_per_s: m(|s| s.clips_per_s), text_s: m(|s| s.text_s) }
+    }
 }
 
 /// PyTorch's figures: fp32 and, with `--dtype bf16`, bf16 (and which way of running it was faster).
@@ -477,6 +548,17 @@ struct TorchSpeed {
     fp32: Speed,
     bf16: Option<(Speed, String)>,
     version: String,
+}
+
+impl TorchSpeed {
+    /// Medians over rounds (`None` for none); the bf16 label is the first round's.
+    fn median(rounds: &[TorchSpeed]) -> Option<TorchSpeed> {
+        let first = rounds.first()?;
+        let fp32 = Speed::median(&rounds.iter().map(|r| r.fp32).collect::<Vec<_>>());
+        let bf16s: Vec<Speed> = rounds.iter().filter_map(|r| r.bf16.as_ref().map(|b| b.0)).collect();
+        let bf16 = first.bf16.as_ref().map(|(_, how)| (Speed::median(&bf16s), how.clone()));
+        Some(TorchSpeed { fp32, bf16, version: first.version.clone() })
+    }
 }
 
 /// Runs a PyTorch timing script (`--pytorch-script`, else `default_script`) with `args` and parses the JSON line

@@ -95,7 +95,7 @@ impl MultiheadAttention {
         let (q, k, v) = if query.id() == kv.id() {
             let qkv = self.in_proj.forward(query)?; // [B, L, 3D]
             let qkv = qkv.reshape((b, lq, 3, h, hd))?.permute((2, 0, 3, 1, 4))?; // [3, B, H, L, hd]
-            (qkv.get(0)?, qkv.get(1)?, qkv.get(2)?)
+            (view(&qkv, 0)?, view(&qkv, 1)?, view(&qkv, 2)?)
         } else {
             let s = kv.dim(1)?;
             let (q, kvp) = if self.in_proj.bf16.is_pack_only() {
@@ -107,7 +107,7 @@ impl MultiheadAttention {
             };
             let q = q.reshape((b, lq, h, hd))?.transpose(1, 2)?; // [B, H, Lq, hd]
             let kvp = kvp.reshape((b, s, 2, h, hd))?.permute((2, 0, 3, 1, 4))?; // [2, B, H, S, hd]
-            (q, kvp.get(0)?, kvp.get(1)?)
+            (q, view(&kvp, 0)?, view(&kvp, 1)?)
         };
         if super::attention_bf16::usable(&q, &k, &v) && !(train && self.dropout > 0.0) {
             // bf16 inference: one pass per (sample, head) on the views, bit-identical to the composed path.
@@ -116,6 +116,11 @@ impl MultiheadAttention {
         let q = (q.contiguous()? * scale)?;
         attend(&q, &k.contiguous()?, &v.contiguous()?, mask, self.dropout, train)
     }
+}
+
+/// `t[i]` as a strided view (candle's `get` copies a non-contiguous tensor).
+fn view(t: &Tensor, i: usize) -> Result<Tensor> {
+    t.narrow(0, i, 1)?.squeeze(0)
 }
 
 /// Scaled dot-product attention of `q: [B, H, Lq, hd]` (already scaled by 1/√hd) over `k, v: [B, H, S, hd]`:
