@@ -4,6 +4,13 @@
 //! wraps these classes; see docs/python.md.
 use pyo3::prelude::*;
 
+// The extension's Rust allocations (tensors, frames) go to mimalloc as the CLI's do (crates/emoclip-cli/src/main.rs),
+// which reuses freed buffers where glibc malloc gave them back to the kernel and re-faulted them op after op.
+// Unlike the CLI, purging (returning memory unused for a while to the system) keeps its default: a notebook
+// process lives on after the work.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 mod analyze;
 mod errors;
 mod head;

@@ -5,7 +5,13 @@ use candle_core::{DType, Device, Tensor};
 use emoclip::encoder::{load_encoder, Encoder, ModelKind};
 use std::time::Instant;
 
+// As the CLI: mimalloc, freed buffers kept (not returned to the kernel and re-faulted).
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn main() -> emoclip::Result<()> {
+    // SAFETY: `mi_option_purge_delay` (15) = -1 (never), set before other threads exist, as the CLI does.
+    unsafe { libmimalloc_sys::mi_option_set(15, -1) };
     let args: Vec<String> = std::env::args().skip(1).collect();
     let batch: usize = args.first().and_then(|s| s.parse().ok()).unwrap_or(1);
     let iters: usize = args.get(1).and_then(|s| s.parse().ok()).unwrap_or(10);

@@ -91,11 +91,14 @@ impl VisionTransformer {
             );
         }
         let (p, g) = (self.patch_size, self.grid());
-        let x = images
-            .reshape((b, 3, g, p, g, p))?
-            .permute((0, 2, 4, 1, 3, 5))?
-            .contiguous()?
-            .reshape((b * g * g, 3 * p * p))?;
+        let x = match patches_cpu(images, p)? {
+            Some(x) => x,
+            None => images
+                .reshape((b, 3, g, p, g, p))?
+                .permute((0, 2, 4, 1, 3, 5))?
+                .contiguous()?
+                .reshape((b * g * g, 3 * p * p))?,
+        };
         if self.conv1_bf16.is_pack_only() {
             if !crate::nn::matmul_bf16::active(&[&x]) || crate::nn::tracked(&[&x]) {
                 return Err(crate::nn::matmul_bf16::dropped_f32_error());
@@ -147,5 +150,67 @@ impl VisionTransformer {
     /// Patch positional embeddings `[grid², width]` (rows 1.. of the table).
     pub fn patch_positional_embedding(&self) -> Result<Tensor> {
         self.positional_embedding.narrow(0, 1, self.num_patches())
+    }
+}
+
+/// The patches of contiguous f32 CPU `images [B, 3, H, W]` outside autograd as rows `[B·g², 3·p·p]` (row
+/// `(b, gy, gx)`, column `(c, py, px)`), copied in parallel: the same values as the permuted view made
+/// contiguous, which candle copies on one thread. `None` for other inputs (the caller takes the view).
+fn patches_cpu(images: &Tensor, p: usize) -> Result<Option<Tensor>> {
+    use rayon::prelude::*;
+    if !images.device().is_cpu() || images.dtype() != candle_core::DType::F32 || crate::nn::tracked(&[images]) {
+        return Ok(None);
+    }
+    let (b, c, h, w) = images.dims4()?;
+    let (st, l) = images.storage_and_layout();
+    let (candle_core::Storage::Cpu(candle_core::CpuStorage::F32(v)), Some((o0, o1))) = (&*st, l.contiguous_offsets())
+    else {
+        return Ok(None);
+    };
+    let src = &v[o0..o1];
+    let (gh, gw) = (h / p, w / p);
+    let row = c * p * p;
+    let len = b * gh * gw * row;
+    let mut out = Vec::with_capacity(len);
+    out.spare_capacity_mut()[..len].par_chunks_mut(row).enumerate().for_each(|(r, dst)| {
+        let (bi, gy, gx) = (r / (gh * gw), (r / gw) % gh, r % gw);
+        for ch in 0..c {
+            for py in 0..p {
+                let s0 = ((bi * c + ch) * h + gy * p + py) * w + gx * p;
+                let d0 = (ch * p + py) * p;
+                for (d, &x) in dst[d0..d0 + p].iter_mut().zip(&src[s0..s0 + p]) {
+                    d.write(x);
+                }
+            }
+        }
+    });
+    // SAFETY: each row's c·p·p elements were all written above ((channel, patch row) × p columns).
+    unsafe { out.set_len(len) };
+    drop(st);
+    Ok(Some(Tensor::from_vec(out, (b * gh * gw, row), images.device())?))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parallel_patches_equal_the_permuted_view() {
+        let (b, p, g) = (3, 4, 5);
+        let images = Tensor::randn(0f32, 1.0, (b, 3, g * p, g * p), &candle_core::Device::Cpu).unwrap();
+        let want = images
+            .reshape((b, 3, g, p, g, p))
+            .unwrap()
+            .permute((0, 2, 4, 1, 3, 5))
+            .unwrap()
+            .contiguous()
+            .unwrap()
+            .reshape((b * g * g, 3 * p * p))
+            .unwrap();
+        let got = patches_cpu(&images, p).unwrap().expect("f32 CPU images take the parallel copy");
+        assert_eq!(got.to_vec2::<f32>().unwrap(), want.to_vec2::<f32>().unwrap());
+        // Tracked images (training) keep candle's differentiable view.
+        let var = candle_core::Var::from_tensor(&images).unwrap();
+        assert!(patches_cpu(var.as_tensor(), p).unwrap().is_none());
     }
 }

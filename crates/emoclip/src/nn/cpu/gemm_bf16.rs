@@ -274,6 +274,21 @@ fn for_chunks<T: Send>(v: &mut [T], chunk: usize, parallel: bool, f: impl Fn(usi
     par_for(c.count(), |i| f(i, unsafe { c.get(i) }));
 }
 
+/// A new `len`-long buffer filled by [`for_chunks`]; each task zeroes its own chunk first
+/// ([`super::rows::zeroed`]), not the calling thread the whole buffer.
+fn new_chunks<T: Copy + Default + Send>(
+    len: usize,
+    chunk: usize,
+    parallel: bool,
+    f: impl Fn(usize, &mut [T]) + Sync,
+) -> Vec<T> {
+    let mut v = Vec::with_capacity(len);
+    for_chunks(&mut v.spare_capacity_mut()[..len], chunk, parallel, |i, c| f(i, super::rows::zeroed(c)));
+    // SAFETY: the chunks cover all `len` elements and each was initialised by `zeroed`.
+    unsafe { v.set_len(len) };
+    v
+}
+
 impl ConvA {
     /// Converts `A[i][k] = src[i·rs + k·cs]`.
     pub fn convert(src: &[f32], m: usize, k: usize, rs: usize, cs: usize) -> Self {
@@ -281,7 +296,6 @@ impl ConvA {
         if m > 0 && k > 0 {
             assert!((m - 1) * rs + (k - 1) * cs < src.len(), "ConvA::convert: source too short");
         }
-        let mut data = vec![0u32; m * kp];
         let par = m * k >= PAR_MIN;
         let vector = available();
         if rs == 1 && cs != 1 && m > 1 {
@@ -300,9 +314,7 @@ impl ConvA {
                     *d = lo | (hi << 16);
                 }
             };
-            if m > 0 {
-                for_chunks(&mut data, m, par, fill);
-            }
+            let data = if m > 0 { new_chunks(m * kp, m, par, fill) } else { Vec::new() };
             return Self { m, k, kp, rs: 1, cs: m, data };
         }
         let fill = |i: usize, dst: &mut [u32]| {
@@ -318,13 +330,16 @@ impl ConvA {
                 *d = lo | (hi << 16);
             }
         };
-        if let Some(per) = 4096usize.checked_div(kp) {
+        let data = match 4096usize.checked_div(kp) {
             // Several rows per task.
-            let rows = per.max(1);
-            for_chunks(&mut data, rows * kp, par, |t, d| {
-                d.chunks_mut(kp).enumerate().for_each(|(r, row)| fill(t * rows + r, row))
-            });
-        }
+            Some(per) => {
+                let rows = per.max(1);
+                new_chunks(m * kp, rows * kp, par, |t, d| {
+                    d.chunks_mut(kp).enumerate().for_each(|(r, row)| fill(t * rows + r, row))
+                })
+            }
+            None => Vec::new(),
+        };
         Self { m, k, kp, rs: kp, cs: 1, data }
     }
 }

@@ -17,18 +17,31 @@ pub(crate) fn map_rows<const K: usize>(
     f: impl Fn(&mut [f32], [&[f32]; K]) + Sync + Send,
 ) -> Vec<f32> {
     let len = inputs.first().map_or(0, |x| x.len());
-    let mut out = vec![0f32; len];
     if n == 0 {
-        return out;
+        return vec![0f32; len];
     }
     let chunk = rows_per_chunk(n) * n;
-    out.par_chunks_mut(chunk).enumerate().for_each(|(i, o)| {
-        for (r, orow) in o.chunks_mut(n).enumerate() {
+    let mut out = Vec::with_capacity(len);
+    out.spare_capacity_mut()[..len].par_chunks_mut(chunk).enumerate().for_each(|(i, o)| {
+        for (r, orow) in zeroed(o).chunks_mut(n).enumerate() {
             let at = i * chunk + r * n;
             f(orow, inputs.map(|x| &x[at..at + n]));
         }
     });
+    // SAFETY: every chunk of the first `len` elements was initialised by `zeroed`.
+    unsafe { out.set_len(len) };
     out
+}
+
+/// Sets a chunk of a new buffer to zero and hands it out initialised. Parallel kernels zero their own chunk
+/// right before writing it (in cache, on every core) instead of `vec![0; len]` on the calling thread while
+/// the pool waits.
+pub(crate) fn zeroed<T: Copy + Default>(c: &mut [std::mem::MaybeUninit<T>]) -> &mut [T] {
+    for x in c.iter_mut() {
+        x.write(T::default());
+    }
+    // SAFETY: every element was initialised just above, and `MaybeUninit<T>` has `T`'s layout.
+    unsafe { &mut *(c as *mut [std::mem::MaybeUninit<T>] as *mut [T]) }
 }
 
 /// The contiguous f32 data of a CPU storage, or an error naming the kernel `op` and the operand `what`.
