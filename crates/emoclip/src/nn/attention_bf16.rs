@@ -4,7 +4,7 @@
 //! candle's softmax in f32), but q, k and v are read where the projection wrote them and each head writes its
 //! columns of `[B, Lq, H·hd]`: the composed path's copies of q, k, v and of the output, and its two
 //! `[B, H, Lq, S]` tensors, are not made.
-use super::cpu::gemm_bf16::{self, ConvA, Epilogue, PackedB};
+use super::cpu::gemm_bf16::{self, ConvA, Epilogue, OutPtr, PackedB};
 use candle_core::cpu::kernels::VecOps;
 use candle_core::{CpuStorage, DType, Layout, Result, Storage, Tensor};
 
@@ -40,7 +40,7 @@ pub fn attention(q: &Tensor, k: &Tensor, v: &Tensor, mask: Option<&Tensor>, scal
     let d = h * hd;
     let len = b * lq * d;
     let mut out: Vec<f32> = Vec::with_capacity(len);
-    let o = Out(out.as_mut_ptr());
+    let o = OutPtr(out.as_mut_ptr());
     let scale = scale as f32;
     let task = |t: usize| {
         let (bi, hi) = (t / h, t % h);
@@ -99,19 +99,5 @@ fn f32_data(s: &Storage) -> Result<&[f32]> {
     match s {
         Storage::Cpu(CpuStorage::F32(v)) => Ok(v),
         _ => candle_core::bail!("bf16 attention: f32 CPU tensors only"),
-    }
-}
-
-/// Raw output pointer for tasks writing disjoint (row, column) blocks.
-#[derive(Clone, Copy)]
-struct Out(*mut f32);
-// SAFETY: each task writes its own head's columns.
-unsafe impl Send for Out {}
-unsafe impl Sync for Out {}
-
-impl Out {
-    /// The pointer (a method, so closures capture the `Sync` wrapper rather than its field).
-    fn get(self) -> *mut f32 {
-        self.0
     }
 }

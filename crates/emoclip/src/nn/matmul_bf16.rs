@@ -3,7 +3,7 @@
 //! bf16-rounded operands with f32 accumulation. [`matmul`] is differentiable (its backward runs the same kernel
 //! for `dA = dC·Bᵀ` and `dB = Aᵀ·dC`); [`linear`] multiplies by a weight packed once ([`WeightCache`]) and fuses
 //! the bias and activation into the output pass (inference only).
-use super::cpu::gemm_bf16::{self, ConvA, Epilogue, PackedB};
+use super::cpu::gemm_bf16::{self, ConvA, Epilogue, OutPtr, PackedB};
 use super::Activation;
 use candle_core::{CpuStorage, CustomOp1, CustomOp2, DType, Layout, Result, Shape, Tensor, TensorId};
 use std::sync::{Arc, Mutex};
@@ -225,20 +225,6 @@ fn batch_offsets(l: &Layout) -> Vec<usize> {
     offs
 }
 
-/// Raw output pointer for per-batch tasks writing disjoint slices.
-#[derive(Clone, Copy)]
-struct Out(*mut f32);
-// SAFETY: each task writes its own `[M, N]` block.
-unsafe impl Send for Out {}
-unsafe impl Sync for Out {}
-
-impl Out {
-    /// The pointer (a method, so closures capture the `Sync` wrapper rather than its field).
-    fn get(self) -> *mut f32 {
-        self.0
-    }
-}
-
 impl CustomOp2 for Bf16Matmul {
     fn name(&self) -> &'static str {
         "emoclip-bf16-matmul"
@@ -272,7 +258,7 @@ impl CustomOp2 for Bf16Matmul {
         if shared_b && batch > 1 {
             // One weight for all: pack once.
             let pb = PackedB::pack(&b[boffs[0]..], k, n, brs, bcs);
-            let o = Out(out.as_mut_ptr());
+            let o = OutPtr(out.as_mut_ptr());
             let one = |i: usize, par: bool| {
                 // SAFETY: block i of the output, disjoint per i.
                 let c = unsafe { std::slice::from_raw_parts_mut(o.get().add(i * m * n), m * n) };
@@ -286,7 +272,7 @@ impl CustomOp2 for Bf16Matmul {
         }
         // Small products (attention heads): one per task; big ones: each on the whole pool.
         let small = m * n * k < 1 << 21 && batch > 1;
-        let o = Out(out.as_mut_ptr());
+        let o = OutPtr(out.as_mut_ptr());
         let one = |i: usize, par: bool| {
             // SAFETY: block i of the output, disjoint per i.
             let c = unsafe { std::slice::from_raw_parts_mut(o.get().add(i * m * n), m * n) };

@@ -360,16 +360,17 @@ pub enum Epilogue<'a> {
     Custom(&'a (dyn Fn(usize, usize, &mut [f32]) + Sync)),
 }
 
-/// Raw output pointer shared by tasks that write disjoint tiles.
+/// Raw output pointer shared by parallel tasks that each write their own disjoint part of one buffer (tiles,
+/// batch elements, attention heads); whoever makes one guarantees the parts are disjoint.
 #[derive(Clone, Copy)]
-struct OutPtr(*mut f32);
-// SAFETY: every task writes a disjoint set of (row, column) tiles.
+pub struct OutPtr(pub *mut f32);
+// SAFETY: the tasks sharing it write disjoint elements (the contract of making one).
 unsafe impl Send for OutPtr {}
 unsafe impl Sync for OutPtr {}
 
 impl OutPtr {
     /// The pointer (a method, so closures capture the `Sync` wrapper rather than its field).
-    fn get(self) -> *mut f32 {
+    pub fn get(self) -> *mut f32 {
         self.0
     }
 }
