@@ -26,7 +26,8 @@ use std::process::ExitCode;
     about = "EmotionCLIP in Rust: embed videos, images and text into an emotion space"
 )]
 struct Cli {
-    /// Worker threads for CPU compute (default: all cores).
+    /// Worker threads for CPU compute (default: all cores). Decoding of the next items (embed, similarity,
+    /// probe) runs beside the model on as many threads of its own.
     #[arg(long, global = true, value_parser = parse_threads)]
     threads: Option<usize>,
     #[command(subcommand)]

@@ -8,7 +8,7 @@ use std::path::PathBuf;
 use std::sync::Mutex;
 
 use candle_core::{Device, Tensor};
-use emoclip::embed::batch::pipelined_in;
+use emoclip::embed::batch::pipelined;
 use emoclip::embed::OutsideBoxes;
 use emoclip::encoder::{MediaInput, Prepared};
 use emoclip::media::{self, DecodedClip, MediaKind, MediaOptions};
@@ -218,8 +218,8 @@ fn mask_tensor(
 }
 
 /// Embeds `items` in batches (see the module documentation); `[N * D]` row-major, NaN rows for skipped items.
-/// Decoding of the next batch runs while the current one is encoded (`emoclip::embed::batch::pipelined_in`,
-/// in the model's thread pool), as in `emoclip embed`.
+/// Decoding of the next batch runs while the current one is encoded (`emoclip::embed::batch::pipelined`, on
+/// as many threads of its own as the model's pool has), as in `emoclip embed`.
 pub fn encode_items(inner: &Inner, items: Vec<Item>, run: Run, ctx: &Ctx<Vec<f32>>) -> JobResult<Vec<f32>> {
     let n = items.len();
     let dim = inner.embed_dim;
@@ -238,7 +238,7 @@ pub fn encode_items(inner: &Inner, items: Vec<Item>, run: Run, ctx: &Ctx<Vec<f32
             None => Err(emoclip::Error::Msg(format!("input {i} was prepared twice (please report it)"))),
         }
     };
-    let r = pipelined_in(inner.pool.as_deref(), &indices, run.batch, prepare, |batch| {
+    let r = pipelined(&indices, run.batch, prepare, |batch| {
         if ctx.cancelled() {
             stopped = Some(Stop::Cancelled);
             return ControlFlow::Break(());

@@ -101,8 +101,8 @@ pub fn pipelined<P: Send>(
     pipelined_in(None, indices, batch, prepare, consume)
 }
 
-/// [`pipelined`] with the producer's parallel preparation in `pool` (rayon's global pool when `None`): a caller
-/// that runs inside its own pool (the Python package's `threads=`) keeps decoding inside it too.
+/// [`pipelined`] with the producer's parallel preparation in `pool`; `None`: in a pool of its own with as many
+/// threads as the calling context's (rayon's global pool, or the pool the caller runs in), beside the model's.
 pub fn pipelined_in<P: Send>(
     pool: Option<&rayon::ThreadPool>,
     indices: &[usize],
@@ -111,6 +111,19 @@ pub fn pipelined_in<P: Send>(
     mut consume: impl FnMut(Vec<(usize, Result<P>)>) -> ControlFlow<()>,
 ) -> Result<()> {
     let chunks: Vec<&[usize]> = indices.chunks(batch.max(1)).collect();
+    // Preparation never shares the model's pool: a decode there holds a worker for up to a few hundred
+    // milliseconds and every parallel product waiting on that worker stalls, which serialised preparation and
+    // model (bench --embed, bf16 on 2 shared cores: pipelined no faster than no overlap). On threads of their
+    // own the OS shares the cores between the two.
+    let own = match pool {
+        Some(_) => None,
+        None => rayon::ThreadPoolBuilder::new()
+            .num_threads(rayon::current_num_threads())
+            .thread_name(|i| format!("emoclip-prepare-{i}"))
+            .build()
+            .ok(),
+    };
+    let pool = pool.or(own.as_ref());
     let stop = AtomicBool::new(false);
     let mut done = 0;
     std::thread::scope(|s| {

@@ -294,3 +294,53 @@ fn embed_each_in_prepares_in_the_given_pool_with_the_same_vectors() {
     assert_eq!(split.rows, plain.rows);
     assert!(split.failures.is_empty());
 }
+
+/// `pipelined` prepares on threads of its own, never in rayon's global pool, where the consumer's parallel
+/// work (the model's products) runs: while every item of the next batch holds its preparation thread, the
+/// consumer's parallel job still runs. Preparing in the global pool (as before) starved it: the job waited for
+/// workers held by preparations that waited for the job, until their time-out failed the items.
+#[test]
+fn preparation_never_holds_the_workers_the_consumer_needs() {
+    let batch = rayon::current_num_threads().max(2);
+    let indices: Vec<usize> = (0..2 * batch).collect();
+    let held = AtomicUsize::new(0);
+    let (tx, rx) = std::sync::mpsc::channel::<()>();
+    let rx = Mutex::new(rx);
+    let threads = Mutex::new(Vec::new());
+    let mut seen = Vec::new();
+    pipelined(
+        &indices,
+        batch,
+        |i| {
+            threads.lock().unwrap().push(std::thread::current().name().unwrap_or("").to_string());
+            if i >= batch {
+                // The second batch's items hold their threads until the consumer's parallel job has run.
+                held.fetch_add(1, Ordering::SeqCst);
+                rx.lock().unwrap().recv_timeout(PATIENCE).map_err(|_| Error::Msg("starved".into()))?;
+            }
+            Ok(i)
+        },
+        |items: Vec<(usize, emoclip::Result<usize>)>| {
+            if items[0].0 == 0 {
+                let start = std::time::Instant::now();
+                while held.load(Ordering::SeqCst) < batch && start.elapsed() < PATIENCE {
+                    std::thread::sleep(Duration::from_millis(5));
+                }
+                // Work on the global pool, as the model's products, with more tasks than workers.
+                let s: usize = {
+                    use rayon::prelude::*;
+                    (0..64usize).into_par_iter().map(|x| x * 2).sum()
+                };
+                assert_eq!(s, 63 * 64);
+                for _ in 0..batch {
+                    tx.send(()).unwrap();
+                }
+            }
+            seen.extend(items.into_iter().map(|(i, r)| (i, r.map_err(|e| e.to_string()))));
+            ControlFlow::Continue(())
+        },
+    )
+    .unwrap();
+    assert_eq!(seen, (0..2 * batch).map(|i| (i, Ok(i))).collect::<Vec<_>>());
+    assert!(threads.into_inner().unwrap().iter().all(|t| t.starts_with("emoclip-prepare-")));
+}
