@@ -43,9 +43,9 @@ impl ResidualAttentionBlock {
 
     /// `x + attn(ln_1(x)); x + mlp(ln_2(x))`, batch-first `[B, L, D]`.
     pub fn forward(&self, xs: &Tensor, mask: Option<&Tensor>) -> Result<Tensor> {
-        let h = self.ln_1.forward(xs)?;
+        let h = self.ln_1.forward_into_products(xs)?;
         let xs = self.attn.forward_residual(&h, &h, mask, false, xs)?;
-        let h = self.c_fc.forward_act(&self.ln_2.forward(&xs)?, Some(self.act))?;
+        let h = self.c_fc.forward_act(&self.ln_2.forward_into_products(&xs)?, Some(self.act))?;
         self.c_proj.forward_residual(&h, &xs)
     }
 
@@ -53,7 +53,7 @@ impl ResidualAttentionBlock {
     /// values, but only the first `n` are queries, and only they pass `out_proj` and the MLP. Each output row
     /// is the same sequence of operations as in the full block. `mask` has the full block's shape.
     pub fn forward_first(&self, xs: &Tensor, n: usize, mask: Option<&Tensor>) -> Result<Tensor> {
-        let h = self.ln_1.forward(xs)?;
+        let h = self.ln_1.forward_into_products(xs)?;
         let q = h.narrow(1, 0, n)?.contiguous()?;
         let residual = xs.narrow(1, 0, n)?.contiguous()?;
         // An additive mask with a row per query keeps the rows of these queries.
@@ -62,7 +62,7 @@ impl ResidualAttentionBlock {
             other => other.cloned(),
         };
         let xs = self.attn.forward_residual(&q, &h, mask.as_ref(), false, &residual)?;
-        let h = self.c_fc.forward_act(&self.ln_2.forward(&xs)?, Some(self.act))?;
+        let h = self.c_fc.forward_act(&self.ln_2.forward_into_products(&xs)?, Some(self.act))?;
         self.c_proj.forward_residual(&h, &xs)
     }
 }

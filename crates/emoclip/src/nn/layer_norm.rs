@@ -17,6 +17,18 @@ impl LayerNorm {
         Ok(Self { weight, bias, eps })
     }
 
+    /// [`Self::forward`] for an output that only feeds matrix products: in bf16 inference on the bf16 kernel
+    /// it comes as bf16 (the rounding each product applies to its input anyway, done here in one pass,
+    /// [`super::cpu::layer_norm_bf16`]), otherwise as [`Self::forward`]'s.
+    pub fn forward_into_products(&self, xs: &Tensor) -> Result<Tensor> {
+        if super::matmul_bf16::active(&[xs, &self.weight, &self.bias])
+            && super::cpu::layer_norm_bf16::usable(xs, &self.weight, &self.bias)
+        {
+            return super::cpu::layer_norm_bf16::layer_norm_bf16(xs, &self.weight, &self.bias, self.eps);
+        }
+        self.forward(xs)
+    }
+
     pub fn forward(&self, xs: &Tensor) -> Result<Tensor> {
         if !super::tracked(&[xs, &self.weight, &self.bias]) && xs.dtype() != DType::F64 {
             return candle_nn::ops::layer_norm(&xs.contiguous()?, &self.weight, &self.bias, self.eps as f32);

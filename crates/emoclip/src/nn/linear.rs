@@ -1,7 +1,7 @@
 //! Affine map `x Wᵀ + b` with PyTorch `nn.Linear` weight layout `[out, in]`; leading dims are flattened into
 //! one GEMM (one large matrix product is much faster on CPU than a broadcast batch of small ones). In bf16
 //! autocast on a CPU with AVX-512 BF16 the product runs on the bf16 kernel, with the weight packed once.
-use candle_core::{Result, Tensor};
+use candle_core::{DType, Result, Tensor};
 use candle_nn::VarBuilder;
 
 #[derive(Clone, Debug)]
@@ -45,7 +45,7 @@ impl Linear {
     /// addition happens in the product's output pass (the same f32 additions, one pass over memory fewer).
     pub fn forward_residual(&self, xs: &Tensor, residual: &Tensor) -> Result<Tensor> {
         let x2 = rows(xs)?;
-        if !(super::matmul_bf16::active(&[&x2, &self.weight, residual]) && self.inference(&[&x2, residual])) {
+        if !(super::matmul_bf16::active_input(&x2, &[&self.weight, residual]) && self.inference(&[&x2, residual])) {
             return residual + self.forward(xs)?;
         }
         let r2 = residual.reshape((x2.dim(0)?, self.out_dim()?))?;
@@ -68,11 +68,16 @@ impl Linear {
 
     /// `act(x Wᵀ + b)`; in inference on CPU the bias and activation run as one fused parallel pass.
     pub fn forward_act(&self, xs: &Tensor, act: Option<super::Activation>) -> Result<Tensor> {
-        let x2 = rows(xs)?;
+        let mut x2 = rows(xs)?;
         let mut out_dims = xs.dims()[..xs.rank() - 1].to_vec();
         out_dims.push(self.out_dim()?);
-        let bf16 = super::matmul_bf16::active(&[&x2, &self.weight]);
+        let mut bf16 = super::matmul_bf16::active_input(&x2, &[&self.weight]);
         let inference = self.inference(&[&x2]);
+        if x2.dtype() == DType::BF16 && !(bf16 && inference) {
+            // Rounded for a bf16 product that does not run here: widened exactly, then as an f32 input.
+            x2 = x2.to_dtype(DType::F32)?;
+            bf16 = super::matmul_bf16::active(&[&x2, &self.weight]);
+        }
         if self.bf16.is_pack_only() && !(bf16 && inference) {
             return Err(super::matmul_bf16::dropped_f32_error());
         }

@@ -16,6 +16,12 @@ pub fn active(ts: &[&Tensor]) -> bool {
         && ts.iter().all(|t| t.device().is_cpu() && t.dtype() == DType::F32)
 }
 
+/// [`active`] for `others`, with the product's input `x` f32 or already bf16 (rounded by the op before it, e.g.
+/// [`crate::nn::LayerNorm::forward_into_products`]) on the CPU.
+pub fn active_input(x: &Tensor, others: &[&Tensor]) -> bool {
+    active(others) && x.device().is_cpu() && matches!(x.dtype(), DType::F32 | DType::BF16)
+}
+
 /// A weight's packed bf16 form, made on first use and kept with the layer (clones share it). Keyed by the
 /// weight tensor's id, so assigning another tensor to the layer repacks; a weight whose storage is changed in
 /// place must be a tracked variable (then nothing is cached: training packs per call). After
@@ -141,9 +147,9 @@ struct PackedLinear {
 }
 
 impl PackedLinear {
-    /// `x [M, K]` (any strides) converted for the kernel, checked against the packed weight.
-    fn input(&self, s: &CpuStorage, l: &Layout) -> Result<ConvA> {
-        let CpuStorage::F32(x) = s else { candle_core::bail!("bf16 linear: f32 input only") };
+    /// `x [M, K]` for the kernel, checked against the packed weight: f32 (any strides) converted, bf16
+    /// (contiguous rows of even width, e.g. from [`crate::nn::LayerNorm::forward_into_products`]) used in place.
+    fn input<'a>(&self, s: &'a CpuStorage, l: &Layout) -> Result<ConvA<'a>> {
         let (m, k) = match l.dims() {
             [m, k] => (*m, *k),
             d => candle_core::bail!("bf16 linear: input must be [M, K], got {d:?}"),
@@ -152,8 +158,27 @@ impl PackedLinear {
             candle_core::bail!("bf16 linear: input width {k} for a weight of width {}", self.packed.b.k);
         }
         let (rs, cs) = (l.stride()[0], l.stride()[1]);
-        Ok(ConvA::convert(&x[l.start_offset()..], m, k, rs, cs))
+        match s {
+            CpuStorage::F32(x) => Ok(ConvA::convert(&x[l.start_offset()..], m, k, rs, cs)),
+            CpuStorage::BF16(x) => match l.contiguous_offsets() {
+                Some((a, b)) if k.is_multiple_of(2) => Ok(ConvA::from_pairs(bf16_pairs(&x[a..b]), m, k)),
+                _ => candle_core::bail!("bf16 linear: a bf16 input must be contiguous with an even width"),
+            },
+            _ => candle_core::bail!("bf16 linear: f32 or bf16 input only"),
+        }
     }
+}
+
+/// Contiguous bf16 elements (an even count) as the kernel's pairs: pair `p` holds elements `2p` (low half) and
+/// `2p + 1` (high half), which is their layout in memory on little-endian x86-64 (where the kernel runs), so
+/// aligned data is used without a copy.
+fn bf16_pairs(x: &[half::bf16]) -> std::borrow::Cow<'_, [u32]> {
+    // SAFETY: bf16 is 2 plain bytes; `align_to` only yields a middle part of properly aligned whole u32.
+    let (head, mid, tail) = unsafe { x.align_to::<u32>() };
+    if head.is_empty() && tail.is_empty() {
+        return mid.into();
+    }
+    x.chunks(2).map(|p| p[0].to_bits() as u32 | (p.get(1).map_or(0, |h| h.to_bits() as u32) << 16)).collect()
 }
 
 impl CustomOp2 for PackedLinear {

@@ -189,14 +189,15 @@ impl PackedB {
 }
 
 /// A `[M, K]` rounded to bf16 as pairs `(A[i, 2p], A[i, 2p + 1])`, row-major (`[M, ⌈K/2⌉]`) or, from a
-/// transposed source, pair-major (`[⌈K/2⌉, M]`); the microkernel reads either through `(rs, cs)`.
-pub struct ConvA {
+/// transposed source, pair-major (`[⌈K/2⌉, M]`); the microkernel reads either through `(rs, cs)`. Converted
+/// here, or borrowed from activations already in bf16 ([`ConvA::from_pairs`]).
+pub struct ConvA<'a> {
     pub m: usize,
     pub k: usize,
     kp: usize,
     rs: usize,
     cs: usize,
-    data: Vec<u32>,
+    data: std::borrow::Cow<'a, [u32]>,
 }
 
 /// Elements below which conversion and packing stay on the calling thread.
@@ -289,7 +290,7 @@ fn new_chunks<T: Copy + Default + Send>(
     v
 }
 
-impl ConvA {
+impl<'a> ConvA<'a> {
     /// Converts `A[i][k] = src[i·rs + k·cs]`.
     pub fn convert(src: &[f32], m: usize, k: usize, rs: usize, cs: usize) -> Self {
         let kp = k.div_ceil(2);
@@ -315,7 +316,7 @@ impl ConvA {
                 }
             };
             let data = if m > 0 { new_chunks(m * kp, m, par, fill) } else { Vec::new() };
-            return Self { m, k, kp, rs: 1, cs: m, data };
+            return Self { m, k, kp, rs: 1, cs: m, data: data.into() };
         }
         let fill = |i: usize, dst: &mut [u32]| {
             #[cfg(target_arch = "x86_64")]
@@ -340,7 +341,32 @@ impl ConvA {
             }
             None => Vec::new(),
         };
+        Self { m, k, kp, rs: kp, cs: 1, data: data.into() }
+    }
+
+    /// `[M, K]` already in bf16, row-major pairs (`pairs[i·⌈K/2⌉ + p]` holds `A[i, 2p]` in its low half,
+    /// `A[i, 2p + 1]` (zero beyond K) in its high half): used as it is, no copy.
+    pub fn from_pairs(pairs: impl Into<std::borrow::Cow<'a, [u32]>>, m: usize, k: usize) -> Self {
+        let (kp, data) = (k.div_ceil(2), pairs.into());
+        assert!(data.len() >= m * kp, "ConvA::from_pairs: {} pairs for [{m}, {k}]", data.len());
         Self { m, k, kp, rs: kp, cs: 1, data }
+    }
+}
+
+/// `src` rounded to bf16 (as [`to_bf16`]) in pairs: `dst[p]` = `src[2p]` (low half) and `src[2p + 1]` (high
+/// half, zero beyond `src`); `dst` must hold `⌈len/2⌉` pairs.
+pub fn to_bf16_pairs(src: &[f32], dst: &mut [u32]) {
+    assert!(dst.len() >= src.len().div_ceil(2), "to_bf16_pairs: output too short");
+    #[cfg(target_arch = "x86_64")]
+    if cpu_supported() {
+        // SAFETY: features checked, lengths asserted above.
+        unsafe { x86::convert_row(src, dst) };
+        return;
+    }
+    for (p, d) in dst.iter_mut().take(src.len().div_ceil(2)).enumerate() {
+        let lo = to_bf16(src[2 * p]) as u32;
+        let hi = src.get(2 * p + 1).map_or(0, |&x| to_bf16(x) as u32);
+        *d = lo | (hi << 16);
     }
 }
 
