@@ -117,13 +117,10 @@ pub fn pipelined_in<P: Send>(
     // own the OS shares the cores between the two.
     let own = match pool {
         Some(_) => None,
-        None => rayon::ThreadPoolBuilder::new()
-            .num_threads(rayon::current_num_threads())
-            .thread_name(|i| format!("emoclip-prepare-{i}"))
-            .build()
-            .ok(),
+        None if chunks.is_empty() => None,
+        None => preparation_pool(rayon::current_num_threads()),
     };
-    let pool = pool.or(own.as_ref());
+    let pool = pool.or(own.as_deref());
     let stop = AtomicBool::new(false);
     let mut done = 0;
     std::thread::scope(|s| {
@@ -162,6 +159,25 @@ pub fn pipelined_in<P: Send>(
         }
         Ok(())
     })
+}
+
+/// The preparation pool of `threads` threads, started on first use and kept for later calls (a call per image
+/// in a loop should not start threads each time); `None` if the threads cannot be started (then preparation
+/// runs in rayon's global pool).
+fn preparation_pool(threads: usize) -> Option<std::sync::Arc<rayon::ThreadPool>> {
+    static POOLS: std::sync::Mutex<Vec<(usize, std::sync::Arc<rayon::ThreadPool>)>> = std::sync::Mutex::new(Vec::new());
+    let mut pools = POOLS.lock().unwrap_or_else(|e| e.into_inner());
+    if let Some((_, p)) = pools.iter().find(|(n, _)| *n == threads) {
+        return Some(p.clone());
+    }
+    let p = rayon::ThreadPoolBuilder::new()
+        .num_threads(threads)
+        .thread_name(|i| format!("emoclip-prepare-{i}"))
+        .build()
+        .ok()
+        .map(std::sync::Arc::new)?;
+    pools.push((threads, p.clone()));
+    Some(p)
 }
 
 /// The next prepared batch, `None` when the producer is done. A rayon worker (a caller inside its own pool, as
