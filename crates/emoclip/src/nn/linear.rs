@@ -73,8 +73,9 @@ impl Linear {
         out_dims.push(self.out_dim()?);
         let mut bf16 = super::matmul_bf16::active_input(&x2, &[&self.weight]);
         let inference = self.inference(&[&x2]);
-        if x2.dtype() == DType::BF16 && !(bf16 && inference) {
-            // Rounded for a bf16 product that does not run here: widened exactly, then as an f32 input.
+        if x2.dtype() == DType::BF16 && self.weight.dtype() == DType::F32 && !(bf16 && inference) {
+            // An f32 layer's input rounded for a bf16 product that does not run here (a model loaded in bf16 has
+            // bf16 weights and keeps its bf16 input): widened exactly, then as an f32 input.
             x2 = x2.to_dtype(DType::F32)?;
             bf16 = super::matmul_bf16::active(&[&x2, &self.weight]);
         }
