@@ -112,9 +112,8 @@ pub fn pipelined_in<P: Send>(
 ) -> Result<()> {
     let chunks: Vec<&[usize]> = indices.chunks(batch.max(1)).collect();
     // Preparation never shares the model's pool: a decode there holds a worker for up to a few hundred
-    // milliseconds and every parallel product waiting on that worker stalls, which serialised preparation and
-    // model (bench --embed, bf16 on 2 shared cores: pipelined no faster than no overlap). On threads of their
-    // own the OS shares the cores between the two.
+    // milliseconds, and a worker waiting in a product's join may take up a decode, so the product waits for
+    // it. On threads of their own the OS shares the cores between the two.
     let own = match pool {
         Some(_) => None,
         None if chunks.is_empty() => None,
