@@ -114,11 +114,7 @@ pub fn pipelined_in<P: Send>(
     // Preparation never shares the model's pool: a decode there holds a worker for up to a few hundred
     // milliseconds, and a worker waiting in a product's join may take up a decode, so the product waits for
     // it. On threads of their own the OS shares the cores between the two.
-    let own = match pool {
-        Some(_) => None,
-        None if chunks.is_empty() => None,
-        None => preparation_pool(rayon::current_num_threads()),
-    };
+    let own = if pool.is_none() && !chunks.is_empty() { preparation_pool(rayon::current_num_threads()) } else { None };
     let pool = pool.or(own.as_deref());
     let stop = AtomicBool::new(false);
     let mut done = 0;

@@ -4,8 +4,8 @@
 //! [`super::gemm_bf16::to_bf16`]): the rounding the product would apply to an f32 output, without writing,
 //! reading and converting that f32 tensor. candle's f32 `layer_norm` sums each row in one scalar chain
 //! (`E[x²] − E[x]²`), ~4× slower on the model's rows. No backward (inference only).
-use super::gemm_bf16::{self, to_bf16};
-use super::rows::{f32_slice, zeroed};
+use super::gemm_bf16;
+use super::rows::{f32_slice, rows_per_chunk, zeroed};
 use candle_core::{CpuStorage, CustomOp3, Layout, Result, Shape, Tensor};
 use rayon::prelude::*;
 
@@ -47,26 +47,22 @@ fn lane_sum(x: &[f32], f: impl Fn(f32) -> f32) -> f32 {
     acc.iter().sum()
 }
 
-/// One row: mean, then the biased variance of the centred values, then the affine map, rounded to bf16 pairs
-/// in `out` via the f32 row `tmp`.
-fn row(x: &[f32], w: &[f32], b: &[f32], eps: f32, tmp: &mut [f32], out: &mut [u32]) {
+/// A row's mean, then `1/sqrt(var + eps)` of the biased variance of the centred values.
+#[inline]
+fn row_stats(x: &[f32], eps: f32) -> (f32, f32) {
     let n = x.len() as f32;
     let mean = lane_sum(x, |v| v) / n;
     let var = lane_sum(x, |v| (v - mean) * (v - mean)) / n;
-    let rstd = 1.0 / (var + eps).sqrt();
+    (mean, 1.0 / (var + eps).sqrt())
+}
+
+/// One row: its statistics, then the affine map, rounded to bf16 pairs in `out` via the f32 row `tmp`.
+fn row(x: &[f32], w: &[f32], b: &[f32], eps: f32, tmp: &mut [f32], out: &mut [u32]) {
+    let (mean, rstd) = row_stats(x, eps);
     for (((t, &v), &w), &b) in tmp.iter_mut().zip(x).zip(w).zip(b) {
         *t = (v - mean) * rstd * w + b;
     }
     gemm_bf16::to_bf16_pairs(tmp, out);
-}
-
-/// The scalar definition of one output element, for tests: [`row`] computes exactly this.
-pub fn reference_row(x: &[f32], w: &[f32], b: &[f32], eps: f32) -> Vec<u16> {
-    let n = x.len() as f32;
-    let mean = lane_sum(x, |v| v) / n;
-    let var = lane_sum(x, |v| (v - mean) * (v - mean)) / n;
-    let rstd = 1.0 / (var + eps).sqrt();
-    x.iter().zip(w).zip(b).map(|((&v, &w), &b)| to_bf16((v - mean) * rstd * w + b)).collect()
 }
 
 struct LayerNormBf16(f32);
@@ -97,8 +93,8 @@ impl CustomOp3 for LayerNormBf16 {
             );
         }
         let rows = x.len() / n;
-        // Whole rows per task, about 16 k elements each (as `rows::map_rows`), each task zeroing its own chunk.
-        let per = (16384 / n).max(1);
+        // Whole rows per task (as `rows::map_rows`), each task zeroing its own chunk.
+        let per = rows_per_chunk(n);
         let mut out: Vec<half::bf16> = Vec::with_capacity(rows * n);
         out.spare_capacity_mut()[..rows * n].par_chunks_mut(per * n).zip(x.par_chunks(per * n)).for_each(|(o, xs)| {
             let o = zeroed(o);
@@ -122,6 +118,13 @@ impl CustomOp3 for LayerNormBf16 {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::nn::cpu::gemm_bf16::to_bf16;
+
+    /// The scalar definition of one row's output elements ([`row`] with the scalar [`to_bf16`]).
+    fn reference_row(x: &[f32], w: &[f32], b: &[f32], eps: f32) -> Vec<u16> {
+        let (mean, rstd) = row_stats(x, eps);
+        x.iter().zip(w).zip(b).map(|((&v, &w), &b)| to_bf16((v - mean) * rstd * w + b)).collect()
+    }
 
     /// f64 LayerNorm of one row.
     fn f64_row(x: &[f32], w: &[f32], b: &[f32], eps: f64) -> Vec<f64> {

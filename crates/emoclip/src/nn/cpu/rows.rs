@@ -5,7 +5,7 @@ use candle_core::{CpuStorage, Layout, Result};
 use rayon::prelude::*;
 
 /// Rows per parallel chunk: about 16 k elements.
-fn rows_per_chunk(n: usize) -> usize {
+pub(crate) fn rows_per_chunk(n: usize) -> usize {
     (16384 / n.max(1)).max(1)
 }
 
